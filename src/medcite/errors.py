@@ -1,0 +1,111 @@
+"""Exceptions raised on purpose by medcite.
+
+Catch ``MedciteError`` to handle all of them. ``web`` reads ``http_status`` and
+``cli`` reads ``exit_code``; no other module branches on error type. This module
+imports nothing from medcite.
+
+    MedciteError                       http  exit
+    ├── CorpusError                     422     2   unreadable input file or record
+    ├── SourceUnavailable               502     6   a remote source (E-utilities) failed
+    ├── StoreError                      500     3   library unusable
+    │   ├── SchemaMismatch              500     3   library written by a newer schema
+    │   └── NotFound                    404     4   unknown document/passage/answer id
+    ├── CitationError                   500     3   answer cites unseen evidence
+    └── ReviewError                     409     5   transition not allowed
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "CitationError",
+    "CorpusError",
+    "MedciteError",
+    "NotFound",
+    "ReviewError",
+    "SchemaMismatch",
+    "SourceUnavailable",
+    "StoreError",
+]
+
+
+class MedciteError(Exception):
+    """Base class. ``str(exc)`` is a complete sentence safe to show a user."""
+
+    http_status: int = 500
+    exit_code: int = 1
+
+
+class CorpusError(MedciteError):
+    """An input file, or one record inside it, could not be read.
+
+    Attributes:
+        source: Path of the offending file, as given by the caller.
+        record: Identifier of the bad record inside the file (e.g. a PMID, or
+            "record 12" when the record has no id), or ``None`` when the whole
+            file is unreadable.
+    """
+
+    http_status = 422
+    exit_code = 2
+
+    def __init__(self, message: str, *, source: str, record: str | None = None) -> None:
+        super().__init__(message)
+        self.source = source
+        self.record = record
+
+
+class SourceUnavailable(MedciteError):
+    """A remote source (NCBI E-utilities) did not answer usefully after retries.
+
+    Attributes:
+        url: The URL last tried, without the API key.
+    """
+
+    http_status = 502
+    exit_code = 6
+
+    def __init__(self, message: str, *, url: str) -> None:
+        super().__init__(message)
+        self.url = url
+
+
+class StoreError(MedciteError):
+    """The library file cannot be opened, read or written."""
+
+    http_status = 500
+    exit_code = 3
+
+
+class SchemaMismatch(StoreError):
+    """The library was written by a newer medcite than this one."""
+
+
+class NotFound(StoreError):
+    """No object with the requested id exists in the library.
+
+    Attributes:
+        kind: What was looked up ("document", "passage", "answer").
+        object_id: The id that was not found.
+    """
+
+    http_status = 404
+    exit_code = 4
+
+    def __init__(self, kind: str, object_id: str) -> None:
+        super().__init__(f"No {kind} with id {object_id!r} in the library.")
+        self.kind = kind
+        self.object_id = object_id
+
+
+class CitationError(MedciteError):
+    """An answer cites a passage that was not in its evidence set."""
+
+    http_status = 500
+    exit_code = 3
+
+
+class ReviewError(MedciteError):
+    """A review transition or edit is not allowed in the article's current state."""
+
+    http_status = 409
+    exit_code = 5

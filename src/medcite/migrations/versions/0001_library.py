@@ -1,0 +1,97 @@
+"""Evidence library: documents, passages, full-text index, retraction links.
+
+Revision ID: 0001
+Revises:
+"""
+
+from alembic import op
+
+revision = "0001"
+down_revision = None
+
+
+def upgrade() -> None:
+    op.execute(
+        """
+        CREATE TABLE documents (
+            doc_id TEXT PRIMARY KEY,
+            kind TEXT NOT NULL,
+            external_id TEXT NOT NULL,
+            title TEXT NOT NULL,
+            organization TEXT,
+            journal TEXT,
+            year INTEGER,
+            evidence_type TEXT NOT NULL,
+            doi TEXT,
+            pmid TEXT,
+            pmcid TEXT,
+            is_retracted INTEGER NOT NULL DEFAULT 0,
+            content_hash TEXT NOT NULL,
+            n_passages INTEGER NOT NULL,
+            data TEXT NOT NULL,
+            ingested_at TEXT NOT NULL
+        )
+        """
+    )
+    op.execute("CREATE INDEX documents_kind ON documents(kind)")
+    op.execute("CREATE INDEX documents_pmid ON documents(pmid)")
+    op.execute("CREATE INDEX documents_doi ON documents(doi)")
+    op.execute(
+        """
+        CREATE TABLE passages (
+            rowid INTEGER PRIMARY KEY,
+            passage_id TEXT NOT NULL UNIQUE,
+            doc_id TEXT NOT NULL REFERENCES documents(doc_id),
+            n INTEGER NOT NULL,
+            section TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            text TEXT NOT NULL,
+            char_start INTEGER NOT NULL,
+            char_end INTEGER NOT NULL
+        )
+        """
+    )
+    op.execute("CREATE INDEX passages_doc ON passages(doc_id, n)")
+    op.execute(
+        """
+        CREATE VIRTUAL TABLE passages_fts USING fts5(
+            title, section, text, tokenize = 'porter unicode61 remove_diacritics 2'
+        )
+        """
+    )
+    op.execute(
+        """
+        CREATE TRIGGER passages_ai AFTER INSERT ON passages BEGIN
+            INSERT INTO passages_fts(rowid, title, section, text)
+            VALUES (new.rowid, (SELECT title FROM documents WHERE doc_id = new.doc_id), new.section, new.text);
+        END
+        """
+    )
+    op.execute(
+        """
+        CREATE TRIGGER passages_ad AFTER DELETE ON passages BEGIN
+            DELETE FROM passages_fts WHERE rowid = old.rowid;
+        END
+        """
+    )
+    op.execute(
+        """
+        CREATE TABLE retractions (
+            pmid TEXT NOT NULL,
+            notice TEXT NOT NULL,
+            PRIMARY KEY (pmid, notice)
+        )
+        """
+    )
+
+
+def downgrade() -> None:
+    for statement in (
+        "DROP TABLE retractions",
+        "DROP TRIGGER passages_ad",
+        "DROP TRIGGER passages_ai",
+        "DROP TABLE passages_fts",
+        "DROP TABLE passages",
+        "DROP TABLE documents",
+    ):
+        op.execute(statement)

@@ -1,0 +1,197 @@
+"""Typed value objects that cross module boundaries.
+
+This is the vocabulary of every pipeline stage: source files become
+``Document`` objects (with ``Section`` parts), the index cuts them into
+``Passage`` rows, and ingest reports what happened in an ``IngestReport``.
+It imports only the standard library and pydantic.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "EVIDENCE_TYPES",
+    "SOURCE_KINDS",
+    "Deletion",
+    "Document",
+    "EvidenceType",
+    "IngestReport",
+    "LibraryStats",
+    "Passage",
+    "Section",
+    "SkippedRecord",
+    "SourceKind",
+]
+
+EvidenceType = Literal[
+    "guideline",
+    "systematic_review",
+    "meta_analysis",
+    "rct",
+    "observational",
+    "review",
+    "case_report",
+    "consumer",
+    "protocol",
+    "other",
+]
+EVIDENCE_TYPES: tuple[str, ...] = EvidenceType.__args__  # type: ignore[attr-defined]
+"""Evidence types, strongest first (the order evidence-aware ranking uses)."""
+
+SourceKind = Literal["guidelines", "pubmed-xml", "medline", "pmc", "medquad", "pubmedqa", "files", "pubmed"]
+SOURCE_KINDS: tuple[str, ...] = SourceKind.__args__  # type: ignore[attr-defined]
+
+SectionKind = Literal["text", "table", "algorithm", "list"]
+
+
+class Section(BaseModel):
+    """One titled part of a document, before it is cut into passages."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    heading_path: list[str] = Field(
+        default_factory=list,
+        description="Headings from the document's top to this section, e.g. "
+        "['Acute Gout Flare Treatment', 'Colchicine for Acute Flare']. Empty for an untitled part.",
+    )
+    text: str = Field(description="Plain text of the section (Markdown for tables and lists).")
+    kind: SectionKind = Field(
+        default="text",
+        description="'table' and 'algorithm' blocks are kept whole in one passage where they fit.",
+    )
+    category: str | None = Field(
+        default=None,
+        description="A machine category for filtering, e.g. a PubMed abstract's NlmCategory ('METHODS').",
+    )
+
+    @property
+    def heading(self) -> str:
+        """The heading path joined with ' > ' ('' when untitled)."""
+        return " > ".join(h for h in self.heading_path if h)
+
+
+class Document(BaseModel):
+    """One source document (a guideline, an article, a consumer page, a protocol).
+
+    ``doc_id`` is stable across re-ingests so citations in saved answers still
+    resolve: ``pmid:<PMID>``, ``pmc:<PMCID>``, ``guideline:<pack id>``,
+    ``medquad:<collection>/<document id>``, ``file:<hash of the absolute path>``.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    doc_id: str = Field(description="Namespaced stable id, e.g. 'pmid:9500320' or 'guideline:acr_gout_2020'.")
+    kind: SourceKind = Field(description="Source kind (ingest adapter) that produced the document.")
+    external_id: str = Field(description="The source's own id: PMID, PMCID, guideline id, MedQuAD id, file path.")
+    title: str = Field(description="Display title (translated titles lose their enclosing brackets).")
+    organization: str | None = Field(default=None, description="Issuing body of a guideline, protocol or site.")
+    journal: str | None = Field(default=None, description="Journal title for articles.")
+    year: int | None = Field(default=None, ge=1000, le=2999, description="Publication year.")
+    date_display: str | None = Field(
+        default=None, description="Publication date as the source writes it, e.g. '1998 Dec-1999 Jan'."
+    )
+    authors: list[str] = Field(
+        default_factory=list, description="'Family Initials' or a collective name, in source order."
+    )
+    evidence_type: EvidenceType = Field(default="other", description="Evidence level class of the document.")
+    publication_types: list[str] = Field(default_factory=list, description="PubMed publication types.")
+    mesh_terms: list[str] = Field(default_factory=list, description="MeSH descriptor names (major ones marked *).")
+    keywords: list[str] = Field(default_factory=list, description="Author keywords or topics.")
+    doi: str | None = Field(default=None, description="DOI without a 'doi:' or URL prefix.")
+    pmid: str | None = Field(default=None, description="PubMed id, always a string.")
+    pmcid: str | None = Field(default=None, description="PubMed Central id with its 'PMC' prefix.")
+    url: str | None = Field(default=None, description="Where a reader can see the source.")
+    language: str | None = Field(default=None, description="Language code as the source gives it ('eng', 'ger').")
+    licence: str | None = Field(default=None, description="Licence of the text, e.g. 'CC BY 4.0'.")
+    provenance: str | None = Field(default=None, description="Where this text came from, for the reader.")
+    is_retracted: bool = Field(default=False, description="True for a retracted paper: stored, never citable.")
+    metadata: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Kind-specific extras (MedQuAD focus and synonyms, PubMedQA labels, pii, season, notices).",
+    )
+    sections: list[Section] = Field(default_factory=list, description="Body parts in reading order.")
+
+    def content_hash(self) -> str:
+        """Return the SHA-256 hex digest of the document's canonical JSON (64 characters).
+
+        Equal documents give equal hashes, so re-ingesting unchanged input is a no-op.
+        """
+        payload = json.dumps(self.model_dump(mode="json"), sort_keys=True, ensure_ascii=False)
+        return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+class Passage(BaseModel):
+    """A citable span of a document: a section or a few paragraphs (at most about 1,200 characters)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    passage_id: str = Field(description="'<doc_id>#p<n>', n 0-based, e.g. 'pmid:31562422#p3'.")
+    doc_id: str = Field(description="The document this passage belongs to.")
+    n: int = Field(ge=0, description="0-based order within the document.")
+    section: str = Field(description="Heading path joined with ' > ' ('' when untitled).")
+    kind: SectionKind = Field(default="text", description="'table' or 'algorithm' for whole blocks.")
+    text: str = Field(description="The passage text, exactly as it will be quoted.")
+    char_start: int = Field(ge=0, description="Offset of the first character within the section text.")
+    char_end: int = Field(ge=0, description="Offset one past the last character within the section text.")
+
+
+class SkippedRecord(BaseModel):
+    """A record (or a whole file) an adapter could not read; it is reported, skipped and counted."""
+
+    model_config = ConfigDict(frozen=True)
+
+    source: str = Field(description="The input file.")
+    record: str | None = Field(default=None, description="The record's id or position; None for the whole file.")
+    reason: str = Field(description="A sentence saying what was wrong.")
+
+    def describe(self) -> str:
+        """Return one line naming the file, the record and the reason."""
+        where = f"{self.source}" + (f" [{self.record}]" if self.record else "")
+        return f"{where}: {self.reason}"
+
+
+class Deletion(BaseModel):
+    """Documents an update file tells us to remove (PubMed ``DeleteCitation``)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    source: str = Field(description="The input file that carried the deletion.")
+    doc_ids: list[str] = Field(description="Namespaced ids to delete, e.g. ['pmid:24381829'].")
+
+
+class IngestReport(BaseModel):
+    """Counts from one ingest run."""
+
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    deleted: int = 0
+    skipped: int = 0
+    n_passages: int = Field(default=0, description="Passages written in this run.")
+    problems: list[str] = Field(default_factory=list, description="One line per skipped record or file.")
+
+    def summary(self) -> str:
+        """Return the one-line summary the CLI prints."""
+        line = f"{self.added} added, {self.updated} updated, {self.unchanged} unchanged, {self.skipped} skipped"
+        if self.deleted:
+            line += f", {self.deleted} deleted"
+        return line
+
+
+class LibraryStats(BaseModel):
+    """What a library holds (the JSON of ``medcite library stats``)."""
+
+    path: str = Field(description="Library file.")
+    documents: int
+    passages: int
+    by_kind: dict[str, int] = Field(description="Documents per source kind.")
+    by_evidence_type: dict[str, int] = Field(description="Documents per evidence type.")
+    passages_by_kind: dict[str, int] = Field(description="Passages per source kind.")
+    passages_by_evidence_type: dict[str, int] = Field(description="Passages per evidence type.")
+    retracted: int = Field(description="Documents marked retracted (stored, never citable).")
+    size_bytes: int = Field(description="Library file size on disk, bytes (with its WAL, if any).")

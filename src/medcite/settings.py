@@ -1,0 +1,55 @@
+"""MEDCITE_* settings, read from the environment and passed explicitly.
+
+There is no module-level singleton: callers build ``Settings()`` once (the CLI,
+the web app, a test) and hand it down. Imports only ``models`` and pydantic.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import platformdirs
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings", "default_library_path"]
+
+
+def default_library_path() -> Path:
+    """Return the default library file: ``<user data dir>/medcite/library.db`` (platformdirs)."""
+    return Path(platformdirs.user_data_dir("medcite", appauthor=False)) / "library.db"
+
+
+class Settings(BaseSettings):
+    """All tunable settings; the environment variable of a field is ``MEDCITE_<FIELD>``."""
+
+    model_config = SettingsConfigDict(env_prefix="MEDCITE_", extra="ignore")
+
+    library: Path = Field(
+        default_factory=default_library_path,
+        description="SQLite library file (MEDCITE_LIBRARY). Created when missing.",
+    )
+    ingest_batch_documents: int = Field(
+        default=500, ge=1, description="Documents per ingest transaction (one batch = one commit)."
+    )
+    passage_max_chars: int = Field(
+        default=1200, ge=200, description="Upper bound of a passage, characters (tables may be split by rows)."
+    )
+    ncbi_email: str | None = Field(default=None, description="E-mail sent to NCBI E-utilities (their policy).")
+    ncbi_api_key: str | None = Field(
+        default=None, description="NCBI API key: raises the E-utilities limit from 3 to 10 requests/s."
+    )
+    eutils_base_url: str = Field(
+        default="https://eutils.ncbi.nlm.nih.gov/entrez/eutils/",
+        description="E-utilities base URL (tests point it at a local replay server).",
+    )
+    eutils_timeout_s: float = Field(default=30.0, gt=0, description="Timeout of one E-utilities request, s.")
+    eutils_max_retries: int = Field(default=4, ge=0, description="Retries of a failed E-utilities request.")
+    eutils_batch_records: int = Field(default=200, ge=1, le=10000, description="PMIDs per efetch request.")
+
+    def fingerprint(self) -> str:
+        """Return a 12-hex-digit hash of the non-secret settings (stored with answers)."""
+        public = self.model_dump(mode="json", exclude={"ncbi_api_key", "ncbi_email", "library"})
+        return hashlib.sha256(json.dumps(public, sort_keys=True).encode()).hexdigest()[:12]

@@ -1,0 +1,453 @@
+"""The library file: the only module that contains SQL.
+
+One SQLite file holds documents, passages, their FTS5 full-text index (kept in
+step by triggers, inside the same transaction) and retraction links. The schema
+is managed by Alembic migrations shipped in ``medcite/migrations``; opening a
+library upgrades it, and a library from a newer medcite is refused. Imports
+``models``, ``errors`` and ``settings`` only.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from medcite.errors import NotFound, SchemaMismatch, StoreError
+from medcite.models import EVIDENCE_TYPES, Document, LibraryStats, Passage
+
+__all__ = ["BatchCounts", "FtsRow", "Store"]
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+HEAD_REVISION = "0001"
+_KNOWN_REVISIONS = {"0001"}
+_SQLITE_MAX_VARS = 900
+
+
+@dataclass
+class BatchCounts:
+    """What one ``Store.write_batch`` call changed."""
+
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    deleted: int = 0
+    n_passages: int = 0
+
+
+@dataclass(frozen=True)
+class FtsRow:
+    """One full-text match: the passage, its document's metadata and the BM25 score (higher is better)."""
+
+    passage: Passage
+    title: str
+    evidence_type: str
+    year: int | None
+    score: float
+
+
+def _chunks(items: Sequence[Any], size: int = _SQLITE_MAX_VARS) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+class Store:
+    """A medcite library: one SQLite file.
+
+    Use ``Store.open(path)`` (a context manager) rather than the constructor.
+    """
+
+    def __init__(self, path: Path, engine: Engine) -> None:
+        self.path = path
+        self.engine = engine
+
+    # -- opening -----------------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, path: Path | str) -> Store:
+        """Open (creating and migrating when needed) the library at ``path``.
+
+        Args:
+            path: Library file; its parent folder is created when missing.
+
+        Returns:
+            An open store; close it with ``close()`` or use it as a context manager.
+
+        Raises:
+            StoreError: The file is not a SQLite database or cannot be created.
+            SchemaMismatch: The file was written by a newer medcite.
+        """
+        path = Path(path).expanduser()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"Cannot create the library folder {path.parent}: {exc.strerror}.") from exc
+        engine = sa.create_engine(f"sqlite:///{path}", poolclass=sa.pool.StaticPool)
+        sa.event.listen(engine, "connect", _configure_connection)
+        store = cls(path, engine)
+        try:
+            store._migrate()
+        except sa.exc.DatabaseError as exc:
+            engine.dispose()
+            raise StoreError(
+                f"{path} is not a usable medcite library ({exc.orig}). "
+                "Point --library at another file or move this one away."
+            ) from exc
+        except BaseException:
+            engine.dispose()
+            raise
+        return store
+
+    def _migrate(self) -> None:
+        with self.engine.connect() as conn:
+            tables = set(sa.inspect(conn).get_table_names())
+            current = None
+            if "alembic_version" in tables:
+                current = conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
+        if current == HEAD_REVISION:
+            return
+        if current is not None and current not in _KNOWN_REVISIONS:
+            raise SchemaMismatch(
+                f"The library {self.path} was written by a newer medcite (schema {current}); "
+                f"this medcite knows schema {HEAD_REVISION}. Upgrade medcite or use another --library."
+            )
+        if current is None and tables:
+            raise StoreError(
+                f"{self.path} is a SQLite file but not a medcite library (it has tables "
+                f"{', '.join(sorted(tables)[:5])}). Use another --library path."
+            )
+        from alembic import command
+        from alembic.config import Config
+
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS_DIR))
+        with self.engine.begin() as conn:
+            config.attributes["connection"] = conn
+            command.upgrade(config, "head")
+
+    def close(self) -> None:
+        """Close the library file."""
+        self.engine.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _connect(self) -> Iterator[Connection]:
+        with self.engine.connect() as conn:
+            yield conn
+
+    # -- writing -----------------------------------------------------------------------------------
+
+    def write_batch(
+        self,
+        items: Sequence[tuple[Document, list[Passage]]],
+        *,
+        delete_doc_ids: Sequence[str] = (),
+        retracted_pmids: Iterable[tuple[str, str]] = (),
+    ) -> BatchCounts:
+        """Write one batch of documents with their passages, in one transaction.
+
+        A document whose content hash is already stored is left alone; a changed
+        one replaces its older version (same ``doc_id``, new passages). Deletions
+        remove documents, passages and their full-text rows. Retraction links
+        mark the named PMIDs retracted now and whenever they are ingested later.
+        Either everything in the batch is written or nothing is.
+
+        Args:
+            items: ``(document, passages)`` pairs; a later pair with the same
+                ``doc_id`` wins.
+            delete_doc_ids: Namespaced ids to remove (e.g. ``pmid:24381829``).
+            retracted_pmids: ``(retracted PMID, notice id)`` pairs read from
+                retraction notices or RetractionIn comments.
+
+        Returns:
+            Counts of added, updated, unchanged and deleted documents and passages written.
+
+        Raises:
+            StoreError: The write failed; the library is as it was before the call.
+        """
+        counts = BatchCounts()
+        latest: dict[str, tuple[Document, list[Passage]]] = {}
+        for document, passages in items:
+            latest[document.doc_id] = (document, passages)
+        now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+        links = sorted(set(retracted_pmids))
+        try:
+            with self.engine.begin() as conn:
+                if links:
+                    conn.exec_driver_sql("INSERT OR IGNORE INTO retractions(pmid, notice) VALUES (?, ?)", links)
+                    conn.exec_driver_sql(
+                        "UPDATE documents SET is_retracted = 1 WHERE pmid IN "
+                        "(SELECT pmid FROM retractions) AND is_retracted = 0"
+                    )
+                if delete_doc_ids:
+                    counts.deleted = self._delete(conn, list(dict.fromkeys(delete_doc_ids)))
+                stored = self._content_hashes(conn, list(latest))
+                retracted = self._retracted_pmids(
+                    conn, [d.pmid for d, _ in latest.values() if d.pmid is not None]
+                )
+                replace: list[str] = []
+                rows: list[tuple[Any, ...]] = []
+                passage_rows: list[tuple[Any, ...]] = []
+                for doc_id, (document, passages) in latest.items():
+                    content_hash = document.content_hash()
+                    old = stored.get(doc_id)
+                    if old == content_hash:
+                        counts.unchanged += 1
+                        continue
+                    if old is None:
+                        counts.added += 1
+                    else:
+                        counts.updated += 1
+                        replace.append(doc_id)
+                    rows.append(_document_row(document, content_hash, len(passages), now, retracted))
+                    passage_rows.extend(
+                        (p.passage_id, p.doc_id, p.n, p.section, p.kind, p.text, p.char_start, p.char_end)
+                        for p in passages
+                    )
+                if replace:
+                    self._delete(conn, replace)
+                if rows:
+                    conn.exec_driver_sql(
+                        "INSERT INTO documents(doc_id, kind, external_id, title, organization, journal, year, "
+                        "evidence_type, doi, pmid, pmcid, is_retracted, content_hash, n_passages, data, "
+                        "ingested_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        rows,
+                    )
+                if passage_rows:
+                    conn.exec_driver_sql(
+                        "INSERT INTO passages(passage_id, doc_id, n, section, kind, text, char_start, char_end) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                        passage_rows,
+                    )
+                counts.n_passages = len(passage_rows)
+        except sa.exc.DBAPIError as exc:
+            raise StoreError(
+                f"Writing to the library {self.path} failed ({exc.orig}); this batch was not written."
+            ) from exc
+        return counts
+
+    def delete_documents(self, doc_ids: Sequence[str]) -> int:
+        """Delete documents with their passages and full-text rows; return how many existed."""
+        with self.engine.begin() as conn:
+            return self._delete(conn, list(doc_ids))
+
+    @staticmethod
+    def _delete(conn: Connection, doc_ids: list[str]) -> int:
+        n_deleted = 0
+        for chunk in _chunks(doc_ids):
+            marks = ",".join("?" * len(chunk))
+            conn.exec_driver_sql(f"DELETE FROM passages WHERE doc_id IN ({marks})", tuple(chunk))
+            result = conn.exec_driver_sql(f"DELETE FROM documents WHERE doc_id IN ({marks})", tuple(chunk))
+            n_deleted += result.rowcount
+        return n_deleted
+
+    @staticmethod
+    def _content_hashes(conn: Connection, doc_ids: list[str]) -> dict[str, str]:
+        found: dict[str, str] = {}
+        for chunk in _chunks(doc_ids):
+            marks = ",".join("?" * len(chunk))
+            result = conn.exec_driver_sql(
+                f"SELECT doc_id, content_hash FROM documents WHERE doc_id IN ({marks})", tuple(chunk)
+            )
+            found.update({row[0]: row[1] for row in result})
+        return found
+
+    @staticmethod
+    def _retracted_pmids(conn: Connection, pmids: list[str]) -> set[str]:
+        found: set[str] = set()
+        for chunk in _chunks(pmids):
+            marks = ",".join("?" * len(chunk))
+            result = conn.exec_driver_sql(
+                f"SELECT pmid FROM retractions WHERE pmid IN ({marks})", tuple(chunk)
+            )
+            found.update(row[0] for row in result)
+        return found
+
+    # -- reading -----------------------------------------------------------------------------------
+
+    def count_documents(self) -> int:
+        """Return the number of documents in the library."""
+        with self._connect() as conn:
+            return int(conn.exec_driver_sql("SELECT count(*) FROM documents").scalar() or 0)
+
+    def get_document(self, doc_id: str) -> Document:
+        """Return a document's metadata (``sections`` is empty: the text lives in its passages).
+
+        Raises:
+            NotFound: No document has this id.
+        """
+        with self._connect() as conn:
+            row = conn.exec_driver_sql(
+                "SELECT data, is_retracted FROM documents WHERE doc_id = ?", (doc_id,)
+            ).first()
+        if row is None:
+            raise NotFound("document", doc_id)
+        document = Document.model_validate_json(row[0])
+        document.is_retracted = bool(row[1])
+        return document
+
+    def get_passages(self, doc_id: str) -> list[Passage]:
+        """Return a document's passages in order (empty when the document is unknown)."""
+        with self._connect() as conn:
+            result = conn.exec_driver_sql(
+                "SELECT passage_id, doc_id, n, section, kind, text, char_start, char_end FROM passages "
+                "WHERE doc_id = ? ORDER BY n",
+                (doc_id,),
+            )
+            return [_passage(row) for row in result]
+
+    def get_passage(self, passage_id: str) -> Passage:
+        """Return one passage by id.
+
+        Raises:
+            NotFound: No passage has this id.
+        """
+        with self._connect() as conn:
+            row = conn.exec_driver_sql(
+                "SELECT passage_id, doc_id, n, section, kind, text, char_start, char_end FROM passages "
+                "WHERE passage_id = ?",
+                (passage_id,),
+            ).first()
+        if row is None:
+            raise NotFound("passage", passage_id)
+        return _passage(row)
+
+    def search_fts(self, match: str, *, limit: int = 10) -> list[FtsRow]:
+        """Run an FTS5 ``MATCH`` expression; never return passages of retracted documents.
+
+        Args:
+            match: A well-formed FTS5 query (build it with ``retrieve.fts_query``; raw user
+                text is not safe here).
+            limit: Maximum number of rows (>= 1).
+
+        Returns:
+            Rows best first by BM25 (FTS5's ``bm25()``, negated so higher is better),
+            ties by ``passage_id``.
+
+        Raises:
+            StoreError: The expression is not valid FTS5 syntax.
+        """
+        if limit < 1:
+            raise ValueError(f"limit must be >= 1 (got {limit})")
+        sql = (
+            "SELECT p.passage_id, p.doc_id, p.n, p.section, p.kind, p.text, p.char_start, p.char_end, "
+            "d.title, d.evidence_type, d.year, -bm25(passages_fts) AS score "
+            "FROM passages_fts JOIN passages p ON p.rowid = passages_fts.rowid "
+            "JOIN documents d ON d.doc_id = p.doc_id "
+            "WHERE passages_fts MATCH ? AND d.is_retracted = 0 "
+            "ORDER BY score DESC, p.passage_id LIMIT ?"
+        )
+        try:
+            with self._connect() as conn:
+                result = conn.exec_driver_sql(sql, (match, limit)).all()
+        except sa.exc.OperationalError as exc:
+            raise StoreError(f"The full-text query {match!r} is not valid ({exc.orig}).") from exc
+        return [
+            FtsRow(passage=_passage(row[:8]), title=row[8], evidence_type=row[9], year=row[10], score=row[11])
+            for row in result
+        ]
+
+    def stats(self) -> LibraryStats:
+        """Return counts by source kind and evidence type, retracted count and size on disk."""
+        with self._connect() as conn:
+            documents = int(conn.exec_driver_sql("SELECT count(*) FROM documents").scalar() or 0)
+            passages = int(conn.exec_driver_sql("SELECT count(*) FROM passages").scalar() or 0)
+            retracted = int(conn.exec_driver_sql("SELECT count(*) FROM documents WHERE is_retracted").scalar() or 0)
+
+            def grouped(sql: str) -> dict[str, int]:
+                return {str(key): int(n) for key, n in conn.exec_driver_sql(sql)}
+
+            by_kind = grouped("SELECT kind, count(*) FROM documents GROUP BY kind ORDER BY kind")
+            by_type = grouped("SELECT evidence_type, count(*) FROM documents GROUP BY evidence_type")
+            passages_by_kind = grouped("SELECT kind, sum(n_passages) FROM documents GROUP BY kind ORDER BY kind")
+            passages_by_type = grouped("SELECT evidence_type, sum(n_passages) FROM documents GROUP BY evidence_type")
+        order = {name: i for i, name in enumerate(EVIDENCE_TYPES)}
+
+        def by_evidence(counts: dict[str, int]) -> dict[str, int]:
+            return dict(sorted(counts.items(), key=lambda item: order.get(item[0], len(order))))
+
+        size = sum(
+            candidate.stat().st_size
+            for candidate in (self.path, self.path.with_name(self.path.name + "-wal"))
+            if candidate.exists()
+        )
+        return LibraryStats(
+            path=str(self.path),
+            documents=documents,
+            passages=passages,
+            by_kind=by_kind,
+            by_evidence_type=by_evidence(by_type),
+            passages_by_kind=passages_by_kind,
+            passages_by_evidence_type=by_evidence(passages_by_type),
+            retracted=retracted,
+            size_bytes=size,
+        )
+
+    def check_integrity(self) -> bool:
+        """Return True when SQLite's and FTS5's integrity checks pass and FTS rows match passages."""
+        with self._connect() as conn:
+            ok = conn.exec_driver_sql("PRAGMA integrity_check").scalar() == "ok"
+            conn.exec_driver_sql("INSERT INTO passages_fts(passages_fts, rank) VALUES ('integrity-check', 1)")
+            n_fts = conn.exec_driver_sql("SELECT count(*) FROM passages_fts").scalar()
+            n_passages = conn.exec_driver_sql("SELECT count(*) FROM passages").scalar()
+        return ok and n_fts == n_passages
+
+
+def _configure_connection(dbapi_connection: sqlite3.Connection, _record: object) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode = WAL")
+    cursor.execute("PRAGMA synchronous = NORMAL")
+    cursor.execute("PRAGMA foreign_keys = ON")
+    cursor.execute("PRAGMA busy_timeout = 10000")
+    cursor.close()
+
+
+def _document_row(
+    document: Document, content_hash: str, n_passages: int, now: str, retracted_pmids: set[str]
+) -> tuple[Any, ...]:
+    is_retracted = document.is_retracted or (document.pmid in retracted_pmids)
+    data = document.model_dump_json(exclude={"sections"})
+    return (
+        document.doc_id,
+        document.kind,
+        document.external_id,
+        document.title,
+        document.organization,
+        document.journal,
+        document.year,
+        document.evidence_type,
+        document.doi,
+        document.pmid,
+        document.pmcid,
+        int(is_retracted),
+        content_hash,
+        n_passages,
+        data,
+        now,
+    )
+
+
+def _passage(row: Sequence[Any]) -> Passage:
+    return Passage(
+        passage_id=row[0],
+        doc_id=row[1],
+        n=row[2],
+        section=row[3],
+        kind=row[4],
+        text=row[5],
+        char_start=row[6],
+        char_end=row[7],
+    )
+
