@@ -1,0 +1,244 @@
+"""The ``medcite`` command: a thin Typer skin, one library call per command.
+
+Every ``MedciteError`` becomes one line on stderr and its ``exit_code``; this
+is the only place that turns errors into exits. Nothing imports this module.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from medcite.corpus import ADAPTERS
+from medcite.errors import MedciteError
+from medcite.models import IngestReport, LibraryStats
+from medcite.settings import Settings
+from medcite.store import Store
+
+__all__ = ["app", "main", "run"]
+
+app = typer.Typer(
+    name="medcite",
+    help="Clinical evidence engine: answers where every statement cites its source passage.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+library_app = typer.Typer(help="Inspect the evidence library.", no_args_is_help=True)
+app.add_typer(library_app, name="library")
+
+stdout = Console()
+stderr = Console(stderr=True)
+
+Kind = Enum("Kind", {name.replace("-", "_"): name for name in [*ADAPTERS, "pubmed"]}, type=str)  # type: ignore[misc]
+
+
+class OutputFormat(str, Enum):
+    """Output formats of ``library stats``."""
+
+    text = "text"
+    json = "json"
+
+
+LibraryOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--library",
+        help="Library file (default: $MEDCITE_LIBRARY, else the user data folder).",
+        show_default=False,
+    ),
+]
+
+
+def _settings(library: Path | None) -> Settings:
+    settings = Settings()
+    if library is not None:
+        settings = settings.model_copy(update={"library": library})
+    return settings
+
+
+def _open(settings: Settings, *, fill_default: bool = True) -> Store:
+    from medcite.index import ensure_default_library
+
+    store = Store.open(settings.library)
+    if fill_default:
+        try:
+            report = ensure_default_library(store, settings=settings, on_message=lambda line: stderr.print(line))
+        except BaseException:
+            store.close()
+            raise
+        if report is not None:
+            stderr.print(f"Default guideline pack: {report.summary()}.")
+    return store
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("[bold]ingest"),
+        BarColumn(),
+        DownloadColumn(),
+        TimeElapsedColumn(),
+        console=stderr,
+        transient=True,
+        disable=not stderr.is_terminal,
+    )
+
+
+def _finish_ingest(report: IngestReport) -> None:
+    stdout.print(report.summary())
+    if report.skipped:
+        raise typer.Exit(1)
+
+
+@app.command()
+def ingest(
+    kind: Annotated[Kind, typer.Argument(help="Source kind.", show_default=False)],  # type: ignore[valid-type]
+    paths: Annotated[
+        list[Path] | None,
+        typer.Argument(help="Files or folders (guidelines: default is the installed pack).", show_default=False),
+    ] = None,
+    query: Annotated[str | None, typer.Option(help="pubmed: PubMed search query.")] = None,
+    max_records: Annotated[int, typer.Option("--max", min=1, help="pubmed: records to fetch at most.")] = 100,
+    email: Annotated[str | None, typer.Option(help="pubmed: your e-mail, sent to NCBI.")] = None,
+    api_key: Annotated[str | None, typer.Option(help="pubmed: NCBI API key (10 instead of 3 requests/s).")] = None,
+    library: LibraryOption = None,
+) -> None:
+    """Add source documents to the library; exit code 0 only when nothing was skipped.
+
+    Kinds: guidelines, pubmed-xml, medline, pmc, medquad, pubmedqa, files, pubmed (live E-utilities).
+    Re-ingesting the same input changes nothing; a changed record replaces its older version.
+    """
+    from medcite.index import default_guideline_pack
+    from medcite.index import ingest as run_ingest
+
+    settings = _settings(library)
+    kind_name: str = kind.value
+    if kind_name == "pubmed":
+        if not query:
+            raise typer.BadParameter("`medcite ingest pubmed` needs --query, e.g. --query 'gout colchicine'.")
+        _ingest_pubmed(settings, query, max_records, email, api_key)
+        return
+    if query:
+        raise typer.BadParameter("--query is only for the live `pubmed` kind.")
+    if not paths:
+        if kind_name != "guidelines":
+            raise typer.BadParameter(f"`medcite ingest {kind_name}` needs at least one file or folder.")
+        paths = [default_guideline_pack()]
+    with _open(settings, fill_default=kind_name != "guidelines") as store:
+        total = sum(p.stat().st_size for p in _files_for_progress(kind_name, paths))
+        with _progress() as progress:
+            task = progress.add_task("ingest", total=total or None)
+            report = run_ingest(
+                store,
+                kind_name,
+                paths,
+                settings=settings,
+                on_bytes=lambda n: progress.advance(task, n),
+                on_problem=lambda line: stderr.print(f"skipped: {line}", markup=False, highlight=False),
+            )
+    _finish_ingest(report)
+
+
+def _files_for_progress(kind: str, paths: list[Path]) -> list[Path]:
+    from medcite.index import expand_inputs
+
+    files, _ = expand_inputs(kind, paths)
+    return [f for f in files if f.is_file()] + [
+        f for folder in files if folder.is_dir() for f in folder.rglob("*") if f.is_file()
+    ]
+
+
+def _ingest_pubmed(settings: Settings, query: str, max_records: int, email: str | None, api_key: str | None) -> None:
+    from medcite.corpus.eutils import EutilsClient, fetch_pubmed_records
+    from medcite.index import ingest_records
+
+    client = EutilsClient(
+        base_url=settings.eutils_base_url,
+        email=email or settings.ncbi_email,
+        api_key=api_key or settings.ncbi_api_key,
+        timeout_s=settings.eutils_timeout_s,
+        max_retries=settings.eutils_max_retries,
+        batch_records=settings.eutils_batch_records,
+    )
+    with _open(settings) as store, stderr.status(f"Fetching PubMed records for {query!r} ..."):
+        report = ingest_records(
+            store,
+            fetch_pubmed_records(query, max_records=max_records, client=client),
+            settings=settings,
+            on_problem=lambda line: stderr.print(f"skipped: {line}", markup=False, highlight=False),
+        )
+    _finish_ingest(report)
+
+
+@library_app.command("stats")
+def library_stats(
+    output_format: Annotated[OutputFormat, typer.Option("--format", help="text or json.")] = OutputFormat.text,
+    library: LibraryOption = None,
+) -> None:
+    """Show documents and passages by source kind and evidence type, retracted count and size."""
+    settings = _settings(library)
+    with _open(settings) as store:
+        stats = store.stats()
+    if output_format is OutputFormat.json:
+        payload = stats.model_dump(mode="json")
+        keys = ["documents", "passages", "by_kind", "by_evidence_type", "retracted", "size_bytes", "path"]
+        payload = {key: payload[key] for key in keys} | payload
+        stdout.print_json(json.dumps(payload))
+    else:
+        _print_stats(stats)
+
+
+def _print_stats(stats: LibraryStats) -> None:
+    stdout.print(f"Library {stats.path}: {stats.documents} documents, {stats.passages} passages, "
+                 f"{stats.retracted} retracted, {stats.size_bytes / 1e6:.1f} MB on disk.")
+    for title, documents, passages in (
+        ("source kind", stats.by_kind, stats.passages_by_kind),
+        ("evidence type", stats.by_evidence_type, stats.passages_by_evidence_type),
+    ):
+        table = Table(title=f"By {title}", title_justify="left")
+        table.add_column(title)
+        table.add_column("documents", justify="right")
+        table.add_column("passages", justify="right")
+        for key, n in documents.items():
+            table.add_row(key, str(n), str(passages.get(key, 0)))
+        stdout.print(table)
+
+
+def run(args: list[str] | None = None) -> int:
+    """Run the command line with ``args`` (default ``sys.argv[1:]``); return the exit code.
+
+    Errors become one line on stderr: a ``MedciteError`` exits with its
+    ``exit_code``, a usage error with 2, an interruption with 130.
+    """
+    command = typer.main.get_command(app)
+    try:
+        result = command.main(args=args, prog_name="medcite", standalone_mode=False)
+    except MedciteError as exc:
+        stderr.print(f"Error: {exc}", markup=False, highlight=False)
+        return exc.exit_code
+    except typer.Exit as exc:
+        return exc.exit_code
+    except (typer.Abort, KeyboardInterrupt):
+        stderr.print("Interrupted: every batch committed before the interruption is kept; nothing else was written.")
+        return 130
+    except typer.TyperException as exc:  # usage errors: typer's bundled click exceptions
+        show = getattr(exc, "show", None)
+        if show is not None:
+            show(file=sys.stderr)
+        else:
+            stderr.print(f"Error: {exc}", markup=False, highlight=False)
+        return int(getattr(exc, "exit_code", 2))
+    return result if isinstance(result, int) else 0
+
+
+def main() -> None:
+    """Console-script entry point."""
+    sys.exit(run())
