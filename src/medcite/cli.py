@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
-from enum import Enum
+from enum import Enum, StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -35,13 +35,13 @@ app = typer.Typer(
 library_app = typer.Typer(help="Inspect the evidence library.", no_args_is_help=True)
 app.add_typer(library_app, name="library")
 
-stdout = Console()
-stderr = Console(stderr=True)
+stdout = Console(soft_wrap=True)
+stderr = Console(stderr=True, soft_wrap=True)
 
 Kind = Enum("Kind", {name.replace("-", "_"): name for name in [*ADAPTERS, "pubmed"]}, type=str)  # type: ignore[misc]
 
 
-class OutputFormat(str, Enum):
+class OutputFormat(StrEnum):
     """Output formats of ``library stats``."""
 
     text = "text"
@@ -197,8 +197,10 @@ def library_stats(
 
 
 def _print_stats(stats: LibraryStats) -> None:
-    stdout.print(f"Library {stats.path}: {stats.documents} documents, {stats.passages} passages, "
-                 f"{stats.retracted} retracted, {stats.size_bytes / 1e6:.1f} MB on disk.")
+    stdout.print(
+        f"Library {stats.path}: {stats.documents} documents, {stats.passages} passages, "
+        f"{stats.retracted} retracted, {stats.size_bytes / 1e6:.1f} MB on disk."
+    )
     for title, documents, passages in (
         ("source kind", stats.by_kind, stats.passages_by_kind),
         ("evidence type", stats.by_evidence_type, stats.passages_by_evidence_type),

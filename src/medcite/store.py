@@ -194,9 +194,7 @@ class Store:
                 if delete_doc_ids:
                     counts.deleted = self._delete(conn, list(dict.fromkeys(delete_doc_ids)))
                 stored = self._content_hashes(conn, list(latest))
-                retracted = self._retracted_pmids(
-                    conn, [d.pmid for d, _ in latest.values() if d.pmid is not None]
-                )
+                retracted = self._retracted_pmids(conn, [d.pmid for d, _ in latest.values() if d.pmid is not None])
                 replace: list[str] = []
                 rows: list[tuple[Any, ...]] = []
                 passage_rows: list[tuple[Any, ...]] = []
@@ -269,9 +267,7 @@ class Store:
         found: set[str] = set()
         for chunk in _chunks(pmids):
             marks = ",".join("?" * len(chunk))
-            result = conn.exec_driver_sql(
-                f"SELECT pmid FROM retractions WHERE pmid IN ({marks})", tuple(chunk)
-            )
+            result = conn.exec_driver_sql(f"SELECT pmid FROM retractions WHERE pmid IN ({marks})", tuple(chunk))
             found.update(row[0] for row in result)
         return found
 
@@ -289,9 +285,7 @@ class Store:
             NotFound: No document has this id.
         """
         with self._connect() as conn:
-            row = conn.exec_driver_sql(
-                "SELECT data, is_retracted FROM documents WHERE doc_id = ?", (doc_id,)
-            ).first()
+            row = conn.exec_driver_sql("SELECT data, is_retracted FROM documents WHERE doc_id = ?", (doc_id,)).first()
         if row is None:
             raise NotFound("document", doc_id)
         document = Document.model_validate_json(row[0])
@@ -450,4 +444,3 @@ def _passage(row: Sequence[Any]) -> Passage:
         char_start=row[6],
         char_end=row[7],
     )
-

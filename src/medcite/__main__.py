@@ -1,0 +1,5 @@
+"""Allow ``python -m medcite``."""
+
+from medcite.cli import main
+
+main()
