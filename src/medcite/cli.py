@@ -160,15 +160,11 @@ def _ingest_pubmed(settings: Settings, query: str, max_records: int, email: str 
     from medcite.corpus.eutils import EutilsClient, fetch_pubmed_records
     from medcite.index import ingest_records
 
-    client = EutilsClient(
-        base_url=settings.eutils_base_url,
-        email=email or settings.ncbi_email,
-        api_key=api_key or settings.ncbi_api_key,
-        timeout_s=settings.eutils_timeout_s,
-        max_retries=settings.eutils_max_retries,
-        batch_records=settings.eutils_batch_records,
-    )
-    with _open(settings) as store, stderr.status(f"Fetching PubMed records for {query!r} ..."):
+    with (
+        EutilsClient.from_settings(settings, email=email, api_key=api_key) as client,
+        _open(settings) as store,
+        stderr.status(f"Fetching PubMed records for {query!r} ..."),
+    ):
         report = ingest_records(
             store,
             fetch_pubmed_records(query, max_records=max_records, client=client),
