@@ -110,7 +110,8 @@ def test_delete_citation_update_removes_pmids_c10(tmp_path: Path):
     pmids = ["24381829", "26841407", "27257533"]
     records = "".join(
         f'<PubmedArticle><MedlineCitation Status="MEDLINE" Owner="NLM"><PMID Version="1">{pmid}</PMID>'
-        f"<Article><ArticleTitle>Placeholder zebrafinch {pmid}.</ArticleTitle></Article></MedlineCitation></PubmedArticle>"
+        f"<Article><ArticleTitle>Placeholder zebrafinch {pmid}.</ArticleTitle></Article>"
+        "</MedlineCitation></PubmedArticle>"
         for pmid in pmids
     )
     base = tmp_path / "base.xml"
