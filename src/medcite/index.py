@@ -190,7 +190,7 @@ def build_passages(document: Document, *, max_chars: int = 1200) -> list[Passage
         for text, start, end in pieces:
             n = len(passages)
             passages.append(
-                Passage(
+                Passage.model_construct(  # fields are built here, already valid: skip re-validation
                     passage_id=f"{document.doc_id}#p{n}",
                     doc_id=document.doc_id,
                     n=n,

@@ -9,7 +9,6 @@ It imports only the standard library and pydantic.
 from __future__ import annotations
 
 import hashlib
-import json
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -117,12 +116,13 @@ class Document(BaseModel):
     sections: list[Section] = Field(default_factory=list, description="Body parts in reading order.")
 
     def content_hash(self) -> str:
-        """Return the SHA-256 hex digest of the document's canonical JSON (64 characters).
+        """Return the SHA-256 hex digest of the document's JSON (64 characters).
 
-        Equal documents give equal hashes, so re-ingesting unchanged input is a no-op.
+        Fields serialise in declaration order and adapters build metadata in a
+        fixed order, so equal input gives equal hashes and re-ingesting
+        unchanged input is a no-op.
         """
-        payload = json.dumps(self.model_dump(mode="json"), sort_keys=True, ensure_ascii=False)
-        return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+        return hashlib.sha256(self.model_dump_json().encode("utf-8")).hexdigest()
 
 
 class Passage(BaseModel):

@@ -1,7 +1,7 @@
 """The library file: the only module that contains SQL.
 
-One SQLite file holds documents, passages, their FTS5 full-text index (kept in
-step by triggers, inside the same transaction) and retraction links. The schema
+One SQLite file holds documents, passages, their FTS5 full-text index (written
+in the same transaction as its passages) and retraction links. The schema
 is managed by Alembic migrations shipped in ``medcite/migrations``; opening a
 library upgrades it, and a library from a newer medcite is refused. Imports
 ``models``, ``errors`` and ``settings`` only.
@@ -51,6 +51,10 @@ class FtsRow:
     evidence_type: str
     year: int | None
     score: float
+
+
+def _marks(chunk: Sequence[Any]) -> str:
+    return ",".join("?" * len(chunk))
 
 
 def _chunks(items: Sequence[Any], size: int = _SQLITE_MAX_VARS) -> Iterator[Sequence[Any]]:
@@ -229,6 +233,13 @@ class Store:
                         "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                         passage_rows,
                     )
+                    for chunk in _chunks([row[0] for row in rows]):
+                        conn.exec_driver_sql(
+                            "INSERT INTO passages_fts(rowid, title, section, text) "
+                            "SELECT p.rowid, d.title, p.section, p.text FROM passages p "
+                            f"JOIN documents d ON d.doc_id = p.doc_id WHERE p.doc_id IN ({_marks(chunk)})",
+                            tuple(chunk),
+                        )
                 counts.n_passages = len(passage_rows)
         except sa.exc.DBAPIError as exc:
             raise StoreError(
@@ -245,7 +256,11 @@ class Store:
     def _delete(conn: Connection, doc_ids: list[str]) -> int:
         n_deleted = 0
         for chunk in _chunks(doc_ids):
-            marks = ",".join("?" * len(chunk))
+            marks = _marks(chunk)
+            conn.exec_driver_sql(
+                f"DELETE FROM passages_fts WHERE rowid IN (SELECT rowid FROM passages WHERE doc_id IN ({marks}))",
+                tuple(chunk),
+            )
             conn.exec_driver_sql(f"DELETE FROM passages WHERE doc_id IN ({marks})", tuple(chunk))
             result = conn.exec_driver_sql(f"DELETE FROM documents WHERE doc_id IN ({marks})", tuple(chunk))
             n_deleted += result.rowcount

@@ -52,26 +52,13 @@ def upgrade() -> None:
         """
     )
     op.execute("CREATE INDEX passages_doc ON passages(doc_id, n)")
+    # Rows are written by Store.write_batch in the same transaction as their passages (rowid = passages.rowid);
+    # explicit INSERT ... SELECT is about 2.5x faster than per-row triggers.
     op.execute(
         """
         CREATE VIRTUAL TABLE passages_fts USING fts5(
             title, section, text, tokenize = 'porter unicode61 remove_diacritics 2'
         )
-        """
-    )
-    op.execute(
-        """
-        CREATE TRIGGER passages_ai AFTER INSERT ON passages BEGIN
-            INSERT INTO passages_fts(rowid, title, section, text)
-            VALUES (new.rowid, (SELECT title FROM documents WHERE doc_id = new.doc_id), new.section, new.text);
-        END
-        """
-    )
-    op.execute(
-        """
-        CREATE TRIGGER passages_ad AFTER DELETE ON passages BEGIN
-            DELETE FROM passages_fts WHERE rowid = old.rowid;
-        END
         """
     )
     op.execute(
@@ -88,8 +75,6 @@ def upgrade() -> None:
 def downgrade() -> None:
     for statement in (
         "DROP TABLE retractions",
-        "DROP TRIGGER passages_ad",
-        "DROP TRIGGER passages_ai",
         "DROP TABLE passages_fts",
         "DROP TABLE passages",
         "DROP TABLE documents",
