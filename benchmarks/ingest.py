@@ -4,7 +4,8 @@ Usage:
     python benchmarks/ingest.py [--data ../shared/data] [--format table|json] [--repeat 3]
 
 Each measurement runs in a fresh subprocess (one core; peak resident memory is
-VmHWM from /proc; seconds exclude interpreter start-up and imports, shown apart) over ``medline16n0902.xml.gz`` (604 citations) and a
+VmHWM from /proc; seconds exclude interpreter start-up and imports, shown
+apart) over ``medline16n0902.xml.gz`` (604 citations) and a
 4x copy of it (2,416 citations; the same records with PMIDs offset so every
 record is new). Rows, all in the same run:
 

@@ -133,9 +133,7 @@ def test_search_pubmed_without_history_returns_id_list(
     assert result.query_translation == "biopython[All Fields]"
 
 
-def test_search_pubmed_retmax_is_capped_at_10000(
-    httpserver: HTTPServer, entrez: Path, fake_time: FakeTime
-) -> None:
+def test_search_pubmed_retmax_is_capped_at_10000(httpserver: HTTPServer, entrez: Path, fake_time: FakeTime) -> None:
     httpserver.expect_request("/esearch.fcgi").respond_with_data((entrez / "esearch4.xml").read_bytes())
     with make_client(httpserver, fake_time) as client:
         result = search_pubmed(client, "obstetrics", max_records=50_000)
@@ -145,9 +143,7 @@ def test_search_pubmed_retmax_is_capped_at_10000(
     assert requests_to(httpserver, "/esearch.fcgi")[0].args["retmax"] == "10000"
 
 
-def test_search_pubmed_rejected_query_raises_corpus_error(
-    httpserver: HTTPServer, fake_time: FakeTime
-) -> None:
+def test_search_pubmed_rejected_query_raises_corpus_error(httpserver: HTTPServer, fake_time: FakeTime) -> None:
     httpserver.expect_request("/esearch.fcgi").respond_with_data(REJECTED_QUERY_BODY)
     with make_client(httpserver, fake_time) as client, pytest.raises(CorpusError) as caught:
         search_pubmed(client, '""', max_records=10)
@@ -166,9 +162,7 @@ def test_search_pubmed_blank_query_raises_corpus_error_without_request(
     assert httpserver.log == []
 
 
-def test_search_pubmed_zero_hits_reports_phrase_not_found(
-    httpserver: HTTPServer, fake_time: FakeTime
-) -> None:
+def test_search_pubmed_zero_hits_reports_phrase_not_found(httpserver: HTTPServer, fake_time: FakeTime) -> None:
     httpserver.expect_request("/esearch.fcgi").respond_with_data(ZERO_HITS_BODY)
     with make_client(httpserver, fake_time) as client:
         result = search_pubmed(client, "xyzzyplugh", max_records=10)
@@ -378,9 +372,7 @@ def test_eutils_client_always_503_raises_source_unavailable_without_api_key(
     assert caught.value.exit_code == 6
 
 
-def test_eutils_client_429_rate_limit_body_never_leaks_api_key(
-    httpserver: HTTPServer, fake_time: FakeTime
-) -> None:
+def test_eutils_client_429_rate_limit_body_never_leaks_api_key(httpserver: HTTPServer, fake_time: FakeTime) -> None:
     httpserver.expect_request("/esearch.fcgi").respond_with_data(RATE_LIMIT_BODY, status=429)
     with (
         make_client(httpserver, fake_time, api_key=API_KEY, max_retries=1) as client,
@@ -393,9 +385,7 @@ def test_eutils_client_429_rate_limit_body_never_leaks_api_key(
 
 
 def test_eutils_client_400_fails_at_once(httpserver: HTTPServer, fake_time: FakeTime) -> None:
-    body = json.dumps(
-        {"error": "API key invalid", "api-key": API_KEY, "type": "invalid", "status": "unknown"}
-    )
+    body = json.dumps({"error": "API key invalid", "api-key": API_KEY, "type": "invalid", "status": "unknown"})
     httpserver.expect_request("/esearch.fcgi").respond_with_data(body, status=400)
     with (
         make_client(httpserver, fake_time, api_key=API_KEY) as client,
@@ -421,9 +411,7 @@ def test_eutils_client_read_timeout_then_success(entrez: Path, fake_time: FakeTi
             raise httpx.ReadTimeout("timed out", request=request)
         return httpx.Response(200, content=(entrez / "esearch3.xml").read_bytes())
 
-    client = EutilsClient(
-        transport=httpx.MockTransport(handler), sleep=fake_time.sleep, clock=fake_time.clock
-    )
+    client = EutilsClient(transport=httpx.MockTransport(handler), sleep=fake_time.sleep, clock=fake_time.clock)
     with client:
         result = search_pubmed(client, "PNAS[ta] AND 97[vi]", max_records=6)
 
@@ -453,9 +441,7 @@ def test_eutils_client_read_timeouts_exhaust_retries(fake_time: FakeTime) -> Non
     assert API_KEY not in str(caught.value)
 
 
-def test_eutils_client_real_read_timeout_against_slow_server(
-    httpserver: HTTPServer, fake_time: FakeTime
-) -> None:
+def test_eutils_client_real_read_timeout_against_slow_server(httpserver: HTTPServer, fake_time: FakeTime) -> None:
     def slow(request: Request) -> Response:
         time.sleep(0.4)
         return Response("too late")
@@ -497,12 +483,8 @@ def test_search_pubmed_max_records_below_one_raises_value_error() -> None:
         search_pubmed(client, "gout", max_records=0)
 
 
-def test_eutils_client_error_text_echoing_api_key_is_scrubbed(
-    httpserver: HTTPServer, fake_time: FakeTime
-) -> None:
-    httpserver.expect_request("/esearch.fcgi").respond_with_data(
-        f"Forbidden: api_key={API_KEY} is blocked", status=403
-    )
+def test_eutils_client_error_text_echoing_api_key_is_scrubbed(httpserver: HTTPServer, fake_time: FakeTime) -> None:
+    httpserver.expect_request("/esearch.fcgi").respond_with_data(f"Forbidden: api_key={API_KEY} is blocked", status=403)
     with (
         make_client(httpserver, fake_time, api_key=API_KEY) as client,
         pytest.raises(SourceUnavailable) as caught,

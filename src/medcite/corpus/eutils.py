@@ -156,9 +156,7 @@ class EutilsClient:
         self._last_request_at: float | None = None
 
     @classmethod
-    def from_settings(
-        cls, settings: Settings, *, email: str | None = None, api_key: str | None = None
-    ) -> EutilsClient:
+    def from_settings(cls, settings: Settings, *, email: str | None = None, api_key: str | None = None) -> EutilsClient:
         """Build a client from ``Settings`` (``ncbi_*`` and ``eutils_*`` fields).
 
         Args:
