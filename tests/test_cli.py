@@ -59,3 +59,56 @@ def test_bad_input_prints_one_line_and_no_traceback(tmp_path: Path):
         assert result.returncode == expected, (args, result.stderr)
         assert "Traceback" not in result.stderr
         assert "Error" in result.stderr
+
+
+def test_ingest_pubmed_fetches_from_eutils_replay_server(tmp_path: Path, capsys, monkeypatch, httpserver):
+    from werkzeug import Request, Response
+
+    from conftest import data_path
+
+    entrez = data_path("pubmed", "entrez")
+    bodies = {"16403221,16377612": "pubmed1.xml", "14871861": "pubmed4.xml"}
+
+    def efetch(request: Request) -> Response:
+        return Response((entrez / bodies[request.args["id"]]).read_bytes(), content_type="text/xml")
+
+    httpserver.expect_request("/esearch.fcgi").respond_with_data((entrez / "esearch1.xml").read_bytes())
+    httpserver.expect_request("/efetch.fcgi").respond_with_handler(efetch)
+    monkeypatch.setenv("MEDCITE_EUTILS_BASE_URL", httpserver.url_for("/"))
+    monkeypatch.setenv("MEDCITE_EUTILS_BATCH_RECORDS", "2")
+    library = tmp_path / "library.db"
+    code = run(["ingest", "pubmed", "--query", "biopython", "--max", "3", "--library", str(library)])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert captured.out.strip() == "3 added, 0 updated, 0 unchanged, 0 skipped"
+    assert run(["library", "stats", "--format", "json", "--library", str(library)]) == 0
+    assert json.loads(capsys.readouterr().out)["by_kind"] == {"guidelines": 43, "pubmed": 3}
+
+
+def test_ingest_pubmed_unreachable_server_is_one_line_exit_6(tmp_path: Path, capsys, monkeypatch, httpserver):
+    httpserver.expect_request("/esearch.fcgi").respond_with_data("Service Unavailable", status=503)
+    monkeypatch.setenv("MEDCITE_EUTILS_BASE_URL", httpserver.url_for("/"))
+    monkeypatch.setenv("MEDCITE_EUTILS_MAX_RETRIES", "0")
+    code = run(["ingest", "pubmed", "--query", "gout", "--library", str(tmp_path / "library.db")])
+    captured = capsys.readouterr()
+    assert code == 6
+    assert captured.err.count("\n") <= 3 and "Error:" in captured.err
+
+
+def test_every_command_has_help_and_appears_in_readme():
+    import typer
+
+    from medcite.cli import app
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    group = typer.main.get_command(app)
+    names = []
+    for name, command in group.commands.items():
+        subcommands = getattr(command, "commands", None)
+        names.extend([f"{name} {sub}" for sub in subcommands] if subcommands else [name])
+        for sub in (subcommands or {}).values():
+            assert sub.help, f"{name} {sub.name} has no help text"
+        assert command.help, f"{name} has no help text"
+    assert sorted(names) == ["ingest", "library stats"]
+    for name in names:
+        assert f"medcite {name}" in readme, name
