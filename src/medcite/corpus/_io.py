@@ -2,7 +2,7 @@
 
 Bytes read from the underlying file are reported to the callback installed with
 ``report_progress_to`` so the CLI can draw a progress bar without adapters
-knowing about it. Imports nothing from medcite but ``errors``.
+knowing about it. Imports nothing from medcite but ``models``.
 """
 
 from __future__ import annotations
@@ -17,7 +17,9 @@ from typing import BinaryIO
 
 import charset_normalizer
 
-__all__ = ["decode_text", "open_bytes", "report_progress_to"]
+from medcite.models import SkippedRecord
+
+__all__ = ["decode_text", "open_bytes", "read_or_skip", "report_progress_to"]
 
 _on_bytes: ContextVar[Callable[[int], None] | None] = ContextVar("medcite_on_bytes", default=None)
 GZIP_MAGIC = b"\x1f\x8b"
@@ -89,3 +91,26 @@ def decode_text(data: bytes) -> tuple[str, str]:
         if best is None or best.encoding is None:
             raise
         return str(best), best.encoding
+
+
+def read_or_skip(path: Path, *, empty_advice: str) -> bytes | SkippedRecord:
+    """Read a whole (possibly gzipped) file, or describe why it cannot be used.
+
+    Args:
+        path: The input file.
+        empty_advice: What the user should do when the file is empty, e.g.
+            "export the records from PubMed again".
+
+    Returns:
+        The file's bytes, or a whole-file ``SkippedRecord`` for an unreadable,
+        truncated or empty file.
+    """
+    source = str(path)
+    try:
+        with open_bytes(path) as handle:
+            data = handle.read()
+    except (OSError, EOFError) as error:
+        return SkippedRecord(source=source, reason=f"The file could not be read ({error}); check that it exists.")
+    if not data.strip():
+        return SkippedRecord(source=source, reason=f"The file is empty; {empty_advice}.")
+    return data

@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from medcite.corpus import Record
-from medcite.corpus._io import decode_text, open_bytes
+from medcite.corpus._io import decode_text, read_or_skip
 from medcite.corpus._pubmed import RETRACTED_PUBLICATION, evidence_type_from_publication_types, notice_type
 from medcite.models import Document, Section, SkippedRecord
 
@@ -96,14 +96,9 @@ def read_medline(path: Path) -> Iterator[Record]:
         An iterator of ``Document`` and ``SkippedRecord`` objects, in file order.
     """
     source = str(path)
-    try:
-        with open_bytes(path) as handle:
-            data = handle.read()
-    except (OSError, EOFError) as error:
-        yield SkippedRecord(source=source, reason=f"The file could not be read ({error}); check that it exists.")
-        return
-    if not data.strip():
-        yield SkippedRecord(source=source, reason="The file is empty; export the records from PubMed again.")
+    data = read_or_skip(path, empty_advice="export the records from PubMed again")
+    if isinstance(data, SkippedRecord):
+        yield data
         return
     try:
         text, _encoding = decode_text(data)

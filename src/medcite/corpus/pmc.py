@@ -19,7 +19,7 @@ from pathlib import Path
 from lxml import etree
 
 from medcite.corpus import Record
-from medcite.corpus._io import open_bytes
+from medcite.corpus._io import read_or_skip
 from medcite.models import Document, EvidenceType, Section, SectionKind, SkippedRecord
 
 __all__ = ["read_pmc"]
@@ -127,14 +127,9 @@ def read_pmc(path: Path) -> Iterator[Record]:
         An iterator of ``Document`` and ``SkippedRecord`` objects, in file order.
     """
     source = str(path)
-    try:
-        with open_bytes(path) as handle:
-            data = handle.read()
-    except (OSError, EOFError) as error:
-        yield SkippedRecord(source=source, reason=f"The file could not be read ({error}); check that it exists.")
-        return
-    if not data.strip():
-        yield SkippedRecord(source=source, reason="The file is empty; download the article from PMC again.")
+    data = read_or_skip(path, empty_advice="download the article from PMC again")
+    if isinstance(data, SkippedRecord):
+        yield data
         return
     parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=True)
     try:
