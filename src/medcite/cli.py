@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
-from enum import Enum, StrEnum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -38,7 +38,13 @@ app.add_typer(library_app, name="library")
 stdout = Console(soft_wrap=True)
 stderr = Console(stderr=True, soft_wrap=True)
 
-Kind = Enum("Kind", {name.replace("-", "_"): name for name in [*ADAPTERS, "pubmed"]}, type=str)  # type: ignore[misc]
+KINDS = [*ADAPTERS, "pubmed"]
+
+
+def _check_kind(value: str) -> str:
+    if value not in KINDS:
+        raise typer.BadParameter(f"unknown source kind {value!r}; choose one of: {', '.join(KINDS)}.")
+    return value
 
 
 class OutputFormat(StrEnum):
@@ -100,7 +106,12 @@ def _finish_ingest(report: IngestReport) -> None:
 
 @app.command()
 def ingest(
-    kind: Annotated[Kind, typer.Argument(help="Source kind.", show_default=False)],  # type: ignore[valid-type]
+    kind: Annotated[
+        str,
+        typer.Argument(
+            help=f"Source kind: {', '.join(KINDS)}.", callback=_check_kind, metavar="KIND", show_default=False
+        ),
+    ],
     paths: Annotated[
         list[Path] | None,
         typer.Argument(help="Files or folders (guidelines: default is the installed pack).", show_default=False),
@@ -113,14 +124,13 @@ def ingest(
 ) -> None:
     """Add source documents to the library; exit code 0 only when nothing was skipped.
 
-    Kinds: guidelines, pubmed-xml, medline, pmc, medquad, pubmedqa, files, pubmed (live E-utilities).
     Re-ingesting the same input changes nothing; a changed record replaces its older version.
     """
     from medcite.index import default_guideline_pack
     from medcite.index import ingest as run_ingest
 
     settings = _settings(library)
-    kind_name: str = kind.value
+    kind_name = kind
     if kind_name == "pubmed":
         if not query:
             raise typer.BadParameter("`medcite ingest pubmed` needs --query, e.g. --query 'gout colchicine'.")
@@ -176,7 +186,14 @@ def _ingest_pubmed(settings: Settings, query: str, max_records: int, email: str 
 
 @library_app.command("stats")
 def library_stats(
-    output_format: Annotated[OutputFormat, typer.Option("--format", help="text or json.")] = OutputFormat.text,
+    output_format: Annotated[
+        OutputFormat,
+        typer.Option(
+            "--format",
+            help="A text table, or JSON with keys documents, passages, by_kind and by_evidence_type "
+            "(documents per kind/type), retracted, size_bytes.",
+        ),
+    ] = OutputFormat.text,
     library: LibraryOption = None,
 ) -> None:
     """Show documents and passages by source kind and evidence type, retracted count and size."""
