@@ -44,6 +44,7 @@ _SENTENCE_END = re.compile(r"(?<=[.!?])([\"'”’)\]]?)\s+(?=[\"'“‘(\[]?[A-
 _ABBREVIATIONS = re.compile(
     r"(?:\b(?:e\.g|i\.e|et al|vs|Fig|Figs|No|Dr|Mr|Mrs|Ms|St|approx|ca|cf|resp|Ref|Refs|Eq|Tab|Vol)\.|\b[A-Z]\.)$"
 )
+_ABBREVIATION_MAX_CHARS = 12  # the longest abbreviation above plus its boundary
 _PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
 
 
@@ -58,7 +59,7 @@ def split_sentences(text: str) -> list[tuple[int, int]]:
     start = 0
     for match in _SENTENCE_END.finditer(text):
         end = match.start() + len(match.group(1))
-        if _ABBREVIATIONS.search(text[start:end]):
+        if _ABBREVIATIONS.search(text, max(start, end - _ABBREVIATION_MAX_CHARS), end):
             continue
         if text[start:end].strip():
             spans.append(_strip_span(text, start, end))

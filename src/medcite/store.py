@@ -215,7 +215,17 @@ class Store:
                         replace.append(doc_id)
                     rows.append(_document_row(document, content_hash, len(passages), now, retracted))
                     passage_rows.extend(
-                        (p.passage_id, p.doc_id, p.n, p.section, p.kind, p.text, p.char_start, p.char_end)
+                        (
+                            p.passage_id,
+                            p.doc_id,
+                            p.n,
+                            p.section,
+                            p.kind,
+                            p.text,
+                            p.char_start,
+                            p.char_end,
+                            document.title,
+                        )
                         for p in passages
                     )
                 if replace:
@@ -228,18 +238,17 @@ class Store:
                         rows,
                     )
                 if passage_rows:
+                    # The documents INSERT above took the write lock, so these rowids are ours alone.
+                    first = int(conn.exec_driver_sql("SELECT coalesce(max(rowid), 0) FROM passages").scalar() or 0) + 1
                     conn.exec_driver_sql(
-                        "INSERT INTO passages(passage_id, doc_id, n, section, kind, text, char_start, char_end) "
-                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                        passage_rows,
+                        "INSERT INTO passages(rowid, passage_id, doc_id, n, section, kind, text, char_start, char_end) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        [(first + i, *row[:8]) for i, row in enumerate(passage_rows)],
                     )
-                    for chunk in _chunks([row[0] for row in rows]):
-                        conn.exec_driver_sql(
-                            "INSERT INTO passages_fts(rowid, title, section, text) "
-                            "SELECT p.rowid, d.title, p.section, p.text FROM passages p "
-                            f"JOIN documents d ON d.doc_id = p.doc_id WHERE p.doc_id IN ({_marks(chunk)})",
-                            tuple(chunk),
-                        )
+                    conn.exec_driver_sql(
+                        "INSERT INTO passages_fts(rowid, title, section, text) VALUES (?, ?, ?, ?)",
+                        [(first + i, row[8], row[3], row[5]) for i, row in enumerate(passage_rows)],
+                    )
                 counts.n_passages = len(passage_rows)
         except sa.exc.DBAPIError as exc:
             raise StoreError(
