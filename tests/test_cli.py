@@ -1,4 +1,5 @@
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -112,3 +113,26 @@ def test_every_command_has_help_and_appears_in_readme():
     assert sorted(names) == ["ingest", "library stats"]
     for name in names:
         assert f"medcite {name}" in readme, name
+
+
+def test_invalid_setting_is_one_line_exit_2(tmp_path: Path, capsys, monkeypatch):
+    monkeypatch.setenv("MEDCITE_INGEST_BATCH_DOCUMENTS", "abc")
+    assert run(["library", "stats", "--library", str(tmp_path / "library.db")]) == 2
+    err = capsys.readouterr().err
+    assert "MEDCITE_INGEST_BATCH_DOCUMENTS" in err and err.count("\n") == 1
+
+
+def test_ingest_reports_broken_links_and_pipes_and_reads_the_rest(tmp_path: Path, capsys):
+    from conftest import data_path
+
+    folder = tmp_path / "inputs"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "sub" / "record.xml").write_bytes(data_path("pubmed", "pubmed-29768149.xml").read_bytes())
+    (folder / "dead.xml").symlink_to(tmp_path / "missing.xml")
+    pipe = tmp_path / "pipe.xml"
+    os.mkfifo(pipe)
+    code = run(["ingest", "pubmed-xml", str(folder), str(pipe), "--library", str(tmp_path / "library.db")])
+    captured = capsys.readouterr()
+    assert code == 1
+    assert captured.out.strip() == "1 added, 0 updated, 0 unchanged, 2 skipped"
+    assert "dead.xml: a broken link" in captured.err and "pipe.xml: not a regular file" in captured.err

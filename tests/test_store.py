@@ -146,3 +146,16 @@ def test_kill_during_a_batch_keeps_committed_batches_only(tmp_path: Path):
     with Store.open(path) as store:
         assert store.count_documents() == 20
         assert store.check_integrity()
+
+
+def test_two_processes_ingesting_into_one_new_library_queue_instead_of_failing(tmp_path: Path):
+    path = tmp_path / "library.db"
+    command = [sys.executable, "-m", "medcite", "ingest", "guidelines", "--library", str(path)]
+    processes = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    results = [process.communicate(timeout=120) for process in processes]
+    assert [process.returncode for process in processes] == [0, 0], results
+    outputs = sorted(out.strip() for out, _ in results)
+    assert outputs == ["0 added, 0 updated, 43 unchanged, 0 skipped", "43 added, 0 updated, 0 unchanged, 0 skipped"]
+    with Store.open(path) as store:
+        assert store.count_documents() == 43
+        assert store.check_integrity()

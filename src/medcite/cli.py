@@ -12,13 +12,14 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
+import pydantic
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from medcite.corpus import ADAPTERS
-from medcite.errors import MedciteError
+from medcite.errors import ConfigError, MedciteError
 from medcite.models import IngestReport, LibraryStats
 from medcite.settings import Settings
 from medcite.store import Store
@@ -39,6 +40,7 @@ stdout = Console(soft_wrap=True)
 stderr = Console(stderr=True, soft_wrap=True)
 
 KINDS = [*ADAPTERS, "pubmed"]
+INTERRUPTED = "Interrupted: every batch committed before the interruption is kept; nothing else was written."
 
 
 def _check_kind(value: str) -> str:
@@ -65,7 +67,13 @@ LibraryOption = Annotated[
 
 
 def _settings(library: Path | None) -> Settings:
-    settings = Settings()
+    try:
+        settings = Settings()
+    except pydantic.ValidationError as exc:
+        problems = "; ".join(
+            f"MEDCITE_{'_'.join(str(part) for part in error['loc']).upper()}: {error['msg']}" for error in exc.errors()
+        )
+        raise ConfigError(f"A MEDCITE_* setting is invalid ({problems}); fix or unset it.") from exc
     if library is not None:
         settings = settings.model_copy(update={"library": library})
     return settings
@@ -134,6 +142,8 @@ def ingest(
     if kind_name == "pubmed":
         if not query:
             raise typer.BadParameter("`medcite ingest pubmed` needs --query, e.g. --query 'gout colchicine'.")
+        if paths:
+            raise typer.BadParameter("`medcite ingest pubmed` reads no files; drop the paths or use pubmed-xml.")
         _ingest_pubmed(settings, query, max_records, email, api_key)
         return
     if query:
@@ -240,9 +250,11 @@ def run(args: list[str] | None = None) -> int:
         stderr.print(f"Error: {exc}", markup=False, highlight=False)
         return exc.exit_code
     except typer.Exit as exc:
+        if exc.exit_code == 130:  # Ctrl-C, as typer reports it
+            stderr.print(INTERRUPTED)
         return exc.exit_code
     except (typer.Abort, KeyboardInterrupt):
-        stderr.print("Interrupted: every batch committed before the interruption is kept; nothing else was written.")
+        stderr.print(INTERRUPTED)
         return 130
     except typer.TyperException as exc:  # usage errors: typer's bundled click exceptions
         show = getattr(exc, "show", None)

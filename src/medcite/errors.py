@@ -5,6 +5,7 @@ Catch ``MedciteError`` to handle all of them. ``web`` reads ``http_status`` and
 imports nothing from medcite.
 
     MedciteError                       http  exit
+    ├── ConfigError                     500     2   a MEDCITE_* setting is invalid
     ├── CorpusError                     422     2   unreadable input file or record
     ├── SourceUnavailable               502     6   a remote source (E-utilities) failed
     ├── StoreError                      500     3   library unusable
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 __all__ = [
     "CitationError",
+    "ConfigError",
     "CorpusError",
     "MedciteError",
     "NotFound",
@@ -33,6 +35,13 @@ class MedciteError(Exception):
 
     http_status: int = 500
     exit_code: int = 1
+
+
+class ConfigError(MedciteError):
+    """A setting (environment variable or option) has a value medcite cannot use."""
+
+    http_status = 500
+    exit_code = 2
 
 
 class CorpusError(MedciteError):

@@ -11,7 +11,9 @@ records are reported, skipped and counted. Imports ``store``, ``corpus``,
 
 from __future__ import annotations
 
+import fnmatch
 import importlib.util
+import os
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -218,24 +220,51 @@ class _Batch:
 def expand_inputs(kind: str, paths: Iterable[Path]) -> tuple[list[Path], list[str]]:
     """Expand folders into the files a source kind reads; return ``(files, problems)``.
 
-    Folders are searched recursively with the kind's file patterns (sorted, so
-    runs are repeatable). A path that does not exist becomes a problem line.
+    Folders are searched recursively (without following links to folders) with
+    the kind's file patterns, sorted so runs are repeatable. A path that does
+    not exist, a broken link, a folder that cannot be listed and anything that
+    is not a regular file (a FIFO, a device) become problem lines.
     """
     adapter = get_adapter(kind)
     files: list[Path] = []
     problems: list[str] = []
     for path in paths:
-        if not path.exists():
-            problems.append(f"{path}: no such file or folder.")
-        elif path.is_dir() and adapter.patterns:
-            found = sorted({p for pattern in adapter.patterns for p in path.rglob(pattern) if p.is_file()})
-            found = [p for p in found if not p.name.endswith(".meta.json")]
-            if not found:
+        if path.is_dir() and adapter.patterns:
+            found, folder_problems = _walk(path, adapter.patterns)
+            problems.extend(folder_problems)
+            if not found and not folder_problems:
                 problems.append(f"{path}: no {', '.join(adapter.patterns)} files in this folder for kind {kind!r}.")
             files.extend(found)
+        elif path.is_dir():
+            files.append(path)
+        elif path.is_symlink() and not path.exists():
+            problems.append(f"{path}: a broken link; point it at a file or remove it.")
+        elif not path.exists():
+            problems.append(f"{path}: no such file or folder.")
+        elif not path.is_file():
+            problems.append(f"{path}: not a regular file (a pipe or device?); give a file or folder.")
         else:
             files.append(path)
     return files, problems
+
+
+def _walk(folder: Path, patterns: tuple[str, ...]) -> tuple[list[Path], list[str]]:
+    found: list[Path] = []
+    problems: list[str] = []
+
+    def report(error: OSError) -> None:
+        problems.append(f"{error.filename}: cannot list this folder ({error.strerror}); its files were not read.")
+
+    for root, _dirs, names in os.walk(folder, onerror=report):
+        for name in names:
+            if name.endswith(".meta.json") or not any(fnmatch.fnmatch(name, pattern) for pattern in patterns):
+                continue
+            path = Path(root) / name
+            if path.is_symlink() and not path.exists():
+                problems.append(f"{path}: a broken link; point it at a file or remove it.")
+            elif path.is_file():
+                found.append(path)
+    return sorted(found), problems
 
 
 def ingest(

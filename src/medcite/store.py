@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import sqlite3
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -88,16 +89,36 @@ class Store:
             StoreError: The file is not a SQLite database or cannot be created.
             SchemaMismatch: The file was written by a newer medcite.
         """
-        path = Path(path).expanduser()
+        try:
+            path = Path(path).expanduser()
+        except RuntimeError as exc:  # '~nosuchuser/...'
+            raise StoreError(f"Cannot find the home folder in the library path {path} ({exc}).") from exc
+        if str(path) in ("", "."):
+            raise StoreError("The library path is empty; set --library or MEDCITE_LIBRARY to a file path.")
+        if path.is_dir():
+            raise StoreError(f"The library path {path} is a folder; give a file path such as {path / 'library.db'}.")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise StoreError(f"Cannot create the library folder {path.parent}: {exc.strerror}.") from exc
         engine = sa.create_engine(f"sqlite:///{path}", poolclass=sa.pool.StaticPool)
         sa.event.listen(engine, "connect", _configure_connection)
+        sa.event.listen(engine, "begin", _begin)
         store = cls(path, engine)
         try:
-            store._migrate()
+            try:
+                store._migrate()
+            except sa.exc.OperationalError as exc:
+                if "already exists" not in str(exc.orig):
+                    raise
+                time.sleep(0.5)  # another process created the library at the same moment: use its work
+                store._migrate()
+        except sa.exc.OperationalError as exc:
+            engine.dispose()
+            raise StoreError(
+                f"Cannot open or write the library file {path} ({exc.orig}); check that its folder exists "
+                "and is writable, or point --library elsewhere."
+            ) from exc
         except sa.exc.DatabaseError as exc:
             engine.dispose()
             raise StoreError(
@@ -132,8 +153,8 @@ class Store:
 
         config = Config()
         config.set_main_option("script_location", str(MIGRATIONS_DIR))
-        with self.engine.begin() as conn:
-            config.attributes["connection"] = conn
+        with self.engine.connect() as conn, conn.execution_options(sqlite_immediate=True).begin():
+            config.attributes["connection"] = conn  # Alembic re-reads the revision under the write lock
             command.upgrade(config, "head")
 
     def close(self) -> None:
@@ -188,7 +209,7 @@ class Store:
         now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
         links = sorted(set(retracted_pmids))
         try:
-            with self.engine.begin() as conn:
+            with self.engine.connect() as conn, conn.execution_options(sqlite_immediate=True).begin():
                 if links:
                     conn.exec_driver_sql("INSERT OR IGNORE INTO retractions(pmid, notice) VALUES (?, ?)", links)
                     conn.exec_driver_sql(
@@ -415,21 +436,31 @@ class Store:
 
     def check_integrity(self) -> bool:
         """Return True when SQLite's and FTS5's integrity checks pass and FTS rows match passages."""
-        with self._connect() as conn:
-            ok = conn.exec_driver_sql("PRAGMA integrity_check").scalar() == "ok"
-            conn.exec_driver_sql("INSERT INTO passages_fts(passages_fts, rank) VALUES ('integrity-check', 1)")
-            n_fts = conn.exec_driver_sql("SELECT count(*) FROM passages_fts").scalar()
-            n_passages = conn.exec_driver_sql("SELECT count(*) FROM passages").scalar()
+        try:
+            with self._connect() as conn:
+                ok = conn.exec_driver_sql("PRAGMA integrity_check").scalar() == "ok"
+                conn.exec_driver_sql("INSERT INTO passages_fts(passages_fts, rank) VALUES ('integrity-check', 1)")
+                n_fts = conn.exec_driver_sql("SELECT count(*) FROM passages_fts").scalar()
+                n_passages = conn.exec_driver_sql("SELECT count(*) FROM passages").scalar()
+        except sa.exc.DatabaseError:
+            return False
         return ok and n_fts == n_passages
 
 
 def _configure_connection(dbapi_connection: sqlite3.Connection, _record: object) -> None:
+    dbapi_connection.isolation_level = None  # transactions are begun by _begin (SQLAlchemy's pysqlite recipe)
     cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA busy_timeout = 30000")  # wait for another process's batch rather than fail
     cursor.execute("PRAGMA journal_mode = WAL")
     cursor.execute("PRAGMA synchronous = NORMAL")
     cursor.execute("PRAGMA foreign_keys = ON")
-    cursor.execute("PRAGMA busy_timeout = 10000")
     cursor.close()
+
+
+def _begin(conn: Connection) -> None:
+    """Begin a transaction; writers take the write lock at once, so concurrent ingests queue, not collide."""
+    immediate = conn.get_execution_options().get("sqlite_immediate", False)
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
 def _document_row(
