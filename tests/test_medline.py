@@ -216,3 +216,13 @@ def test_read_medline_translated_title_loses_brackets_c12(tmp_path: Path) -> Non
     assert "Bio-psycho-soziale Medizin" in document.metadata["original_title"]
     assert document.language == "ger"
     assert document.sections[-1].heading_path == ["Original title"]
+
+
+def test_read_medline_non_numeric_pmid_is_skipped(tmp_path):
+    from medcite.corpus.medline import read_medline
+    from medcite.models import SkippedRecord
+
+    path = tmp_path / "bad.nbib"
+    path.write_text("PMID- 123abc\nTI  - Placeholder title.\n")
+    (record,) = list(read_medline(path))
+    assert isinstance(record, SkippedRecord) and "not a number" in record.reason

@@ -102,3 +102,23 @@ def test_read_pubmedqa_not_an_object_skipped(tmp_path: Path) -> None:
     (record,) = list(read_pubmedqa(path))
     assert isinstance(record, SkippedRecord) and record.record is None
     assert "keyed by PMID" in record.reason
+
+
+def test_read_pubmedqa_non_string_contexts_and_question_are_skipped(tmp_path):
+    import json as json_module
+
+    from medcite.corpus.pubmedqa import read_pubmedqa
+    from medcite.models import SkippedRecord
+
+    path = tmp_path / "bad.json"
+    path.write_text(
+        json_module.dumps(
+            {
+                "1": {"QUESTION": "Placeholder?", "CONTEXTS": [1, None, {"a": 1}], "LABELS": []},
+                "2": {"QUESTION": float("nan"), "CONTEXTS": ["Text."], "LABELS": []},
+            }
+        )
+    )
+    records = list(read_pubmedqa(path))
+    assert [type(r) for r in records] == [SkippedRecord, SkippedRecord]
+    assert "list of strings" in records[0].reason and "QUESTION" in records[1].reason

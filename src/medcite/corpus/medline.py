@@ -167,6 +167,12 @@ def _finish(fields: Fields, problem: str | None, source: str, n_record: int) -> 
             record=name,
             reason="The record has no PMID field, so it cannot be identified; export it from PubMed again.",
         )
+    if not pmid.isdigit():
+        return SkippedRecord(
+            source=source,
+            record=name,
+            reason=f"The PMID {pmid!r} is not a number; export the record from PubMed again.",
+        )
     try:
         return _document(fields, pmid)
     except ValueError as error:  # pydantic's ValidationError is a ValueError

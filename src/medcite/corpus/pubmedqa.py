@@ -116,8 +116,12 @@ def _read_entry(path: Path, key: str, entry: Any) -> Record:
     if not isinstance(contexts, list) or not isinstance(labels, list):
         return _skip(path, pmid, "CONTEXTS and LABELS must be JSON lists of strings.")
     sections: list[Section] = []
+    if not all(isinstance(context, str) for context in contexts):
+        return _skip(path, pmid, "CONTEXTS must be a JSON list of strings (abstract paragraphs).")
+    if not isinstance(entry.get("QUESTION"), str):
+        return _skip(path, pmid, "QUESTION must be a JSON string.")
     for index, context in enumerate(contexts):
-        text = " ".join(str(context or "").split())
+        text = " ".join(context.split())
         if not text:
             continue
         label = str(labels[index]).strip() if index < len(labels) and labels[index] else ""
