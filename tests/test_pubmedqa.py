@@ -32,7 +32,8 @@ def test_read_pubmedqa_first_entry_fields() -> None:
     assert document.doc_id == "pmid:21645374"
     assert document.pmid == document.external_id == "21645374"
     assert document.kind == "pubmedqa"
-    assert document.title == (
+    assert document.title == "PubMed 21645374"  # the question is the benchmark query, never indexed
+    assert document.metadata["question"] == (
         "Do mitochondria play a role in remodelling lace plant leaves during programmed cell death?"
     )
     assert document.year == 2011

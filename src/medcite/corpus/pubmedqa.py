@@ -23,7 +23,10 @@ from medcite.models import Document, Section, SkippedRecord
 __all__ = ["read_pubmedqa"]
 
 LICENCE = "MIT"
-PROVENANCE = "PubMedQA expert-labelled set: abstract without its conclusion; title is the PubMedQA question"
+PROVENANCE = (
+    "PubMedQA expert-labelled set (Jin et al. 2019): the abstract without its conclusion; PubMedQA gives no "
+    "article title, so the title names the PMID"
+)
 _SPACE = re.compile(r"\s*")
 PUBMED_URL = "https://pubmed.ncbi.nlm.nih.gov/{pmid}/"
 
@@ -35,8 +38,9 @@ def read_pubmedqa(path: Path) -> Iterator[Record]:
     object keyed by PMID whose values hold ``QUESTION``, ``CONTEXTS`` with
     parallel ``LABELS``, ``MESHES``, ``YEAR`` (string or null),
     ``reasoning_required_pred``, ``reasoning_free_pred``, ``final_decision``
-    and ``LONG_ANSWER``. PubMedQA gives no article title, so the question is
-    the title (the provenance says so). Each context is one section headed and
+    and ``LONG_ANSWER``. PubMedQA gives no article title; the title is
+    "PubMed <PMID>" and the question stays in ``metadata['question']`` only, so
+    a benchmark asking that question cannot match it verbatim. Each context is one section headed and
     categorised by its label; ``LONG_ANSWER`` and the labels stay in
     ``metadata`` (``final_decision``, ``reasoning_required_pred``,
     ``reasoning_free_pred``, ``long_answer``, ``question``), not in the text:
@@ -144,7 +148,7 @@ def _read_entry(path: Path, key: str, entry: Any) -> Record:
         kind="pubmedqa",
         external_id=pmid,
         pmid=pmid,
-        title=question,
+        title=f"PubMed {pmid}",
         year=year,
         mesh_terms=[str(term) for term in meshes if str(term).strip()] if isinstance(meshes, list) else [],
         evidence_type="other",
