@@ -8,7 +8,7 @@ from pathlib import Path
 
 from conftest import data_path
 from medcite.corpus.medquad import normalise_answer, read_medquad
-from medcite.models import Document, SkippedRecord
+from medcite.models import Document, SkippedRecord, VocabularyEntry
 
 JUDGED_CSV = (
     "medquad",
@@ -18,7 +18,7 @@ JUDGED_CSV = (
 
 
 def _documents(path: Path) -> list[Document]:
-    records = list(read_medquad(path))
+    records = [r for r in read_medquad(path) if not isinstance(r, VocabularyEntry)]
     assert not [r for r in records if not isinstance(r, Document)], records
     return [r for r in records if isinstance(r, Document)]
 
@@ -99,11 +99,19 @@ def test_read_medquad_synonyms_become_keywords() -> None:
     assert document.organization == "GHR"
 
 
-def test_read_medquad_removed_answer_subsets_yield_nothing() -> None:
+def test_read_medquad_removed_answer_subsets_yield_no_documents() -> None:
     for collection in ("11_MPlusDrugs_QA", "12_MPlusHerbsSupplements_QA"):
         files = sorted(data_path("medquad", collection).glob("*.xml"))
         assert files
-        assert [r for path in files for r in read_medquad(path)] == []
+        assert [r for path in files for r in read_medquad(path) if not isinstance(r, VocabularyEntry)] == []
+
+
+def test_read_medquad_answerless_page_still_gives_its_vocabulary() -> None:
+    # A.D.A.M. pages lost their answers, not their names: Heart Attack's synonyms stay usable for search.
+    records = list(read_medquad(data_path("medquad", "10_MPlus_ADAM_QA", "0001854.xml")))
+    assert records and all(isinstance(r, VocabularyEntry) for r in records)
+    terms = {term for record in records for term in record.terms}
+    assert "Myocardial infarction" in terms
 
 
 def test_read_medquad_medlineplus_category_kept() -> None:

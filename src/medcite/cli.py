@@ -10,7 +10,7 @@ import json
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import pydantic
 import typer
@@ -19,10 +19,13 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeE
 from rich.table import Table
 
 from medcite.corpus import ADAPTERS
-from medcite.errors import ConfigError, MedciteError
-from medcite.models import IngestReport, LibraryStats
+from medcite.errors import ConfigError, MedciteError, QueryError
+from medcite.models import Hit, IngestReport, LibraryStats
 from medcite.settings import Settings
 from medcite.store import Store
+
+if TYPE_CHECKING:
+    from medcite.embed import Embedder
 
 __all__ = ["app", "main", "run"]
 
@@ -192,6 +195,128 @@ def _ingest_pubmed(settings: Settings, query: str, max_records: int, email: str 
             on_problem=lambda line: stderr.print(f"skipped: {line}", markup=False, highlight=False),
         )
     _finish_ingest(report)
+
+
+class SearchMode(StrEnum):
+    """Retrieval modes of ``search``."""
+
+    hybrid = "hybrid"
+    lexical = "lexical"
+    dense = "dense"
+
+
+def _embedder(settings: Settings, *, required: bool = False) -> Embedder | None:
+    """Load the configured embedder; None (lexical only) when 'none' or, for 'auto', when none is installed."""
+    from medcite.embed import load_embedder
+
+    if settings.embedder == "none":
+        return None
+    try:
+        return load_embedder(settings.embedder)
+    except ConfigError:
+        if required or settings.embedder != "auto":
+            raise
+        return None
+
+
+def _hit_json(hit: Hit) -> dict[str, object]:
+    return {
+        "passage_id": hit.passage_id,
+        "document_id": hit.doc_id,
+        "title": hit.title,
+        "section": hit.section,
+        "text": hit.text,
+        "evidence_type": hit.evidence_type,
+        "year": hit.year,
+        "score": hit.score,
+        "rank": hit.rank,
+        "kind": hit.kind,
+        "organization": hit.organization,
+        "journal": hit.journal,
+        "doi": hit.doi,
+        "pmid": hit.pmid,
+        "scores": hit.scores,
+    }
+
+
+def _print_hits(hits: list[Hit]) -> None:
+    if not hits:
+        stdout.print("No passages found.")
+    for hit in hits:
+        source = hit.organization or hit.journal or hit.kind
+        ids = " ".join(
+            part for part in (f"PMID {hit.pmid}" if hit.pmid else "", f"DOI {hit.doi}" if hit.doi else "") if part
+        )
+        stages = ", ".join(f"{name} {value:.3f}" for name, value in hit.scores.items())
+        stdout.print(
+            f"[bold]{hit.rank}. {hit.title}[/bold] ({source}, {hit.year or 'n.d.'}; {hit.evidence_type}) {ids}"
+        )
+        stdout.print(f"   {hit.passage_id}" + (f" | {hit.section}" if hit.section else ""), markup=False)
+        snippet = " ".join(hit.text.split())
+        stdout.print("   " + (snippet[:300] + (" ..." if len(snippet) > 300 else "")), markup=False, highlight=False)
+        stdout.print(f"   scores: {stages}", style="dim", markup=False)
+
+
+@app.command()
+def search(
+    query: Annotated[str | None, typer.Argument(help="A question or search words.", show_default=False)] = None,
+    k: Annotated[int, typer.Option("--k", min=1, max=200, help="Passages to return.")] = 10,
+    mode: Annotated[
+        SearchMode | None, typer.Option(help="hybrid (default when an embedding model is installed), lexical or dense.")
+    ] = None,
+    queries: Annotated[
+        Path | None,
+        typer.Option(help='A JSONL file of {"id", "query"} objects; prints one JSON line per query.'),
+    ] = None,
+    output_format: Annotated[OutputFormat, typer.Option("--format", help="Text, or JSON (a list of passages).")] = (
+        OutputFormat.text
+    ),
+    library: LibraryOption = None,
+) -> None:
+    """Find the passages that best answer a question: ranked, with document metadata and stage scores."""
+    from medcite.retrieve import Retriever
+
+    settings = _settings(library)
+    if (query is None) == (queries is None):
+        raise typer.BadParameter("Give either a QUERY or --queries FILE.jsonl.")
+    batch = _read_queries(queries) if queries is not None else []
+    embedder = _embedder(settings, required=mode in (SearchMode.dense, SearchMode.hybrid))
+    with _open(settings) as store:
+        retriever = Retriever(store, settings, embedder=embedder)
+        chosen = mode.value if mode is not None else None
+        if queries is None:
+            hits = retriever.search(query or "", limit=k, mode=chosen)  # type: ignore[arg-type]
+            if output_format is OutputFormat.json:
+                stdout.print_json(json.dumps([_hit_json(hit) for hit in hits]))
+            else:
+                _print_hits(hits)
+            return
+        for query_id, text in batch:
+            try:
+                results = [_hit_json(hit) for hit in retriever.search(text, limit=k, mode=chosen)]  # type: ignore[arg-type]
+                line: dict[str, object] = {"id": query_id, "results": results}
+            except QueryError as exc:
+                line = {"id": query_id, "results": [], "error": str(exc)}
+            print(json.dumps(line, ensure_ascii=False))
+
+
+def _read_queries(path: Path) -> list[tuple[str, str]]:
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise QueryError(f"Cannot read the queries file {path} ({exc}).") from exc
+    batch = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+            batch.append((str(item["id"]), str(item["query"])))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise QueryError(
+                f"{path} line {number} is not a JSON object with 'id' and 'query' ({exc}); fix that line."
+            ) from exc
+    return batch
 
 
 @library_app.command("stats")

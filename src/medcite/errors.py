@@ -7,6 +7,7 @@ imports nothing from medcite.
     MedciteError                       http  exit
     ├── ConfigError                     500     2   a MEDCITE_* setting is invalid
     ├── CorpusError                     422     2   unreadable input file or record
+    ├── QueryError                      400     2   a query with nothing to search for
     ├── SourceUnavailable               502     6   a remote source (E-utilities) failed
     ├── StoreError                      500     3   library unusable
     │   ├── SchemaMismatch              500     3   library written by a newer schema
@@ -23,6 +24,7 @@ __all__ = [
     "CorpusError",
     "MedciteError",
     "NotFound",
+    "QueryError",
     "ReviewError",
     "SchemaMismatch",
     "SourceUnavailable",
@@ -61,6 +63,13 @@ class CorpusError(MedciteError):
         super().__init__(message)
         self.source = source
         self.record = record
+
+
+class QueryError(MedciteError):
+    """A search query or question cannot be searched (empty, or nothing but punctuation and filler)."""
+
+    http_status = 400
+    exit_code = 2
 
 
 class SourceUnavailable(MedciteError):

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from medcite.corpus import Record, get_adapter
 from medcite.corpus._io import report_progress_to
-from medcite.models import Deletion, Document, IngestReport, Passage, Section, SkippedRecord
+from medcite.models import Deletion, Document, IngestReport, Passage, Section, SkippedRecord, VocabularyEntry
 from medcite.settings import Settings
 from medcite.store import Store
 
@@ -215,6 +215,7 @@ class _Batch:
     items: list[tuple[Document, list[Passage]]] = field(default_factory=list)
     deletions: list[str] = field(default_factory=list)
     retractions: list[tuple[str, str]] = field(default_factory=list)
+    vocabulary: list[VocabularyEntry] = field(default_factory=list)
 
 
 def expand_inputs(kind: str, paths: Iterable[Path]) -> tuple[list[Path], list[str]]:
@@ -351,6 +352,8 @@ def ingest_records(
     for record in records:
         if isinstance(record, SkippedRecord):
             _record_problem(report, record.describe(), on_problem)
+        elif isinstance(record, VocabularyEntry):
+            batch.vocabulary.append(record)
         elif isinstance(record, Deletion):
             _flush(store, batch, report)
             batch = _Batch(deletions=list(record.doc_ids))
@@ -374,9 +377,14 @@ def _record_problem(report: IngestReport, line: str, on_problem: Callable[[str],
 
 
 def _flush(store: Store, batch: _Batch, report: IngestReport) -> None:
-    if not (batch.items or batch.deletions or batch.retractions):
+    if not (batch.items or batch.deletions or batch.retractions or batch.vocabulary):
         return
-    counts = store.write_batch(batch.items, delete_doc_ids=batch.deletions, retracted_pmids=batch.retractions)
+    counts = store.write_batch(
+        batch.items,
+        delete_doc_ids=batch.deletions,
+        retracted_pmids=batch.retractions,
+        vocabulary=batch.vocabulary,
+    )
     report.added += counts.added
     report.updated += counts.updated
     report.unchanged += counts.unchanged

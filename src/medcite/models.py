@@ -19,12 +19,14 @@ __all__ = [
     "Deletion",
     "Document",
     "EvidenceType",
+    "Hit",
     "IngestReport",
     "LibraryStats",
     "Passage",
     "Section",
     "SkippedRecord",
     "SourceKind",
+    "VocabularyEntry",
 ]
 
 EvidenceType = Literal[
@@ -164,6 +166,16 @@ class Deletion(BaseModel):
     doc_ids: list[str] = Field(description="Namespaced ids to delete, e.g. ['pmid:24381829'].")
 
 
+class VocabularyEntry(BaseModel):
+    """Equivalent names of one concept, as a source's vocabulary gives them (for query expansion)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    concept: str = Field(description="Concept key; entries with the same key are merged, e.g. 'umls:C0027051'.")
+    terms: list[str] = Field(description="Names of the concept, e.g. ['Heart Attack', 'Myocardial infarction'].")
+    source: str = Field(description="Vocabulary the names come from, e.g. 'MedQuAD focus synonyms'.")
+
+
 class IngestReport(BaseModel):
     """Counts from one ingest run."""
 
@@ -195,3 +207,28 @@ class LibraryStats(BaseModel):
     passages_by_evidence_type: dict[str, int] = Field(description="Passages per evidence type.")
     retracted: int = Field(description="Documents marked retracted (stored, never citable).")
     size_bytes: int = Field(description="Library file size on disk, bytes (with its WAL, if any).")
+
+
+class Hit(BaseModel):
+    """One passage returned by retrieval, with what a reader and a ranker need to know about it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    passage_id: str = Field(description="'<doc_id>#p<n>', n 0-based.")
+    doc_id: str = Field(description="The passage's document.")
+    rank: int = Field(ge=1, description="1-based position within this result list.")
+    score: float = Field(description="Final ranking score; higher is better; comparable only within one list.")
+    title: str = Field(description="Document title.")
+    section: str = Field(description="Heading path of the passage ('' when untitled).")
+    text: str = Field(description="The passage text, as it would be quoted.")
+    kind: str = Field(description="Source kind of the document.")
+    evidence_type: str = Field(description="Evidence type of the document.")
+    year: int | None = Field(default=None, description="Publication year.")
+    organization: str | None = Field(default=None, description="Issuing organization (guidelines, protocols, sites).")
+    journal: str | None = Field(default=None, description="Journal (articles).")
+    doi: str | None = Field(default=None, description="DOI.")
+    pmid: str | None = Field(default=None, description="PubMed id.")
+    scores: dict[str, float] = Field(
+        default_factory=dict,
+        description="Per-stage scores: 'lexical' (BM25), 'dense' (cosine), 'rrf' (fused), 'final'.",
+    )

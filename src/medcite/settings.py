@@ -49,6 +49,29 @@ class Settings(BaseSettings):
     eutils_max_retries: int = Field(default=4, ge=0, description="Retries of a failed E-utilities request.")
     eutils_batch_records: int = Field(default=200, ge=1, le=10000, description="PMIDs per efetch request.")
 
+    embedder: str = Field(
+        default="auto",
+        description="Sentence-embedding model for dense retrieval: 'auto' (best installed), 'none' "
+        "(lexical only), a model name, or 'hash-<dim>' (tests).",
+    )
+    retrieval_candidates: int = Field(
+        default=100, ge=1, le=2000, description="Passages each retriever (lexical, dense) hands to fusion."
+    )
+    rrf_k: int = Field(default=60, ge=1, description="Reciprocal rank fusion constant k (Cormack et al. 2009).")
+    evidence_weight: float = Field(
+        default=0.15,
+        ge=0,
+        le=1,
+        description="Largest relative boost evidence type gives a passage's fused score (0 = off): "
+        "guidelines gain the full weight, weaker evidence less, so it reorders near-ties only.",
+    )
+    max_passages_per_document: int = Field(
+        default=3, ge=1, description="At most this many passages of one document in a result list."
+    )
+    bm25_weights: tuple[float, float, float] = Field(
+        default=(2.0, 1.0, 1.0), description="BM25 column weights for title, section heading and passage text."
+    )
+
     def fingerprint(self) -> str:
         """Return a 12-hex-digit hash of the non-secret settings (stored with answers)."""
         public = self.model_dump(mode="json", exclude={"ncbi_api_key", "ncbi_email", "library"})

@@ -22,13 +22,13 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from medcite.errors import NotFound, SchemaMismatch, StoreError
-from medcite.models import EVIDENCE_TYPES, Document, LibraryStats, Passage
+from medcite.models import EVIDENCE_TYPES, Document, LibraryStats, Passage, VocabularyEntry
 
-__all__ = ["BatchCounts", "FtsRow", "Store"]
+__all__ = ["BatchCounts", "FtsRow", "PassageDetail", "Store"]
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
-HEAD_REVISION = "0001"
-_KNOWN_REVISIONS = {"0001"}
+HEAD_REVISION = "0002"
+_KNOWN_REVISIONS = {"0001", "0002"}
 _SQLITE_MAX_VARS = 900
 
 
@@ -52,6 +52,22 @@ class FtsRow:
     evidence_type: str
     year: int | None
     score: float
+
+
+@dataclass(frozen=True)
+class PassageDetail:
+    """A passage with the metadata of its document that ranking and display need."""
+
+    rowid: int
+    passage: Passage
+    title: str
+    kind: str
+    evidence_type: str
+    year: int | None
+    organization: str | None
+    journal: str | None
+    doi: str | None
+    pmid: str | None
 
 
 def _marks(chunk: Sequence[Any]) -> str:
@@ -180,6 +196,7 @@ class Store:
         *,
         delete_doc_ids: Sequence[str] = (),
         retracted_pmids: Iterable[tuple[str, str]] = (),
+        vocabulary: Sequence[VocabularyEntry] = (),
     ) -> BatchCounts:
         """Write one batch of documents with their passages, in one transaction.
 
@@ -195,6 +212,7 @@ class Store:
             delete_doc_ids: Namespaced ids to remove (e.g. ``pmid:24381829``).
             retracted_pmids: ``(retracted PMID, notice id)`` pairs read from
                 retraction notices or RetractionIn comments.
+            vocabulary: Synonym sets to keep for query expansion (duplicates are ignored).
 
         Returns:
             Counts of added, updated, unchanged and deleted documents and passages written.
@@ -215,6 +233,11 @@ class Store:
                     conn.exec_driver_sql(
                         "UPDATE documents SET is_retracted = 1 WHERE pmid IN "
                         "(SELECT pmid FROM retractions) AND is_retracted = 0"
+                    )
+                if vocabulary:
+                    conn.exec_driver_sql(
+                        "INSERT OR IGNORE INTO vocabulary(concept, term, source) VALUES (?, ?, ?)",
+                        [(entry.concept, term, entry.source) for entry in vocabulary for term in entry.terms if term],
                     )
                 if delete_doc_ids:
                     counts.deleted = self._delete(conn, list(dict.fromkeys(delete_doc_ids)))
@@ -271,6 +294,8 @@ class Store:
                         [(first + i, row[8], row[3], row[5]) for i, row in enumerate(passage_rows)],
                     )
                 counts.n_passages = len(passage_rows)
+                if counts.added or counts.updated or counts.deleted or links:
+                    _bump_version(conn)
         except sa.exc.DBAPIError as exc:
             raise StoreError(
                 f"Writing to the library {self.path} failed ({exc.orig}); this batch was not written."
@@ -279,8 +304,10 @@ class Store:
 
     def delete_documents(self, doc_ids: Sequence[str]) -> int:
         """Delete documents with their passages and full-text rows; return how many existed."""
-        with self.engine.begin() as conn:
-            return self._delete(conn, list(doc_ids))
+        with self.engine.connect() as conn, conn.execution_options(sqlite_immediate=True).begin():
+            n_deleted = self._delete(conn, list(doc_ids))
+            _bump_version(conn)
+            return n_deleted
 
     @staticmethod
     def _delete(conn: Connection, doc_ids: list[str]) -> int:
@@ -289,6 +316,11 @@ class Store:
             marks = _marks(chunk)
             conn.exec_driver_sql(
                 f"DELETE FROM passages_fts WHERE rowid IN (SELECT rowid FROM passages WHERE doc_id IN ({marks}))",
+                tuple(chunk),
+            )
+            conn.exec_driver_sql(
+                f"DELETE FROM passage_vectors WHERE passage_rowid IN "
+                f"(SELECT rowid FROM passages WHERE doc_id IN ({marks}))",
                 tuple(chunk),
             )
             conn.exec_driver_sql(f"DELETE FROM passages WHERE doc_id IN ({marks})", tuple(chunk))
@@ -398,6 +430,136 @@ class Store:
             for row in result
         ]
 
+    def search_fts_rowids(
+        self, match: str, *, limit: int = 100, weights: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    ) -> list[tuple[int, float]]:
+        """Run an FTS5 ``MATCH`` expression and return ``(passage rowid, BM25 score)`` pairs.
+
+        Args:
+            match: A well-formed FTS5 query (see ``retrieve.fts_query``).
+            limit: Maximum number of rows (>= 1).
+            weights: BM25 column weights for (title, section, text), FTS5's ``bm25()`` arguments.
+
+        Returns:
+            Best first (score = negated ``bm25()``, higher is better), ties by rowid;
+            passages of retracted documents are never returned.
+
+        Raises:
+            StoreError: The expression is not valid FTS5 syntax.
+        """
+        if limit < 1:
+            raise ValueError(f"limit must be >= 1 (got {limit})")
+        sql = (
+            "SELECT f.rowid, -bm25(passages_fts, ?, ?, ?) AS score FROM passages_fts f "
+            "JOIN passages p ON p.rowid = f.rowid JOIN documents d ON d.doc_id = p.doc_id "
+            "WHERE passages_fts MATCH ? AND d.is_retracted = 0 ORDER BY score DESC, f.rowid LIMIT ?"
+        )
+        try:
+            with self._connect() as conn:
+                return [(int(r[0]), float(r[1])) for r in conn.exec_driver_sql(sql, (*weights, match, limit))]
+        except sa.exc.OperationalError as exc:
+            raise StoreError(f"The full-text query {match!r} is not valid ({exc.orig}).") from exc
+
+    def passage_details(self, rowids: Sequence[int]) -> dict[int, PassageDetail]:
+        """Return passages with their document metadata by rowid; retracted documents are left out."""
+        found: dict[int, PassageDetail] = {}
+        with self._connect() as conn:
+            for chunk in _chunks(list(rowids)):
+                result = conn.exec_driver_sql(
+                    "SELECT p.rowid, p.passage_id, p.doc_id, p.n, p.section, p.kind, p.text, p.char_start, "
+                    "p.char_end, d.title, d.kind, d.evidence_type, d.year, d.organization, d.journal, d.doi, d.pmid "
+                    "FROM passages p JOIN documents d ON d.doc_id = p.doc_id "
+                    f"WHERE p.rowid IN ({_marks(chunk)}) AND d.is_retracted = 0",
+                    tuple(chunk),
+                )
+                for row in result:
+                    found[int(row[0])] = PassageDetail(
+                        rowid=int(row[0]),
+                        passage=_passage(row[1:9]),
+                        title=row[9],
+                        kind=row[10],
+                        evidence_type=row[11],
+                        year=row[12],
+                        organization=row[13],
+                        journal=row[14],
+                        doi=row[15],
+                        pmid=row[16],
+                    )
+        return found
+
+    def library_version(self) -> int:
+        """Return a counter that grows whenever passages, retractions or vectors change."""
+        with self._connect() as conn:
+            return int(conn.exec_driver_sql("SELECT value FROM meta WHERE key = 'library_version'").scalar() or 0)
+
+    def passages_missing_vectors(self, model: str, *, limit: int = 256) -> list[tuple[int, str]]:
+        """Return up to ``limit`` ``(rowid, text to embed)`` pairs for passages without a ``model`` vector.
+
+        The text to embed is the document title, the section heading and the passage text, one per line.
+        """
+        with self._connect() as conn:
+            result = conn.exec_driver_sql(
+                "SELECT p.rowid, d.title, p.section, p.text FROM passages p JOIN documents d ON d.doc_id = p.doc_id "
+                "WHERE NOT EXISTS (SELECT 1 FROM passage_vectors v WHERE v.model = ? AND v.passage_rowid = p.rowid) "
+                "ORDER BY p.rowid LIMIT ?",
+                (model, limit),
+            )
+            return [(int(r[0]), "\n".join(part for part in r[1:] if part)) for r in result]
+
+    def count_missing_vectors(self, model: str) -> int:
+        """Return how many passages have no ``model`` vector yet."""
+        with self._connect() as conn:
+            return int(
+                conn.exec_driver_sql(
+                    "SELECT count(*) FROM passages p WHERE NOT EXISTS "
+                    "(SELECT 1 FROM passage_vectors v WHERE v.model = ? AND v.passage_rowid = p.rowid)",
+                    (model,),
+                ).scalar()
+                or 0
+            )
+
+    def write_vectors(self, model: str, rows: Sequence[tuple[int, bytes]]) -> None:
+        """Store ``(passage rowid, float32 vector bytes)`` rows for a model, in one transaction."""
+        if not rows:
+            return
+        with self.engine.connect() as conn, conn.execution_options(sqlite_immediate=True).begin():
+            conn.exec_driver_sql(
+                "INSERT OR REPLACE INTO passage_vectors(model, passage_rowid, vector) VALUES (?, ?, ?)",
+                [(model, rowid, blob) for rowid, blob in rows],
+            )
+            _bump_version(conn)
+
+    def iter_vectors(self, model: str, *, batch: int = 4096) -> Iterator[list[tuple[int, bytes]]]:
+        """Yield ``(passage rowid, vector bytes)`` rows of a model in rowid order, ``batch`` at a time.
+
+        Vectors of retracted documents are left out, so a dense index built from them cannot return one.
+        """
+        last = -1
+        while True:
+            with self._connect() as conn:
+                rows = [
+                    (int(r[0]), bytes(r[1]))
+                    for r in conn.exec_driver_sql(
+                        "SELECT v.passage_rowid, v.vector FROM passage_vectors v "
+                        "JOIN passages p ON p.rowid = v.passage_rowid JOIN documents d ON d.doc_id = p.doc_id "
+                        "WHERE v.model = ? AND v.passage_rowid > ? AND d.is_retracted = 0 "
+                        "ORDER BY v.passage_rowid LIMIT ?",
+                        (model, last, batch),
+                    )
+                ]
+            if not rows:
+                return
+            yield rows
+            last = rows[-1][0]
+
+    def vocabulary_groups(self) -> list[list[str]]:
+        """Return the stored synonym sets: one list of terms per concept, in concept order."""
+        groups: dict[str, list[str]] = {}
+        with self._connect() as conn:
+            for concept, term in conn.exec_driver_sql("SELECT concept, term FROM vocabulary ORDER BY concept, rowid"):
+                groups.setdefault(str(concept), []).append(str(term))
+        return list(groups.values())
+
     def stats(self) -> LibraryStats:
         """Return counts by source kind and evidence type, retracted count and size on disk."""
         with self._connect() as conn:
@@ -455,6 +617,10 @@ def _configure_connection(dbapi_connection: sqlite3.Connection, _record: object)
     cursor.execute("PRAGMA synchronous = NORMAL")
     cursor.execute("PRAGMA foreign_keys = ON")
     cursor.close()
+
+
+def _bump_version(conn: Connection) -> None:
+    conn.exec_driver_sql("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'library_version'")
 
 
 def _begin(conn: Connection) -> None:

@@ -3,7 +3,8 @@
 An adapter is a function ``read_<kind>(path) -> Iterator[Record]`` over ONE file
 (or, for the guideline pack, one pack folder). It yields ``Document`` objects,
 ``SkippedRecord`` for each record (or whole file) it could not read (it never
-raises on bad input), and ``Deletion`` for update files that remove records.
+raises on bad input), ``Deletion`` for update files that remove records, and
+``VocabularyEntry`` for synonym sets a source carries (MedQuAD focus synonyms).
 ``ADAPTERS`` maps each source kind to its reader and the file patterns used when
 a folder is given. Adapters import ``models``, ``errors`` and ``corpus._io``;
 never ``store``.
@@ -16,11 +17,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from medcite.models import Deletion, Document, SkippedRecord
+from medcite.models import Deletion, Document, SkippedRecord, VocabularyEntry
 
 __all__ = ["ADAPTERS", "Adapter", "Record", "get_adapter"]
 
-Record = Document | SkippedRecord | Deletion
+Record = Document | SkippedRecord | Deletion | VocabularyEntry
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ from lxml import etree
 
 from medcite.corpus import Record
 from medcite.corpus._io import decode_text, open_bytes
-from medcite.models import Document, Section, SkippedRecord
+from medcite.models import Document, Section, SkippedRecord, VocabularyEntry
 
 __all__ = ["normalise_answer", "read_medquad"]
 
@@ -171,16 +171,24 @@ def _read_document(path: Path, element: etree._Element, number: int, *, is_singl
         qtype = question_el.get("qtype") if question_el is not None else None
         sections.append(Section(heading_path=[question] if question else [], text=answer, category=qtype or None))
         qids.append((question_el.get("qid") if question_el is not None else None) or "")
-    if not sections:
-        return
     focus = " ".join(_text(_first_child(element, "Focus", "doctitle-focus")).split())
     synonyms = _texts(element.iter("Synonym"))
+    cuis = _texts(element.iter("CUI", "cui"))
+    if focus and synonyms:
+        # Kept even for pages whose answers were removed: their names are still a vocabulary. One concept
+        # per page: grouping pages by UMLS CUI was tried and merged loosely related pages ("after a heart
+        # attack", "pericarditis after heart attack") into one noisy group.
+        yield VocabularyEntry(
+            concept=f"medquad:{collection}/{local_id}", terms=[focus, *synonyms], source="MedQuAD focus synonyms"
+        )
+    if not sections:
+        return
     metadata: dict[str, object] = {
         "collection": collection,
         "document_id": document_id,
         "focus": focus,
         "synonyms": synonyms,
-        "cuis": _texts(element.iter("CUI", "cui")),
+        "cuis": cuis,
         "semantic_types": _texts(element.iter("SemanticType", "semanticType")),
         "semantic_group": next(iter(_texts(element.iter("SemanticGroup", "semanticGroup"))), None),
         "qids": qids,
