@@ -136,3 +136,29 @@ def test_ingest_reports_broken_links_and_pipes_and_reads_the_rest(tmp_path: Path
     assert code == 1
     assert captured.out.strip() == "1 added, 0 updated, 0 unchanged, 2 skipped"
     assert "dead.xml: a broken link" in captured.err and "pipe.xml: not a regular file" in captured.err
+
+
+def test_search_json_lists_passages_with_the_documented_keys(tmp_path: Path, capsys, monkeypatch):
+    monkeypatch.setenv("MEDCITE_EMBEDDER", "none")
+    library = str(tmp_path / "library.db")
+    assert run(["search", "acute gout flare first-line", "--k", "3", "--format", "json", "--library", library]) == 0
+    hits = json.loads(capsys.readouterr().out)
+    assert len(hits) == 3
+    assert {"passage_id", "document_id", "title", "section", "text", "evidence_type", "year", "score"} <= hits[0].keys()
+    assert hits[0]["document_id"] == "guideline:acr_gout_2020" and hits[0]["evidence_type"] == "guideline"
+
+
+def test_search_queries_file_prints_one_json_line_per_query(tmp_path: Path, capsys, monkeypatch):
+    monkeypatch.setenv("MEDCITE_EMBEDDER", "none")
+    queries = tmp_path / "q.jsonl"
+    queries.write_text('{"id": "a", "query": "gout flare"}\n\n{"id": 2, "query": "  "}\n')
+    assert run(["search", "--queries", str(queries), "--k", "2", "--library", str(tmp_path / "library.db")]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [line["id"] for line in lines] == ["a", "2"]
+    assert len(lines[0]["results"]) == 2 and lines[1]["results"] == [] and "empty" in lines[1]["error"]
+
+
+def test_search_empty_query_is_one_line_exit_2(tmp_path: Path, capsys, monkeypatch):
+    monkeypatch.setenv("MEDCITE_EMBEDDER", "none")
+    assert run(["search", "   ", "--library", str(tmp_path / "library.db")]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1].startswith("Error: The query is empty")
