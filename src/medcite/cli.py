@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated
 import pydantic
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from medcite.corpus import ADAPTERS
@@ -99,9 +99,9 @@ def _open(settings: Settings, *, fill_default: bool = True) -> Store:
 
 def _progress() -> Progress:
     return Progress(
-        TextColumn("[bold]ingest"),
+        TextColumn("[bold]{task.description}"),
         BarColumn(),
-        DownloadColumn(),
+        MofNCompleteColumn(),
         TimeElapsedColumn(),
         console=stderr,
         transient=True,
@@ -167,7 +167,26 @@ def ingest(
                 on_bytes=lambda n: progress.advance(task, n),
                 on_problem=lambda line: stderr.print(f"skipped: {line}", markup=False, highlight=False),
             )
+        _ensure_vectors(store, _embedder(settings))
     _finish_ingest(report)
+
+
+def _ensure_vectors(store: Store, embedder: Embedder | None) -> None:
+    """Embed the passages that have no vector for this model yet, with a progress bar (no-op without a model)."""
+    if embedder is None:
+        return
+    from medcite.retrieve.dense import embed_passages
+
+    missing = store.count_missing_vectors(embedder.name)
+    if not missing:
+        return
+    stderr.print(
+        f"Embedding {missing} passages with {embedder.name} for dense search "
+        "(once; set MEDCITE_EMBEDDER=none to skip) ..."
+    )
+    with _progress() as progress:
+        task = progress.add_task("embed", total=missing)
+        embed_passages(store, embedder, on_progress=lambda done, _total: progress.update(task, completed=done))
 
 
 def _files_for_progress(kind: str, paths: list[Path]) -> list[Path]:
@@ -194,6 +213,7 @@ def _ingest_pubmed(settings: Settings, query: str, max_records: int, email: str 
             settings=settings,
             on_problem=lambda line: stderr.print(f"skipped: {line}", markup=False, highlight=False),
         )
+        _ensure_vectors(store, _embedder(settings))
     _finish_ingest(report)
 
 
@@ -282,6 +302,8 @@ def search(
     batch = _read_queries(queries) if queries is not None else []
     embedder = _embedder(settings, required=mode in (SearchMode.dense, SearchMode.hybrid))
     with _open(settings) as store:
+        if mode is not SearchMode.lexical:
+            _ensure_vectors(store, embedder)
         retriever = Retriever(store, settings, embedder=embedder)
         chosen = mode.value if mode is not None else None
         if queries is None:
