@@ -181,3 +181,18 @@ def test_dense_index_file_is_rebuilt_when_the_library_changes(library, tmp_path:
     assert index_file.exists()
     version = json.loads(index_file.with_name(index_file.name + ".json").read_text())["library_version"]
     assert version == store.library_version()
+
+
+def test_fuse_rrf_weights_scale_each_ranking():
+    fused = dict(fuse_rrf([[1, 2], [2, 1]], k=60, weights=[1.0, 0.5]))
+    assert fused[1] == pytest.approx(1 / 61 + 0.5 / 62)
+    assert fused[2] == pytest.approx(1 / 62 + 0.5 / 61)
+    with pytest.raises(ValueError):
+        fuse_rrf([[1]], weights=[1.0, 2.0])
+
+
+def test_common_terms_are_left_out_of_bm25_when_others_remain(library):
+    store, settings, _ = library
+    retriever = Retriever(store, settings.model_copy(update={"common_term_fraction": 0.01}))
+    assert retriever._selective(["gout", "the"]) == ["gout"] or "the" not in retriever._selective(["gout", "the"])
+    assert retriever._selective(["the"]) == ["the"]  # never left with nothing

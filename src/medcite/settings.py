@@ -57,6 +57,9 @@ class Settings(BaseSettings):
     retrieval_candidates: int = Field(
         default=100, ge=1, le=2000, description="Passages each retriever (lexical, dense) hands to fusion."
     )
+    dense_weight: float = Field(
+        default=0.5, ge=0, le=4, description="Weight of the dense ranking in weighted RRF (lexical rankings: 1)."
+    )
     rrf_k: int = Field(default=60, ge=1, description="Reciprocal rank fusion constant k (Cormack et al. 2009).")
     evidence_weight: float = Field(
         default=0.15,
@@ -67,6 +70,16 @@ class Settings(BaseSettings):
     )
     max_passages_per_document: int = Field(
         default=3, ge=1, description="At most this many passages of one document in a result list."
+    )
+    common_term_fraction: float = Field(
+        default=0.05,
+        gt=0,
+        le=1,
+        description="Query terms found in more than this fraction of passages are left out of BM25 "
+        "when other terms remain (they carry almost no weight and slow FTS5 down).",
+    )
+    query_expansions: int = Field(
+        default=4, ge=0, le=20, description="Vocabulary equivalents added to a query at most (0 = no expansion)."
     )
     bm25_weights: tuple[float, float, float] = Field(
         default=(2.0, 1.0, 1.0), description="BM25 column weights for title, section heading and passage text."

@@ -88,6 +88,7 @@ class Store:
     def __init__(self, path: Path, engine: Engine) -> None:
         self.path = path
         self.engine = engine
+        self._retracted_cache: tuple[int, frozenset[int]] | None = None
 
     # -- opening -----------------------------------------------------------------------------------
 
@@ -449,16 +450,55 @@ class Store:
         """
         if limit < 1:
             raise ValueError(f"limit must be >= 1 (got {limit})")
+        # No join here: joining every match to its document costs ~3x; retracted documents are rare, so
+        # the top rows are filtered afterwards and the list topped up from a deeper read when needed.
         sql = (
-            "SELECT f.rowid, -bm25(passages_fts, ?, ?, ?) AS score FROM passages_fts f "
-            "JOIN passages p ON p.rowid = f.rowid JOIN documents d ON d.doc_id = p.doc_id "
-            "WHERE passages_fts MATCH ? AND d.is_retracted = 0 ORDER BY score DESC, f.rowid LIMIT ?"
+            "SELECT rowid, -bm25(passages_fts, ?, ?, ?) AS score FROM passages_fts "
+            "WHERE passages_fts MATCH ? ORDER BY score DESC, rowid LIMIT ?"
         )
         try:
             with self._connect() as conn:
-                return [(int(r[0]), float(r[1])) for r in conn.exec_driver_sql(sql, (*weights, match, limit))]
+                retracted = self._retracted_rowids(conn)
+                depth = limit + len(retracted)
+                rows = [(int(r[0]), float(r[1])) for r in conn.exec_driver_sql(sql, (*weights, match, depth))]
         except sa.exc.OperationalError as exc:
             raise StoreError(f"The full-text query {match!r} is not valid ({exc.orig}).") from exc
+        return [row for row in rows if row[0] not in retracted][:limit]
+
+    def count_fts_matches(self, match: str) -> int:
+        """Return how many passages an FTS5 ``MATCH`` expression matches (a term's document frequency).
+
+        Raises:
+            StoreError: The expression is not valid FTS5 syntax.
+        """
+        try:
+            with self._connect() as conn:
+                return int(
+                    conn.exec_driver_sql(
+                        "SELECT count(*) FROM passages_fts WHERE passages_fts MATCH ?", (match,)
+                    ).scalar()
+                    or 0
+                )
+        except sa.exc.OperationalError as exc:
+            raise StoreError(f"The full-text query {match!r} is not valid ({exc.orig}).") from exc
+
+    def count_passages(self) -> int:
+        """Return the number of passages in the library."""
+        with self._connect() as conn:
+            return int(conn.exec_driver_sql("SELECT count(*) FROM passages").scalar() or 0)
+
+    def _retracted_rowids(self, conn: Connection) -> frozenset[int]:
+        """Passage rowids of retracted documents, cached per library version."""
+        version = int(conn.exec_driver_sql("SELECT value FROM meta WHERE key = 'library_version'").scalar() or 0)
+        if self._retracted_cache is None or self._retracted_cache[0] != version:
+            rowids = frozenset(
+                int(r[0])
+                for r in conn.exec_driver_sql(
+                    "SELECT p.rowid FROM passages p JOIN documents d ON d.doc_id = p.doc_id WHERE d.is_retracted"
+                )
+            )
+            self._retracted_cache = (version, rowids)
+        return self._retracted_cache[1]
 
     def passage_details(self, rowids: Sequence[int]) -> dict[int, PassageDetail]:
         """Return passages with their document metadata by rowid; retracted documents are left out."""

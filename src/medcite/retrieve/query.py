@@ -202,7 +202,7 @@ class Vocabulary:
         ordered = sorted(counts, key=lambda key: (-counts[key], len(key), key))
         return [spelling[key] for key in ordered]
 
-    def expand(self, text: str) -> ExpandedQuery:
+    def expand(self, text: str, *, max_expansions: int = _MAX_EXPANSIONS) -> ExpandedQuery:
         """Normalise a query and add the equivalents of its words and phrases (up to 4 words long).
 
         Longer phrases win over their parts; at most a few expansions are added,
@@ -226,7 +226,7 @@ class Vocabulary:
                     break
             else:
                 position += 1
-        return ExpandedQuery(text=text, terms=terms, expansions=expansions[:_MAX_EXPANSIONS])
+        return ExpandedQuery(text=text, terms=terms, expansions=expansions[:max_expansions])
 
     @classmethod
     def from_store(cls, store: Store) -> Vocabulary:

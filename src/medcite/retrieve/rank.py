@@ -42,16 +42,20 @@ class Candidate:
     score: float
 
 
-def fuse_rrf(rankings: Sequence[Sequence[int]], *, k: int = 60) -> list[tuple[int, float]]:
+def fuse_rrf(
+    rankings: Sequence[Sequence[int]], *, k: int = 60, weights: Sequence[float] | None = None
+) -> list[tuple[int, float]]:
     """Merge ranked lists with reciprocal rank fusion (Cormack, Clarke and Büttcher, SIGIR 2009).
 
-    A passage's fused score is the sum of ``1 / (k + rank)`` over the lists it
-    appears in (rank 1-based). Raw retriever scores are ignored, so BM25 and
-    cosine scores never need normalising against each other.
+    A passage's fused score is the sum of ``weight / (k + rank)`` over the lists
+    it appears in (rank 1-based; weights default to 1, the original RRF).
+    Raw retriever scores are ignored, so BM25 and cosine scores never need
+    normalising against each other.
 
     Args:
         rankings: One list of passage rowids per retriever, each best first.
         k: Damping constant (>= 1); larger values flatten the advantage of top ranks.
+        weights: One weight per ranking (weighted RRF), or None for all 1.
 
     Returns:
         ``(rowid, fused score)`` pairs, best first; equal scores ordered by rowid.
@@ -61,10 +65,13 @@ def fuse_rrf(rankings: Sequence[Sequence[int]], *, k: int = 60) -> list[tuple[in
     """
     if k < 1:
         raise ValueError(f"k must be >= 1 (got {k})")
+    if weights is not None and len(weights) != len(rankings):
+        raise ValueError(f"{len(weights)} weights for {len(rankings)} rankings")
     fused: defaultdict[int, float] = defaultdict(float)
-    for ranking in rankings:
+    for number, ranking in enumerate(rankings):
+        weight = 1.0 if weights is None else weights[number]
         for position, rowid in enumerate(ranking, start=1):
-            fused[rowid] += 1.0 / (k + position)
+            fused[rowid] += weight / (k + position)
     return sorted(fused.items(), key=lambda item: (-item[1], item[0]))
 
 

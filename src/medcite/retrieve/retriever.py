@@ -39,6 +39,9 @@ class Retriever:
         self.embedder = embedder
         self._vocabulary: Vocabulary | None = None
         self._dense: DenseIndex | None = None
+        self._df_cache: dict[str, int] = {}
+        self._df_version = -1
+        self._n_passages = 1
 
     @property
     def vocabulary(self) -> Vocabulary:
@@ -60,17 +63,45 @@ class Retriever:
         """
         if not query or not query.strip():
             raise QueryError("The query is empty; type a question or some search words.")
-        expanded = self.vocabulary.expand(query)
+        expanded = self.vocabulary.expand(query, max_expansions=self.settings.query_expansions)
         if not expanded.terms and not expanded.expansions:
             raise QueryError(f"The query {query!r} has no words to search for; add a clinical term.")
         return expanded
 
-    def lexical(self, expanded: ExpandedQuery, *, limit: int) -> list[tuple[int, float]]:
-        """Return ``(rowid, BM25 score)`` pairs for the query terms and expansions, best first."""
-        match = fts_query(expanded.all_terms())
-        if match is None:
-            return []
-        return self.store.search_fts_rowids(match, limit=limit, weights=self.settings.bm25_weights)
+    def lexical(self, expanded: ExpandedQuery, *, limit: int) -> list[list[tuple[int, float]]]:
+        """Return BM25 rankings: one for the query's own terms, one more with the vocabulary expansions.
+
+        Expansions get a ranking of their own (fused later by RRF) rather than joining the first: added to
+        the same BM25 query they dilute it (measured on LiveQA-Med, benchmarks/retrieval.py).
+        """
+        rankings = []
+        own = self._selective(expanded.terms)
+        for terms in (own, [*own, *expanded.expansions] if expanded.expansions else []):
+            match = fts_query(terms)
+            if match is not None:
+                rankings.append(self.store.search_fts_rowids(match, limit=limit, weights=self.settings.bm25_weights))
+        return rankings
+
+    def _selective(self, terms: list[str]) -> list[str]:
+        """Drop terms that occur in more than ``common_term_fraction`` of passages, if any other term is left.
+
+        Such terms carry almost no BM25 weight (low IDF) but make FTS5 score most of the library; dropping
+        them keeps latency flat as the library grows. Document frequencies are cached per library version.
+        """
+        version = self.store.library_version()
+        if self._df_version != version:
+            self._df_cache.clear()
+            self._n_passages = max(self.store.count_passages(), 1)
+            self._df_version = version
+        limit = self.settings.common_term_fraction * self._n_passages
+        kept = []
+        for term in terms:
+            if term not in self._df_cache:
+                match = fts_query([term])
+                self._df_cache[term] = self.store.count_fts_matches(match) if match else 0
+            if self._df_cache[term] <= limit:
+                kept.append(term)
+        return kept or terms
 
     def dense(self, query: str, *, limit: int) -> list[tuple[int, float]]:
         """Return ``(rowid, cosine similarity)`` pairs, best first (empty without an embedder)."""
@@ -113,22 +144,28 @@ class Retriever:
         depth = max(self.settings.retrieval_candidates, limit * self.settings.max_passages_per_document)
         stage_scores: dict[int, dict[str, float]] = {}
         rankings: list[list[int]] = []
+        weights: list[float] = []
         if mode in ("lexical", "hybrid"):
-            lexical = self.lexical(expanded, limit=depth)
-            rankings.append([rowid for rowid, _ in lexical])
-            for rowid, score in lexical:
-                stage_scores.setdefault(rowid, {})["lexical"] = score
+            for number, lexical in enumerate(self.lexical(expanded, limit=depth)):
+                rankings.append([rowid for rowid, _ in lexical])
+                weights.append(1.0)
+                for rowid, score in lexical:
+                    stage_scores.setdefault(rowid, {})["lexical" if number == 0 else "lexical_expanded"] = score
         if mode in ("dense", "hybrid"):
             dense = self.dense(query, limit=depth)
             rankings.append([rowid for rowid, _ in dense])
+            weights.append(self.settings.dense_weight)
             for rowid, score in dense:
                 stage_scores.setdefault(rowid, {})["dense"] = score
-        if mode == "hybrid":
-            fused = fuse_rrf(rankings, k=self.settings.rrf_k)
+        if len(rankings) > 1:
+            fused = fuse_rrf(rankings, k=self.settings.rrf_k, weights=weights)
             for rowid, score in fused:
                 stage_scores[rowid]["rrf"] = score
+        elif rankings:
+            key = "lexical" if mode == "lexical" else "dense"
+            fused = [(rowid, stage_scores[rowid][key]) for rowid in rankings[0]]
         else:
-            fused = [(rowid, stage_scores[rowid][mode]) for rowid in rankings[0]]
+            fused = []
         fused = fused[:depth]
         details = self.store.passage_details([rowid for rowid, _ in fused])
         candidates = [
