@@ -58,7 +58,7 @@ class Settings(BaseSettings):
         default=100, ge=1, le=2000, description="Passages each retriever (lexical, dense) hands to fusion."
     )
     dense_weight: float = Field(
-        default=0.5, ge=0, le=4, description="Weight of the dense ranking in weighted RRF (lexical rankings: 1)."
+        default=1.0, ge=0, le=4, description="Weight of the dense ranking in weighted RRF (lexical rankings: 1)."
     )
     rrf_k: int = Field(default=60, ge=1, description="Reciprocal rank fusion constant k (Cormack et al. 2009).")
     evidence_weight: float = Field(
