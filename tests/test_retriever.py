@@ -36,6 +36,10 @@ def library(tmp_path_factory):
     ingest(store, "guidelines", [default_guideline_pack()], settings=settings)
     ingest(store, "medquad", [data_path("medquad", "4_MPlus_Health_Topics_QA")], settings=settings)
     ingest(store, "medquad", [data_path("medquad", "10_MPlus_ADAM_QA")], settings=settings)  # vocabulary only
+    judged = data_path(
+        "medquad", "QA-TestSet-LiveQA-Med-Qrels-2479-Answers", "All-2479-Answers-retrieved-from-MedQuAD.csv"
+    )
+    ingest(store, "medquad", [judged], settings=settings)
     ingest(store, "pubmed-xml", [retracted], settings=settings)
     embedder = HashEmbedder(dim=64)
     embed_passages(store, embedder)
@@ -79,6 +83,15 @@ def test_vocabulary_from_library_maps_lay_terms_from_medquad_synonyms(library):
     # MedQuAD's A.D.A.M. page "Heart attack" lists "Myocardial infarction" among its synonyms.
     assert any(term.lower() == "myocardial infarction" for term in vocabulary.expand("heart attack").expansions)
     assert "hypertension" in {t.lower() for t in vocabulary.expand("high blood pressure").expansions}
+
+
+def test_vocabulary_maps_a_brand_name_to_its_generic_one_way(library):
+    store, settings, _ = library
+    vocabulary = Retriever(store, settings).vocabulary
+    # A judged MedQuAD answer writes "escitalopram (Lexapro)".
+    question = "Alright so I dont know much about Lexapro would you tell me more about it?"
+    assert "escitalopram" in vocabulary.expand(question).expansions
+    assert "Lexapro" not in vocabulary.expand("escitalopram").expansions
 
 
 def test_abbreviation_list_is_shorthand_only():

@@ -592,13 +592,13 @@ class Store:
             yield rows
             last = rows[-1][0]
 
-    def vocabulary_groups(self) -> list[list[str]]:
-        """Return the stored synonym sets: one list of terms per concept, in concept order."""
+    def vocabulary_groups(self) -> list[tuple[str, list[str]]]:
+        """Return the stored synonym sets: ``(concept, terms)`` per concept, in concept order."""
         groups: dict[str, list[str]] = {}
         with self._connect() as conn:
             for concept, term in conn.exec_driver_sql("SELECT concept, term FROM vocabulary ORDER BY concept, rowid"):
                 groups.setdefault(str(concept), []).append(str(term))
-        return list(groups.values())
+        return list(groups.items())
 
     def stats(self) -> LibraryStats:
         """Return counts by source kind and evidence type, retracted count and size on disk."""

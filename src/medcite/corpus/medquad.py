@@ -168,6 +168,7 @@ def _read_document(path: Path, element: etree._Element, number: int, *, is_singl
         question = " ".join(_text(question_el).split())
         if not answer:
             continue
+        yield from brand_names(answer)
         qtype = question_el.get("qtype") if question_el is not None else None
         sections.append(Section(heading_path=[question] if question else [], text=answer, category=qtype or None))
         qids.append((question_el.get("qid") if question_el is not None else None) or "")
@@ -213,6 +214,22 @@ def _read_document(path: Path, element: etree._Element, number: int, *, is_singl
     )
 
 
+_GENERIC_BRAND = re.compile(r"\b([a-z]{6,}) \(([A-Z][a-z]{3,})\)")
+"""A drug's generic name followed by a brand name in parentheses, as consumer pages write them."""
+
+
+def brand_names(text: str) -> Iterator[VocabularyEntry]:
+    """Yield brand -> generic name pairs written as 'generic (Brand)' in an answer, e.g. 'warfarin (Coumadin)'.
+
+    The concept key starts with 'brand:' so query expansion uses it one way only
+    (a brand name finds its generic; a generic does not pull in every brand).
+    """
+    for generic, brand in dict.fromkeys(_GENERIC_BRAND.findall(text)):
+        yield VocabularyEntry(
+            concept=f"brand:{brand.lower()}", terms=[brand, generic], source="MedQuAD answers: generic (Brand)"
+        )
+
+
 def _read_judged_csv(path: Path) -> Iterator[Record]:
     """Read the LiveQA-Med judged-answer CSV: one Document per distinct AnswerID."""
     try:
@@ -240,6 +257,7 @@ def _read_judged_csv(path: Path) -> Iterator[Record]:
                 continue
             seen[answer_id] = raw
             yield _judged_document(path, answer_id, raw)
+            yield from brand_names(raw)
     except csv.Error as exc:
         yield _skip(path, None, f"The CSV is malformed ({exc}); rows after the fault were not read.")
 

@@ -151,7 +151,8 @@ class Vocabulary:
     """Equivalent terms (synonym sets) used to expand queries.
 
     Sets come from the library's vocabulary table (each MedQuAD page's focus
-    and synonyms, including pages whose answers were removed) and from
+    and synonyms, including pages whose answers were removed; brand names
+    written as "generic (Brand)" in consumer answers, brand -> generic only) and from
     ``ABBREVIATIONS`` (clinical shorthand, both ways). A term's equivalents are
     the other members of every set that contains it; sets are not chained, so
     one loosely related page cannot pull in a whole neighbourhood of terms.
@@ -166,15 +167,18 @@ class Vocabulary:
         for group in groups:
             self.add_group(group)
 
-    def add_group(self, terms: Iterable[str]) -> None:
-        """Add a set of equivalent terms (terms of more than five words or with ' - ' qualifiers are left out)."""
+    def add_group(self, terms: Iterable[str], *, directed: bool = False) -> None:
+        """Add a set of equivalent terms (terms of more than five words or with ' - ' qualifiers are left out).
+
+        With ``directed`` only the first term expands to the others (a brand name to its generic name).
+        """
         clean = list(dict.fromkeys(" ".join(t.split()) for t in terms if t and t.strip()))
         clean = [t for t in clean if len(t.split()) <= _MAX_SYNONYM_WORDS and " - " not in t]
         if len(clean) < 2:
             return
         index = len(self._sets)
         self._sets.append(clean)
-        for term in clean:
+        for term in clean[:1] if directed else clean:
             self._sets_of.setdefault(self._key(term), []).append(index)
             self._max_words = max(self._max_words, len(term.split()))
 
@@ -231,4 +235,7 @@ class Vocabulary:
     @classmethod
     def from_store(cls, store: Store) -> Vocabulary:
         """Build the vocabulary from the library's synonym sets (``Store.vocabulary_groups``)."""
-        return cls(store.vocabulary_groups())
+        vocabulary = cls()
+        for concept, terms in store.vocabulary_groups():
+            vocabulary.add_group(terms, directed=concept.startswith("brand:"))
+        return vocabulary
