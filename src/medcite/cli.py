@@ -341,6 +341,59 @@ def _read_queries(path: Path) -> list[tuple[str, str]]:
     return batch
 
 
+class AnswerFormat(StrEnum):
+    """Output formats of ``ask``."""
+
+    markdown = "markdown"
+    json = "json"
+    html = "html"
+
+
+class AudienceChoice(StrEnum):
+    """Readers ``ask`` writes for."""
+
+    clinician = "clinician"
+    student = "student"
+    patient = "patient"
+
+
+@app.command()
+def ask(
+    question: Annotated[str, typer.Argument(help="A clinical question.", show_default=False)],
+    audience: Annotated[
+        AudienceChoice, typer.Option(help="clinician (default), student or patient (emergency advice first).")
+    ] = AudienceChoice.clinician,
+    output_format: Annotated[
+        AnswerFormat,
+        typer.Option("--format", help="markdown (Rich on a terminal, plain when piped), json (the contract) or html."),
+    ] = AnswerFormat.markdown,
+    library: LibraryOption = None,
+) -> None:
+    """Answer a question: bottom line, sections by intent, every statement cited to its source passage.
+
+    Abstains, listing the closest sources, when the library holds no sufficiently relevant evidence.
+    """
+    from medcite.answer import ask as compose
+    from medcite.render import render_html, render_json, render_markdown
+    from medcite.retrieve import Retriever
+
+    settings = _settings(library)
+    embedder = _embedder(settings)
+    with _open(settings) as store:
+        _ensure_vectors(store, embedder)
+        answer = compose(question, retriever=Retriever(store, settings, embedder=embedder), audience=audience.value)
+    if output_format is AnswerFormat.json:
+        print(render_json(answer))
+    elif output_format is AnswerFormat.html:
+        print(render_html(answer), end="")
+    elif stdout.is_terminal:
+        from rich.markdown import Markdown
+
+        stdout.print(Markdown(render_markdown(answer)))
+    else:
+        print(render_markdown(answer), end="")
+
+
 @library_app.command("stats")
 def library_stats(
     output_format: Annotated[

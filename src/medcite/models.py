@@ -232,3 +232,99 @@ class Hit(BaseModel):
         default_factory=dict,
         description="Per-stage scores: 'lexical' (BM25), 'dense' (cosine), 'rrf' (fused), 'final'.",
     )
+
+
+# --- Answers (``medcite ask``) -------------------------------------------------------------------------------
+
+__all__ += ["Answer", "AnswerSection", "Audience", "BottomLine", "Intent", "Reference", "Statement", "Timings"]
+
+Audience = Literal["clinician", "student", "patient"]
+Intent = Literal[
+    "treatment", "diagnosis", "dosing", "monitoring", "prognosis", "prevention", "adverse_effects", "overview"
+]
+
+
+class Statement(BaseModel):
+    """One statement of an answer: a sentence, list item, table or algorithm block quoted from its sources."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: str = Field(
+        description="Verbatim from each cited passage (whitespace and Markdown bold markers normalised); "
+        "tables and algorithm blocks keep their line breaks."
+    )
+    citations: list[int] = Field(
+        default_factory=list,
+        description="1-based reference numbers (Answer.references[n - 1]); empty only for product notices "
+        "such as the emergency advice.",
+    )
+
+
+class BottomLine(BaseModel):
+    """The most direct, highest-evidence answer: one or two statements run together."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: str = Field(default="", description="One or two quoted statements joined by a space ('' on abstention).")
+    citations: list[int] = Field(default_factory=list, description="1-based reference numbers.")
+
+
+class AnswerSection(BaseModel):
+    """A titled group of statements (e.g. 'Treatment', 'Dosing', 'Pitfalls')."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    title: str = Field(description="Section title.")
+    statements: list[Statement] = Field(default_factory=list, description="Statements in reading order.")
+
+
+class Reference(BaseModel):
+    """A cited passage with what a reader needs to find and judge its source."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    n: int = Field(ge=1, description="Reference number, in order of first citation.")
+    type: str = Field(
+        description="Evidence label: Guideline, Systematic review, Meta-analysis, RCT, Research, Review, "
+        "Case report, Consumer health, Protocol."
+    )
+    title: str = Field(description="Document title.")
+    source: str | None = Field(default=None, description="Issuing organization or journal.")
+    year: int | None = Field(default=None, description="Publication year.")
+    doi: str | None = Field(default=None, description="DOI.")
+    pmid: str | None = Field(default=None, description="PubMed id.")
+    url: str | None = Field(default=None, description="DOI link, else PubMed link, else None.")
+    passage_id: str = Field(description="'<doc_id>#p<n>' of the cited passage.")
+    passage: str = Field(description="The cited passage, in full, as stored.")
+
+
+class Timings(BaseModel):
+    """Wall-clock time spent composing one answer, milliseconds."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    retrieval: float = Field(default=0.0, ge=0, description="Retrieval, ms.")
+    composition: float = Field(default=0.0, ge=0, description="Statement selection, sections and checks, ms.")
+    total: float = Field(default=0.0, ge=0, description="Whole ask call, ms.")
+
+
+class Answer(BaseModel):
+    """A composed answer (the JSON contract of ``medcite ask --format json``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(description="Short hash of question, audience and library version (16 hex characters).")
+    question: str = Field(description="The question as asked.")
+    audience: Audience = Field(description="clinician (default), student or patient.")
+    intent: Intent = Field(description="What the question asks for, from keyword cues.")
+    abstained: bool = Field(description="True when the library holds no sufficiently relevant evidence.")
+    bottom_line: BottomLine = Field(description="The most direct answer; on abstention, the text says so.")
+    sections: list[AnswerSection] = Field(default_factory=list, description="Empty on abstention.")
+    references: list[Reference] = Field(
+        default_factory=list, description="Cited passages; on abstention, the closest sources found (uncited)."
+    )
+    reading_grade: float | None = Field(
+        default=None, description="Flesch-Kincaid grade level of the statements (patient audience only)."
+    )
+    disclaimer: str = Field(description="Professional disclaimer and review notice.")
+    timings_ms: Timings = Field(default_factory=Timings, description="Time spent, milliseconds.")

@@ -1,0 +1,659 @@
+"""Hits -> Answer: question intent, the extractive composer, citation checks and abstention.
+
+The default composer is extractive and deterministic: every statement is a
+sentence, list item, table or algorithm block quoted from the passage it cites
+(only list markers, Markdown bold markers and whitespace are trimmed), so
+citations are correct by construction, and ``check_citations`` proves it before
+an answer leaves this module. Same library and question, same answer. This
+module imports ``models``, ``errors``, ``store``, ``index`` (the sentence
+splitter) and ``retrieve``; never ``render``, ``web`` or ``cli``.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import math
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import snowballstemmer
+
+from medcite.errors import CitationError
+from medcite.intent import (
+    ANAPHORIC,
+    CHOICE,
+    MODERATE,
+    PRIMARY_SECTION,
+    RED_FLAG_PHRASES,
+    SECTION_CUES,
+    SECTION_ORDER,
+    STRONG,
+    classify_intent,
+    has_red_flag,
+)
+from medcite.models import (
+    Answer,
+    AnswerSection,
+    Audience,
+    BottomLine,
+    Hit,
+    Intent,
+    Reference,
+    Statement,
+    Timings,
+)
+from medcite.quote import is_option_list, normalise_quote, spans_verbatim, split_units
+from medcite.retrieve import EVIDENCE_PRIOR, Retriever, fts_query
+
+__all__ = [
+    "ABSTAIN_MIN_COVERAGE",
+    "DISCLAIMER",
+    "EMERGENCY_ADVICE",
+    "EVIDENCE_LABELS",
+    "RED_FLAG_PHRASES",
+    "ask",
+    "check_citations",
+    "classify_intent",
+    "compose_answer",
+    "normalise_quote",
+    "reading_grade",
+]
+
+# --- Product copy (not clinical content) ---------------------------------------------------------------------
+
+DISCLAIMER = (
+    "medcite is for education and decision support; it does not replace professional judgement. "
+    "Every statement is quoted from the cited source. Educational content pending human review."
+)
+EMERGENCY_ADVICE = (
+    "Your question mentions a warning sign that can be an emergency. "
+    "If it is happening now, call your local emergency number or go to the nearest emergency department."
+)
+ABSTENTION_TEXT = (
+    "The library holds no evidence that answers this question closely enough to cite, so medcite does not "
+    "answer it. The closest sources found are listed below. To add evidence, run: {command}"
+)
+
+# --- Tunable constants (move to Settings when they stabilise) --------------------------------------------------
+
+RETRIEVAL_LIMIT_PASSAGES = 12
+"""Passages asked of the retriever for one answer."""
+EXPAND_TOP_DOCUMENTS = 2
+"""Documents (of the best hits) whose other passages are also read for statements."""
+ABSTAIN_MIN_COVERAGE = 0.40
+"""Abstain when no top passage covers this IDF-weighted fraction (0-1) of the question's own terms.
+
+Tuned on the default library (guideline pack, lexical retrieval): the spinal implant infection question
+scores 0.34; in-scope questions score 0.43 ("When should antibiotics be given in sepsis?") to 1.0.
+"""
+ABSTAIN_TOP_HITS = 5
+"""Hits whose coverage is considered for abstention."""
+PASSAGE_MIN_COVERAGE_RATIO = 0.6
+"""A passage contributes statements only when its coverage is at least this fraction of the best one's."""
+MIN_STATEMENT_RELEVANCE = 0.35
+"""A statement (with its passage heading at half weight) must cover this fraction (0-1) of the question."""
+BOTTOM_LINE_MIN_COVERAGE = 0.45
+"""A bottom-line statement must itself (with its heading at 0.75 weight) cover this fraction of the question."""
+MAX_BLOCKS = 1
+"""Tables or algorithm blocks quoted whole in one answer."""
+MAX_STATEMENTS = 12
+MAX_STATEMENTS_PER_SECTION = 4
+DUPLICATE_JACCARD = 0.6
+"""Statements whose stem sets overlap this much (Jaccard, 0-1) with a chosen one are near-duplicates."""
+MMR_LAMBDA = 0.75
+"""Maximal marginal relevance trade-off (Carbonell and Goldstein, SIGIR 1998): 1 = relevance only."""
+
+EVIDENCE_LABELS: dict[str, str] = {
+    "guideline": "Guideline",
+    "protocol": "Protocol",
+    "systematic_review": "Systematic review",
+    "meta_analysis": "Meta-analysis",
+    "rct": "RCT",
+    "observational": "Research",
+    "review": "Review",
+    "case_report": "Case report",
+    "consumer": "Consumer health",
+    "other": "Research",
+}
+"""Reference type label shown to readers, by evidence type."""
+
+_WORD = re.compile(r"[a-z0-9]+(?:[-.][a-z0-9]+)*", re.I)
+_STEMMER = snowballstemmer.stemmer("english")
+
+
+@functools.lru_cache(maxsize=65536)
+def _stem(word: str) -> tuple[str, ...]:
+    """Snowball (Porter2) stems of a lower-cased word; hyphenated words also by their parts."""
+    if "-" in word:
+        return (_STEMMER.stemWord(word), *(_STEMMER.stemWord(part) for part in word.split("-") if part))
+    return (_STEMMER.stemWord(word),)
+
+
+def _stems(text: str) -> set[str]:
+    return {stem for word in _WORD.findall(text) for stem in _stem(word.lower())}
+
+
+def reading_grade(texts: Sequence[str]) -> float | None:
+    """Return the Flesch-Kincaid grade level of the texts (textstat; Kincaid et al. 1975), None when empty."""
+    prose = " ".join(t for t in texts if t and not t.lstrip().startswith("|"))
+    if not prose.strip():
+        return None
+    import textstat
+
+    return round(float(textstat.flesch_kincaid_grade(prose)), 1)
+
+
+# --- Candidate statements --------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Unit:
+    """A candidate statement: verbatim text from one passage, with what scoring needs."""
+
+    text: str
+    hit: Hit
+    is_block: bool
+    order: int
+    stems: set[str] = field(default_factory=set)
+    section: str = ""
+    relevance: float = 0.0
+    score: float = 0.0
+
+
+# --- Scoring ---------------------------------------------------------------------------------------------------
+
+
+class _Weights:
+    """Inverse document frequencies of query stems, read from the library (cached per library version)."""
+
+    _cache: dict[tuple[int, int, str], float] = {}
+
+    def __init__(self, retriever: Retriever) -> None:
+        self.store = retriever.store
+        self.version = self.store.library_version()
+        self.n_passages = max(self.store.count_passages(), 1)
+
+    def idf(self, term: str) -> float:
+        key = (id(self.store), self.version, term.lower())
+        if key not in self._cache:
+            match = fts_query([term])
+            df = self.store.count_fts_matches(match) if match else 0
+            self._cache[key] = math.log(1.0 + self.n_passages / (1.0 + df))  # BM25-style IDF, always > 0
+        return self._cache[key]
+
+
+@dataclass
+class _Query:
+    """The question's own stems weighted by IDF, and vocabulary aliases that stand in for some of them.
+
+    An alias (e.g. the stems of 'DKA') found in a text counts as the own terms it expands
+    ('diabetic ketoacidosis'), so a passage in shorthand covers the question as fully as one in full words.
+    """
+
+    weights: dict[str, float]
+    aliases: list[tuple[frozenset[str], frozenset[str]]]
+    total: float
+
+    @classmethod
+    def build(cls, question: str, retriever: Retriever) -> _Query:
+        expanded = retriever.normalize(question)
+        idf = _Weights(retriever)
+        weights: dict[str, float] = {}
+        for term in expanded.terms:
+            stems = _stems(term) - set(weights)
+            for stem in stems:
+                weights[stem] = idf.idf(term) / len(stems)
+        aliases = []
+        for expansion in expanded.expansions:
+            stands_for = {stem for term in retriever.vocabulary.equivalents(expansion) for stem in _stems(term)}
+            covered = frozenset(stands_for & set(weights))
+            if covered:
+                aliases.append((frozenset(_stems(expansion)), covered))
+        return cls(weights=weights, aliases=aliases, total=max(sum(weights.values()), 1e-9))
+
+    def _found(self, stems: set[str]) -> set[str]:
+        found = {stem for stem in self.weights if stem in stems}
+        for alias, covered in self.aliases:
+            if alias <= stems:
+                found |= covered
+        return found
+
+    def coverage(self, body: set[str], *contexts: set[str] | float) -> float:
+        """IDF-weighted fraction (0-1) of the question's terms found in ``body``.
+
+        ``contexts`` alternate stem sets and weights (0-1): a term missing from the body but found in a
+        context set (a heading, a title) counts at that set's weight; the first matching set wins.
+        """
+        found = self._found(body)
+        score = sum(self.weights[stem] for stem in found)
+        for position in range(0, len(contexts) - 1, 2):
+            stems, factor = contexts[position], contexts[position + 1]
+            extra = self._found(stems) - found  # type: ignore[arg-type]
+            score += factor * sum(self.weights[stem] for stem in extra)  # type: ignore[operator]
+            found |= extra
+        return min(score / self.total, 1.0)
+
+
+def _jaccard(a: set[str], b: set[str]) -> float:
+    return len(a & b) / len(a | b) if a and b else 0.0
+
+
+def _section_of(unit: _Unit, intent: Intent) -> str:
+    heading = unit.hit.section.split(" > ")[-1] if unit.hit.section else ""
+    if unit.is_block:  # a table or algorithm belongs where its heading puts it, whatever words it contains
+        for title, cue in SECTION_CUES:
+            if title != "Pitfalls" and cue.search(heading):
+                return title
+        return PRIMARY_SECTION[intent] if intent != "overview" else "Key points"
+    if CHOICE.search(unit.text) and not SECTION_CUES[0][1].search(unit.text):
+        return "Treatment"  # "First-line: amoxicillin 500 mg ..." is a treatment choice before it is a dose
+    for title, cue in SECTION_CUES:
+        if cue.search(unit.text):
+            return title
+    for title, cue in SECTION_CUES:
+        if cue.search(heading):
+            return title
+    if re.search(r"treat|therap|manag|recommend|antibiotic|agent|drug", unit.text + " " + heading, re.I):
+        return "Treatment"
+    return PRIMARY_SECTION[intent] if intent != "overview" else "Key points"
+
+
+def _evidence_prior(evidence_type: str, audience: Audience) -> float:
+    if audience == "patient" and evidence_type == "consumer":
+        return 1.0
+    return EVIDENCE_PRIOR.get(evidence_type, 0.0)
+
+
+def _score_units(
+    query: _Query, hits: Sequence[Hit], intent: Intent, audience: Audience, extra: set[str]
+) -> list[_Unit]:
+    top_score = max((h.score for h in hits if h.passage_id not in extra), default=1.0) or 1.0
+    units: list[_Unit] = []
+    order = 0
+    for hit in hits:
+        heading, title = _stems(hit.section), _stems(hit.title)
+        for text, is_block in split_units(hit.text):
+            unit = _Unit(text=text, hit=hit, is_block=is_block, order=order, stems=_stems(text))
+            order += 1
+            unit.relevance = query.coverage(unit.stems, heading, 0.75, title, 0.5)
+            unit.section = _section_of(unit, intent)
+            strength = 0.2 if STRONG.search(text) else 0.08 if MODERATE.search(text) else 0.0
+            rank_factor = 0.0 if hit.passage_id in extra else hit.score / top_score
+            recency = 0.05 * min(max(((hit.year or 2000) - 2000) / 25.0, 0.0), 1.0)
+            fit = 0.1 if unit.section == PRIMARY_SECTION[intent] else 0.0
+            block_penalty = 0.15 if is_block and intent not in ("dosing", "diagnosis") else 0.0
+            unit.score = (
+                0.55 * unit.relevance
+                + 0.2 * rank_factor
+                + 0.1 * _evidence_prior(hit.evidence_type, audience)
+                + strength
+                + recency
+                + fit
+                - block_penalty
+            )
+            units.append(unit)
+    return units
+
+
+def _overlaps(unit: _Unit, other: _Unit) -> bool:
+    if unit.hit.passage_id != other.hit.passage_id:
+        return normalise_quote(unit.text) == normalise_quote(other.text)
+    a, b = normalise_quote(unit.text), normalise_quote(other.text)
+    return a in b or b in a
+
+
+def _select(units: list[_Unit], *, limit: int, chosen: Sequence[_Unit] = ()) -> list[_Unit]:
+    """Pick up to ``limit`` units by maximal marginal relevance, dropping near-duplicates of chosen ones."""
+    picked: list[_Unit] = []
+    pool = sorted(units, key=lambda u: (-u.score, u.order))
+    taken = list(chosen)
+    while pool and len(picked) < limit:
+        best: tuple[float, _Unit] | None = None
+        for unit in pool:
+            similarity = max((_jaccard(unit.stems, other.stems) for other in taken), default=0.0)
+            if similarity >= DUPLICATE_JACCARD or any(_overlaps(unit, other) for other in taken):
+                continue
+            value = MMR_LAMBDA * unit.score - (1 - MMR_LAMBDA) * similarity
+            if best is None or value > best[0]:
+                best = (value, unit)
+        if best is None:
+            break
+        picked.append(best[1])
+        taken.append(best[1])
+        pool.remove(best[1])
+    return picked
+
+
+def _bottom_line(query: _Query, units: list[_Unit], intent: Intent) -> list[_Unit]:
+    """Choose the 1-2 most direct statements: they name the question's terms themselves and carry weight.
+
+    Candidates are prose or short option lists that do not lean on an earlier sentence ('These ...').
+    A second statement is added only from the same document and when nearly as good as the first.
+    """
+    scored: list[tuple[float, _Unit]] = []
+    for unit in units:
+        if unit.is_block and not is_option_list(unit.text):
+            continue
+        if ANAPHORIC.match(unit.text):
+            continue
+        direct = query.coverage(unit.stems, _stems(unit.hit.section), 0.75)
+        if direct < BOTTOM_LINE_MIN_COVERAGE:
+            continue
+        strength = 1.0 if STRONG.search(unit.text) else 0.4 if MODERATE.search(unit.text) else 0.0
+        value = (
+            direct
+            + 0.3 * strength
+            + (0.15 if CHOICE.search(unit.text) else 0.0)
+            + (0.1 if unit.section == PRIMARY_SECTION[intent] else 0.0)
+            + 0.1 * EVIDENCE_PRIOR.get(unit.hit.evidence_type, 0.0)
+            + 0.2 * (unit.score - 0.55 * unit.relevance > 0.3)  # a retrieved passage, not only a sibling
+        )
+        scored.append((value, unit))
+    scored.sort(key=lambda item: (-item[0], item[1].order))
+    if not scored:
+        return []
+    first_value, first = scored[0]
+    chosen = [first]
+    for value, unit in scored[1:]:
+        if value < 0.85 * first_value:
+            break
+        if (
+            unit.hit.doc_id == first.hit.doc_id
+            and not _overlaps(unit, first)
+            and _jaccard(unit.stems, first.stems) < DUPLICATE_JACCARD
+        ):
+            chosen.append(unit)
+            break
+    return chosen
+
+
+# --- Composition -----------------------------------------------------------------------------------------------
+
+
+def _reference(n: int, hit: Hit) -> Reference:
+    url = f"https://doi.org/{hit.doi}" if hit.doi else None
+    if url is None and hit.pmid:
+        url = f"https://pubmed.ncbi.nlm.nih.gov/{hit.pmid}/"
+    return Reference(
+        n=n,
+        type=EVIDENCE_LABELS.get(hit.evidence_type, "Research"),
+        title=hit.title,
+        source=hit.organization or hit.journal,
+        year=hit.year,
+        doi=hit.doi,
+        pmid=hit.pmid,
+        url=url,
+        passage_id=hit.passage_id,
+        passage=hit.text,
+    )
+
+
+def _answer_id(question: str, audience: str, library_version: int) -> str:
+    key = f"{' '.join(question.lower().split())}\n{audience}\n{library_version}"
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()[:16]
+
+
+def _tidy(question: str) -> str:
+    text = " ".join(question.split())
+    return text[:1].upper() + text[1:] if text else text
+
+
+def compose_answer(
+    question: str,
+    hits: Sequence[Hit],
+    *,
+    retriever: Retriever,
+    audience: Audience = "clinician",
+    extra_passage_ids: frozenset[str] = frozenset(),
+) -> Answer:
+    """Compose an extractive answer from an evidence set; deterministic for equal input.
+
+    Args:
+        question: The question as asked.
+        hits: The evidence set, best first (retrieved hits, then any extra passages of their documents).
+        retriever: Used to normalise the question and read term frequencies from its library.
+        audience: 'clinician', 'student' (clinician content) or 'patient' (emergency advice first when the
+            question names a red-flag symptom; consumer sources preferred; reading grade reported).
+        extra_passage_ids: Passages in ``hits`` that were not retrieved for the question (no rank credit).
+
+    Returns:
+        An ``Answer``; ``abstained`` is True (with empty sections and the closest sources as references)
+        when no top hit covers ``ABSTAIN_MIN_COVERAGE`` of the question's terms. ``timings_ms`` holds
+        the composition time only.
+
+    Raises:
+        QueryError: The question has nothing to search for.
+        CitationError: A statement is not verbatim in a passage it cites (a bug; checked strictly).
+    """
+    started = time.perf_counter()
+    query = _Query.build(question, retriever)
+    intent = classify_intent(question)
+    version = retriever.store.library_version()
+    answer_id = _answer_id(question, audience, version)
+    retrieved = [h for h in hits if h.passage_id not in extra_passage_ids]
+    coverage = {h.passage_id: query.coverage(_stems(f"{h.text} {h.section} {h.title}")) for h in hits}
+    best = max((coverage[h.passage_id] for h in retrieved[:ABSTAIN_TOP_HITS]), default=0.0)
+    if best < ABSTAIN_MIN_COVERAGE:
+        return _abstain(question, retrieved, retriever, audience, intent, answer_id, started)
+
+    # Passages compete on their own words and headings (a document title matches every passage of it).
+    focus = {h.passage_id: query.coverage(_stems(h.text), _stems(h.section), 0.75) for h in hits}
+    best_focus = max(focus.values())
+    usable = [h for h in hits if focus[h.passage_id] >= PASSAGE_MIN_COVERAGE_RATIO * best_focus]
+    units = _score_units(query, usable, intent, audience, set(extra_passage_ids))
+    units = [u for u in units if u.relevance >= MIN_STATEMENT_RELEVANCE and not ANAPHORIC.match(u.text)]
+    # Bottom line: the most direct, strongest prose statements of the primary section (else any section).
+    bottom = _bottom_line(query, units, intent)
+    blocks = _select([u for u in units if u.is_block and u.relevance >= 0.5], limit=MAX_BLOCKS, chosen=bottom)
+    prose = [u for u in units if not u.is_block and u not in bottom]
+    body = blocks + _select(prose, limit=MAX_STATEMENTS - len(blocks), chosen=[*bottom, *blocks])
+
+    references: list[Reference] = []
+    number_of: dict[str, int] = {}
+
+    def cite(unit: _Unit) -> list[int]:
+        if unit.hit.passage_id not in number_of:
+            number_of[unit.hit.passage_id] = len(references) + 1
+            references.append(_reference(len(references) + 1, unit.hit))
+        return [number_of[unit.hit.passage_id]]
+
+    bottom_citations: list[int] = []
+    for unit in bottom:
+        bottom_citations += [n for n in cite(unit) if n not in bottom_citations]
+    grouped: dict[str, list[_Unit]] = {}
+    for unit in sorted(body, key=lambda u: (-u.score, u.order)):
+        if len(grouped.setdefault(unit.section, [])) < MAX_STATEMENTS_PER_SECTION:
+            grouped[unit.section].append(unit)
+    sections: list[AnswerSection] = []
+    if audience == "patient" and has_red_flag(question):
+        sections.append(
+            AnswerSection(title="Emergency warning signs", statements=[Statement(text=EMERGENCY_ADVICE, citations=[])])
+        )
+    order = SECTION_ORDER[intent]
+    for title in sorted(grouped, key=lambda t: (order.index(t) if t in order else len(order), t)):
+        chosen = sorted(grouped[title], key=lambda u: u.order)  # source order reads best within a section
+        sections.append(
+            AnswerSection(title=title, statements=[Statement(text=u.text, citations=cite(u)) for u in chosen])
+        )
+    texts = [u.text for u in bottom] + [s.text for section in sections for s in section.statements]
+    answer = Answer(
+        id=answer_id,
+        question=_tidy(question),
+        audience=audience,
+        intent=intent,
+        abstained=False,
+        bottom_line=BottomLine(text=" ".join(u.text for u in bottom), citations=bottom_citations),
+        sections=sections,
+        references=references,
+        reading_grade=reading_grade(texts) if audience == "patient" else None,
+        disclaimer=DISCLAIMER,
+        timings_ms=Timings(composition=(time.perf_counter() - started) * 1000),
+    )
+    check_citations(answer, hits, strict=True)
+    return answer
+
+
+def _abstain(
+    question: str,
+    hits: Sequence[Hit],
+    retriever: Retriever,
+    audience: Audience,
+    intent: Intent,
+    answer_id: str,
+    started: float,
+) -> Answer:
+    closest: list[Hit] = []
+    for hit in hits:
+        if all(hit.doc_id != other.doc_id for other in closest):
+            closest.append(hit)
+        if len(closest) == 3:
+            break
+    terms = " ".join(retriever.normalize(question).terms)
+    command = f'medcite ingest pubmed --query "{terms}"'
+    sections = []
+    if audience == "patient" and has_red_flag(question):
+        sections.append(
+            AnswerSection(title="Emergency warning signs", statements=[Statement(text=EMERGENCY_ADVICE, citations=[])])
+        )
+    return Answer(
+        id=answer_id,
+        question=_tidy(question),
+        audience=audience,
+        intent=intent,
+        abstained=True,
+        bottom_line=BottomLine(text=ABSTENTION_TEXT.format(command=command), citations=[]),
+        sections=sections,
+        references=[_reference(n, hit) for n, hit in enumerate(closest, start=1)],
+        disclaimer=DISCLAIMER,
+        timings_ms=Timings(composition=(time.perf_counter() - started) * 1000),
+    )
+
+
+def check_citations(answer: Answer, hits: Sequence[Hit], *, strict: bool = True) -> list[str]:
+    """Check that every citation of an answer resolves and quotes its passage.
+
+    A reference must name a passage of the evidence set ``hits`` and carry its exact text; a statement must
+    cite numbers in 1..len(references) and occur (after ``normalise_quote``) in every passage it cites; the
+    bottom line must be made of at most two verbatim runs per citation. Only ``EMERGENCY_ADVICE`` (and the
+    bottom line of an abstention) may go uncited.
+
+    Args:
+        answer: The answer to check.
+        hits: The evidence set the answer was composed from.
+        strict: Raise on the first problem (tests, CLI) instead of returning the list.
+
+    Returns:
+        One sentence per problem (empty when all is well).
+
+    Raises:
+        CitationError: ``strict`` is True and a problem was found.
+    """
+    problems: list[str] = []
+    by_id = {hit.passage_id: hit for hit in hits}
+    quoted: dict[int, str] = {}
+    for position, reference in enumerate(answer.references, start=1):
+        if reference.n != position:
+            problems.append(f"Reference {reference.n} is numbered out of order (expected {position}).")
+        hit = by_id.get(reference.passage_id)
+        if hit is None:
+            problems.append(f"Reference {reference.n} cites {reference.passage_id}, which is not in the evidence set.")
+        elif hit.text != reference.passage:
+            problems.append(f"Reference {reference.n} does not carry the text of {reference.passage_id}.")
+        quoted[reference.n] = normalise_quote(reference.passage)
+
+    def resolve(where: str, citations: list[int]) -> list[str]:
+        texts = []
+        for n in citations:
+            if n not in quoted:
+                problems.append(f"{where} cites [{n}], outside 1..{len(answer.references)}.")
+            else:
+                texts.append(quoted[n])
+        return texts
+
+    for section in answer.sections:
+        for statement in section.statements:
+            where = f"A statement of '{section.title}'"
+            if not statement.citations:
+                if statement.text != EMERGENCY_ADVICE:
+                    problems.append(f"{where} has no citation: {statement.text[:80]!r}.")
+                continue
+            needle = normalise_quote(statement.text)
+            for n, passage in zip(statement.citations, resolve(where, statement.citations), strict=False):
+                if needle not in passage:
+                    problems.append(f"{where} is not in the passage of reference [{n}]: {statement.text[:80]!r}.")
+    if answer.bottom_line.citations:
+        passages = resolve("The bottom line", answer.bottom_line.citations)
+        if not spans_verbatim(answer.bottom_line.text, passages, max_pieces=2 * len(passages)):
+            problems.append("The bottom line is not quoted from the passages it cites.")
+    elif not answer.abstained and answer.bottom_line.text:
+        problems.append("The bottom line has no citation.")
+    if problems and strict:
+        raise CitationError(f"Answer {answer.id} has citation problems: {' '.join(problems)}")
+    return problems
+
+
+# --- The main job ----------------------------------------------------------------------------------------------
+
+
+def _with_neighbours(retriever: Retriever, hits: list[Hit]) -> tuple[list[Hit], frozenset[str]]:
+    """Add the other passages of the best hits' documents (a guideline's sibling sections) to the evidence."""
+    seen = {hit.passage_id for hit in hits}
+    documents: list[Hit] = []
+    for hit in hits:
+        if all(hit.doc_id != other.doc_id for other in documents):
+            documents.append(hit)
+        if len(documents) == EXPAND_TOP_DOCUMENTS:
+            break
+    extra: list[Hit] = []
+    for first in documents:
+        for passage in retriever.store.get_passages(first.doc_id):
+            if passage.passage_id not in seen:
+                seen.add(passage.passage_id)
+                extra.append(
+                    first.model_copy(
+                        update={
+                            "passage_id": passage.passage_id,
+                            "section": passage.section,
+                            "text": passage.text,
+                            "rank": len(hits) + len(extra) + 1,
+                            "score": 0.0,
+                            "scores": {},
+                        }
+                    )
+                )
+    return [*hits, *extra], frozenset(h.passage_id for h in extra)
+
+
+def ask(question: str, *, retriever: Retriever, audience: Audience = "clinician") -> Answer:
+    """Answer a question from the library: retrieve, compose extractively, check every citation.
+
+    Args:
+        question: A clinical question in plain words or shorthand.
+        retriever: The library's retriever (lexical, or hybrid with an embedder).
+        audience: 'clinician' (default), 'student' or 'patient'.
+
+    Returns:
+        A checked ``Answer`` with ``timings_ms`` filled in (retrieval, composition, total).
+
+    Raises:
+        QueryError: The question is empty or has nothing to search for.
+        CitationError: A citation does not resolve (a bug; never expected).
+    """
+    started = time.perf_counter()
+    hits = retriever.search(question, limit=RETRIEVAL_LIMIT_PASSAGES)
+    evidence, extra = _with_neighbours(retriever, hits)
+    retrieved_s = time.perf_counter() - started
+    answer = compose_answer(question, evidence, retriever=retriever, audience=audience, extra_passage_ids=extra)
+    total_s = time.perf_counter() - started
+    return answer.model_copy(
+        update={
+            "timings_ms": Timings(
+                retrieval=round(retrieved_s * 1000, 2),
+                composition=round(answer.timings_ms.composition, 2),
+                total=round(total_s * 1000, 2),
+            )
+        }
+    )

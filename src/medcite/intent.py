@@ -1,0 +1,146 @@
+"""Question intent, section cues, red-flag symptoms and recommendation-strength markers for the composer.
+
+Keyword cues only (product vocabulary, not clinical content): which kind of question was asked, which
+answer section a quoted statement belongs to, and which questions make a patient answer lead with
+emergency advice. Imports only ``models``.
+"""
+
+from __future__ import annotations
+
+import re
+
+from medcite.models import Intent
+
+__all__ = [
+    "ANAPHORIC",
+    "CHOICE",
+    "INTENT_CUES",
+    "MODERATE",
+    "PRIMARY_SECTION",
+    "RED_FLAG_PHRASES",
+    "SECTION_CUES",
+    "SECTION_ORDER",
+    "STRONG",
+    "classify_intent",
+    "has_red_flag",
+]
+
+RED_FLAG_PHRASES: tuple[str, ...] = (
+    "chest pain", "chest pressure", "chest tightness", "crushing chest", "stroke", "face drooping",
+    "facial droop", "slurred speech", "sudden weakness", "sudden numbness", "worst headache",
+    "thunderclap headache", "suicidal", "suicide", "kill myself", "self-harm", "overdose", "anaphylaxis",
+    "throat swelling", "swollen throat", "severe allergic", "trouble breathing", "difficulty breathing",
+    "can't breathe", "cannot breathe", "shortness of breath", "severe bleeding", "heavy bleeding",
+    "vomiting blood", "coughing up blood", "blood in stool", "black stool", "unconscious", "fainted",
+    "seizure", "stiff neck", "confusion",
+)  # fmt: skip
+"""Symptom phrases that make a patient answer lead with emergency advice (matched case-insensitively)."""
+
+# Question cues for intent, checked in this order (the first match wins; 'overview' when none matches).
+INTENT_CUES: tuple[tuple[Intent, re.Pattern[str]], ...] = (
+    ("adverse_effects", re.compile(r"side[- ]effect|adverse|toxicit|harms?\b|risks? of (taking|using)", re.I)),
+    ("dosing", re.compile(r"\bdos(e|es|ing|age)\b|how much|\bmg\b|titrat", re.I)),
+    ("monitoring", re.compile(r"monitor|follow[- ]?up|how often|reassess", re.I)),
+    ("prevention", re.compile(r"prevent|prophyla|reduce (the )?risk|vaccin", re.I)),
+    ("prognosis", re.compile(r"prognos|mortality|survival|life expectancy|outcome|recurrence rate", re.I)),
+    (
+        "diagnosis",
+        re.compile(r"diagnos|\btests?\b|testing|work[- ]?up|criteria|evaluat|assess|screen|imaging|confirm", re.I),
+    ),
+    (
+        "treatment",
+        re.compile(
+            r"treat|therap|manag|first[- ]line|second[- ]line|drug|medication|antibiotic|antimicrobial|regimen"
+            r"|prescri|initiat|\bstart|\bgive|\bgiven|\buse\b|indicated|agent|choice|option",
+            re.I,
+        ),
+    ),
+)
+
+# Statement cues for sections, checked in this order on the statement, then on its passage heading.
+SECTION_CUES: tuple[tuple[str, re.Pattern[str]], ...] = (
+    (
+        "Pitfalls",
+        re.compile(
+            r"contraindicat|\bavoid|not recommended|\bnot be (used|given|performed|routinely)|\bdo not\b"
+            r"|should not|\bharm\b|class iii|against\b|pitfall",
+            re.I,
+        ),
+    ),
+    (
+        "Special populations",
+        re.compile(
+            r"pregnan|breastfe|lactat|child|pediatric|paediatric|infant|neonat|older adult|elderly|aged (≥|>)"
+            r"|renal impairment|hepatic impairment|kidney disease|\bckd\b|egfr|cirrho|immunocomprom|special population",
+            re.I,
+        ),
+    ),
+    (
+        "Dosing",
+        re.compile(r"\b\d+(\.\d+)?\s?(mg|mcg|µg|g|units?|mL|mmol|mEq|IU)\b|/kg\b|\bdos(e|es|ing|age)\b|regimen", re.I),
+    ),
+    ("Treatment failure", re.compile(r"refractory|ineffective|fail|second[- ]line|inadequate response|escalat", re.I)),
+    ("Monitoring", re.compile(r"monitor|follow[- ]?up|reassess|re-evaluat|recheck", re.I)),
+    ("Adverse effects", re.compile(r"adverse|side effect|toxicit|bleeding risk", re.I)),
+    ("Prevention", re.compile(r"prevent|prophyla|vaccin", re.I)),
+    ("Prognosis", re.compile(r"prognos|mortality|survival", re.I)),
+    (
+        "Diagnostic approach",
+        re.compile(
+            r"diagnos|criteria|\btest|imaging|culture|biomarker|\bscore\b|screen|assessment|evaluat|definition"
+            r"|defined as",
+            re.I,
+        ),
+    ),
+)
+
+SECTION_ORDER: dict[Intent, tuple[str, ...]] = {
+    "treatment": (
+        "Diagnostic approach", "Treatment", "Dosing", "Monitoring", "Treatment failure", "Special populations",
+        "Pitfalls",
+    ),
+    "diagnosis": ("Diagnostic approach", "Monitoring", "Treatment", "Special populations", "Pitfalls"),
+    "dosing": ("Dosing", "Treatment", "Monitoring", "Treatment failure", "Special populations", "Pitfalls"),
+    "monitoring": ("Monitoring", "Treatment", "Dosing", "Treatment failure", "Special populations", "Pitfalls"),
+    "prevention": ("Prevention", "Treatment", "Dosing", "Monitoring", "Special populations", "Pitfalls"),
+    "prognosis": ("Prognosis", "Diagnostic approach", "Treatment", "Monitoring", "Special populations", "Pitfalls"),
+    "adverse_effects": ("Adverse effects", "Pitfalls", "Monitoring", "Dosing", "Special populations", "Treatment"),
+    "overview": (
+        "Key points", "Diagnostic approach", "Treatment", "Dosing", "Monitoring", "Prevention", "Prognosis",
+        "Treatment failure", "Special populations", "Pitfalls", "Adverse effects",
+    ),
+}  # fmt: skip
+PRIMARY_SECTION: dict[Intent, str] = {
+    "treatment": "Treatment",
+    "diagnosis": "Diagnostic approach",
+    "dosing": "Dosing",
+    "monitoring": "Monitoring",
+    "prevention": "Prevention",
+    "prognosis": "Prognosis",
+    "adverse_effects": "Adverse effects",
+    "overview": "Key points",
+}
+
+# Recommendation-strength markers as guidelines write them (GRADE, ACC/AHA classes, "first-line").
+STRONG = re.compile(
+    r"strongly recommend|\bfirst[- ]line\b|\(strong\b|strong recommendation|\bclass i\b(?![iv])|\bclass 1\b"
+    r"|\bgrade a\b|\b1a\b|\brecommends\b|\bis recommended\b|\bare recommended\b",
+    re.I,
+)
+MODERATE = re.compile(r"recommend|suggest|conditional|preferred|class iia|\bshould\b|\bindicated\b", re.I)
+ANAPHORIC = re.compile(r"^(it|this|these|those|they|such|both|not|however|also|but|and|or)\b", re.I)
+CHOICE = re.compile(r"first[- ]line|preferred|drug of choice|treatment of choice", re.I)
+
+
+def classify_intent(question: str) -> Intent:
+    """Return what a question asks for, from keyword cues ('overview' when no cue matches)."""
+    for intent, cue in INTENT_CUES:
+        if cue.search(question):
+            return intent
+    return "overview"
+
+
+def has_red_flag(question: str) -> bool:
+    """Whether the question names a red-flag symptom of ``RED_FLAG_PHRASES`` (case-insensitive substring)."""
+    lowered = question.lower()
+    return any(phrase in lowered for phrase in RED_FLAG_PHRASES)

@@ -1,0 +1,158 @@
+"""Answer -> text: Markdown, JSON and a standalone HTML page, each a pure function of an ``Answer``.
+
+Imports only ``models`` (and markdown-it-py, which turns quoted tables into HTML with raw HTML
+disabled); never ``answer``, ``retrieve``, ``web`` or ``cli``.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+
+from markdown_it import MarkdownIt
+
+from medcite.models import Answer, Reference, Statement
+
+__all__ = ["render_html", "render_json", "render_markdown"]
+
+_LOCATOR_CHARS = 90
+
+
+def _marks(citations: list[int]) -> str:
+    return f" [{', '.join(str(n) for n in citations)}]" if citations else ""
+
+
+def _is_block(text: str) -> bool:
+    return "\n" in text
+
+
+def _inline(text: str) -> str:
+    """Escape a leading character Markdown would read as a quote, heading or list marker ('> 1 prior flare')."""
+    return "\\" + text if text[:1] in ">#+-*|" or re.match(r"\d+[.)]\s", text) else text
+
+
+def _markdown_statement(statement: Statement) -> str:
+    if not _is_block(statement.text):
+        return f"- {_inline(statement.text)}{_marks(statement.citations)}"
+    body = statement.text
+    if body.lstrip().startswith("|"):  # a table: Markdown renders it as one
+        return f"-{_marks(statement.citations)}\n\n" + "\n".join(f"  {line}" for line in body.splitlines())
+    if all(line.lstrip()[:1] in "-*+0123456789" for line in body.splitlines()[1:]):  # a list of options
+        return f"-{_marks(statement.citations)}\n" + "\n".join(f"  {line}" for line in body.splitlines())
+    # an algorithm (flow) block: keep its layout
+    return (
+        f"-{_marks(statement.citations)}\n\n  ```text\n"
+        + "\n".join(f"  {line}" for line in body.splitlines())
+        + "\n  ```"
+    )
+
+
+def _reference_line(reference: Reference) -> str:
+    parts = [f"{reference.n}. **{reference.type}.** {reference.title}."]
+    where = ", ".join(str(part) for part in (reference.source, reference.year) if part)
+    if where:
+        parts.append(f"{where}.")
+    if reference.doi:
+        parts.append(f"DOI: [{reference.doi}](https://doi.org/{reference.doi}).")
+    if reference.pmid:
+        parts.append(f"PMID: [{reference.pmid}](https://pubmed.ncbi.nlm.nih.gov/{reference.pmid}/).")
+    snippet = " ".join(reference.passage.replace("**", "").split())
+    if len(snippet) > _LOCATOR_CHARS:
+        snippet = snippet[:_LOCATOR_CHARS].rsplit(" ", 1)[0] + " …"
+    parts.append(f"Passage `{reference.passage_id}`: “{snippet}”")
+    return " ".join(parts)
+
+
+def render_markdown(answer: Answer) -> str:
+    """Return the answer as Markdown: title, bottom line, sections, references (short locators), disclaimer."""
+    lines = [f"# {answer.question}", ""]
+    label = "Not enough evidence" if answer.abstained else "Bottom line"
+    bottom = answer.bottom_line.text
+    if "\n" in bottom:
+        lines += [f"**{label}**{_marks(answer.bottom_line.citations)}", "", bottom, ""]
+    else:
+        lines += [f"**{label}:** {bottom}{_marks(answer.bottom_line.citations)}", ""]
+    for section in answer.sections:
+        lines += [f"## {section.title}", ""]
+        lines += [_markdown_statement(statement) for statement in section.statements]
+        lines.append("")
+    if answer.references:
+        lines += ["## Closest sources found" if answer.abstained else "## References", ""]
+        lines += [_reference_line(reference) for reference in answer.references]
+        lines.append("")
+    if answer.reading_grade is not None:
+        lines += [f"Reading grade (Flesch-Kincaid): {answer.reading_grade:g}", ""]
+    lines += [f"> {answer.disclaimer}", ""]
+    return "\n".join(lines)
+
+
+def render_json(answer: Answer) -> str:
+    """Return the answer as JSON (the documented contract: ``Answer``'s fields, indented by 2)."""
+    return answer.model_dump_json(indent=2)
+
+
+_MARKDOWN = MarkdownIt("js-default")  # raw HTML in quoted text is escaped, never passed through
+
+
+def _html_citations(citations: list[int]) -> str:
+    if not citations:
+        return ""
+    links = ", ".join(f'<a href="#ref-{n}" aria-label="reference {n}">{n}</a>' for n in citations)
+    return f' <span class="cite">[{links}]</span>'
+
+
+def _html_statement(statement: Statement) -> str:
+    text = statement.text
+    if not _is_block(text):
+        return f"<li>{html.escape(text)}{_html_citations(statement.citations)}</li>"
+    if text.lstrip().startswith("|") or all(line.lstrip()[:1] in "-*+0123456789" for line in text.splitlines()[1:]):
+        body = _MARKDOWN.render(text)
+    else:
+        body = f"<pre>{html.escape(text)}</pre>"
+    return f"<li>{body}{_html_citations(statement.citations)}</li>"
+
+
+def render_html(answer: Answer) -> str:
+    """Return the answer as a standalone, accessible HTML page (all text escaped; passages in full)."""
+    e = html.escape
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en">',
+        "<head>",
+        '<meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>{e(answer.question)} · medcite</title>",
+        "<style>body{font-family:system-ui,sans-serif;max-width:48rem;margin:2rem auto;padding:0 1rem;"
+        "line-height:1.5}.bottom{border-left:4px solid #2a6;padding:.5rem 1rem;background:#f3faf5}"
+        "table{border-collapse:collapse}td,th{border:1px solid #999;padding:.2rem .4rem}"
+        "blockquote{color:#333;background:#f6f6f6;padding:.5rem 1rem;margin:.3rem 0}"
+        ".cite a{text-decoration:none}footer{margin-top:2rem;font-size:.9rem;color:#444}</style>",
+        "</head>",
+        "<body>",
+        "<main>",
+        f"<h1>{e(answer.question)}</h1>",
+        f'<section class="bottom" aria-label="{"Not enough evidence" if answer.abstained else "Bottom line"}">',
+        f"<div><strong>{'Not enough evidence' if answer.abstained else 'Bottom line'}:</strong> "
+        + (_MARKDOWN.render(answer.bottom_line.text) if "\n" in answer.bottom_line.text else e(answer.bottom_line.text))
+        + f"{_html_citations(answer.bottom_line.citations)}</div>",
+        "</section>",
+    ]
+    for section in answer.sections:
+        parts += [f"<section><h2>{e(section.title)}</h2>", "<ul>"]
+        parts += [_html_statement(statement) for statement in section.statements]
+        parts += ["</ul>", "</section>"]
+    if answer.references:
+        parts += [f"<section><h2>{'Closest sources found' if answer.abstained else 'References'}</h2>", "<ol>"]
+        for reference in answer.references:
+            where = ", ".join(e(str(part)) for part in (reference.source, reference.year) if part)
+            link = f' <a href="{e(reference.url)}">{e(reference.url)}</a>' if reference.url else ""
+            parts.append(
+                f'<li id="ref-{reference.n}"><strong>{e(reference.type)}.</strong> {e(reference.title)}. '
+                f"{where}.{link} <code>{e(reference.passage_id)}</code>"
+                f"<blockquote>{e(reference.passage)}</blockquote></li>"
+            )
+        parts += ["</ol>", "</section>"]
+    if answer.reading_grade is not None:
+        parts.append(f"<p>Reading grade (Flesch-Kincaid): {answer.reading_grade:g}</p>")
+    parts += ["</main>", f"<footer><p>{e(answer.disclaimer)}</p></footer>", "</body>", "</html>", ""]
+    return "\n".join(parts)

@@ -1,0 +1,300 @@
+"""The extractive composer on the real default library (the open-medicine guideline pack), lexical retrieval.
+
+Every expected term below was read from the guideline's own Markdown in the installed open-medicine
+package (guidelines/content/<id>/*.md) before it was asserted.
+"""
+
+import json
+import re
+
+import pytest
+
+from medcite.answer import (
+    DISCLAIMER,
+    EMERGENCY_ADVICE,
+    ask,
+    check_citations,
+    classify_intent,
+    normalise_quote,
+)
+from medcite.cli import run
+from medcite.errors import CitationError, QueryError
+from medcite.index import default_guideline_pack, ingest
+from medcite.models import Answer, Hit, Statement
+from medcite.quote import split_units
+from medcite.retrieve import Retriever
+from medcite.settings import Settings
+from medcite.store import Store
+
+SPINAL = "How should a spinal implant infection with a draining sinus tract be treated?"
+
+# (question, guideline id the bottom line must cite, terms the bottom line must contain)
+FIRST_LINE = [
+    (
+        "What is the first-line treatment for an acute gout flare?",
+        "acr_gout_2020",
+        ["colchicine", "nsaids", "glucocorticoids", "first-line"],
+    ),
+    ("What is the preferred first-line urate-lowering therapy in gout?", "acr_gout_2020", ["allopurinol"]),
+    ("How should anticoagulation be chosen for atrial fibrillation?", "acc_aha_af_2023", ["doac", "apixaban"]),
+    ("What fluids should be used for initial resuscitation in sepsis?", "ssc_sepsis_2021", ["crystalloids"]),
+    ("What is the first-line vasopressor in septic shock?", "ssc_sepsis_2021", ["norepinephrine"]),
+    (
+        "What is the first-line treatment for major depressive disorder?",
+        "apa_mdd_2023",
+        ["psychotherapy", "first-line"],
+    ),
+    ("What empiric therapy is recommended for healthcare-associated ventriculitis?", "idsa_meningitis_2017",
+     ["vancomycin", "cefepime"]),
+    ("Should DOACs or warfarin be used to treat DVT or PE?", "ash_vte_2020", ["doacs", "vitamin k antagonists"]),
+    ("What is the treatment for acute pulmonary embolism?", "ash_vte_2020", ["anticoagulation"]),
+    ("What is the preferred reliever for asthma?", "gina_asthma_2024", ["ics-formoterol"]),
+    ("What initial inhaler therapy is recommended for COPD?", "gold_copd_2024", ["laba + lama"]),
+    (
+        "What are the first-line antihypertensive drug classes?",
+        "acc_aha_hypertension_2017",
+        ["thiazide", "ace inhibitors", "angiotensin ii receptor blockers", "calcium channel blockers"],
+    ),
+    ("How is diabetic ketoacidosis treated?", "ada_dka_hhs_2024", ["insulin", "0.1 units/kg"]),
+    ("Is mechanical thrombectomy recommended for large vessel occlusion stroke?", "aha_asa_stroke_2019",
+     ["mechanical thrombectomy"]),
+    ("What is first-line guideline-directed medical therapy for HFrEF?", "acc_aha_hypertension_2017",
+     ["acei/arb/arni", "beta-blocker", "mra"]),
+    ("How should acute pancreatitis fluid resuscitation be done?", "acg_acute_pancreatitis_2024", ["lr"]),
+]  # fmt: skip
+
+IN_SCOPE = [
+    "What is the first-line antibiotic for outpatient community-acquired pneumonia?",
+    "When should antibiotics be given in sepsis?",
+    "What insulin regimen is recommended for diabetic ketoacidosis?",
+    "What is the first-line rate control for atrial fibrillation?",
+]
+
+
+@pytest.fixture(scope="module")
+def retriever(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("answer")
+    settings = Settings(library=folder / "library.db", embedder="none")
+    store = Store.open(settings.library)
+    ingest(store, "guidelines", [default_guideline_pack()], settings=settings)
+    yield Retriever(store, settings)
+    store.close()
+
+
+@pytest.fixture(scope="module")
+def answers(retriever):
+    questions = [q for q, _, _ in FIRST_LINE] + IN_SCOPE + [SPINAL]
+    return {q: ask(q, retriever=retriever) for q in questions}
+
+
+def _cited_statements(answer: Answer):
+    yield answer.bottom_line.text, answer.bottom_line.citations, True
+    for section in answer.sections:
+        for statement in section.statements:
+            yield statement.text, statement.citations, False
+
+
+@pytest.mark.parametrize(("question", "guideline", "terms"), FIRST_LINE, ids=[q[:40] for q, _, _ in FIRST_LINE])
+def test_ask_first_line_question_bottom_line_names_the_guideline_options(answers, question, guideline, terms):
+    answer = answers[question]
+    assert not answer.abstained
+    bottom = answer.bottom_line.text.lower()
+    for term in terms:
+        assert term in bottom, f"{term!r} not in bottom line {answer.bottom_line.text!r}"
+    first = answer.references[answer.bottom_line.citations[0] - 1]
+    assert first.passage_id.startswith(f"guideline:{guideline}#p")
+    assert first.type == "Guideline"
+
+
+def test_ask_first_line_questions_cover_at_least_ten_guideline_topics():
+    assert len({guideline.split("_")[1] for _, guideline, _ in FIRST_LINE}) >= 10
+    assert len(FIRST_LINE) >= 15
+
+
+def test_ask_every_statement_occurs_in_every_passage_it_cites(answers, retriever):
+    for answer in answers.values():
+        for reference in answer.references:  # the reference carries the stored passage, unchanged
+            assert retriever.store.get_passage(reference.passage_id).text == reference.passage
+        for text, citations, is_bottom in _cited_statements(answer):
+            for n in citations:
+                assert 1 <= n <= len(answer.references)
+                passage = normalise_quote(answer.references[n - 1].passage)
+                if not is_bottom:
+                    assert normalise_quote(text) in passage, (answer.question, text, n)
+        if answer.bottom_line.citations:
+            passages = [normalise_quote(answer.references[n - 1].passage) for n in answer.bottom_line.citations]
+            assert _quoted_in_at_most_two_pieces(normalise_quote(answer.bottom_line.text), passages), answer.question
+
+
+def _quoted_in_at_most_two_pieces(text: str, passages: list[str]) -> bool:
+    """The bottom line is one or two verbatim quotes, and each cited passage supplies one of them."""
+    words = text.split(" ")
+    splits = [[text]] + [[" ".join(words[:i]), " ".join(words[i:])] for i in range(1, len(words))]
+    for pieces in splits:
+        if all(any(piece in p for p in passages) for piece in pieces) and all(
+            any(piece in p for piece in pieces) for p in passages
+        ):
+            return True
+    return False
+
+
+def test_ask_references_are_numbered_in_order_of_first_citation(answers):
+    for answer in answers.values():
+        if answer.abstained:
+            continue
+        order = list(answer.bottom_line.citations)
+        for _, citations, _ in _cited_statements(answer):
+            order += [n for n in citations if n not in order]
+        assert order == list(range(1, len(answer.references) + 1))
+
+
+def test_ask_gout_answer_has_sections_references_and_disclaimer(answers):
+    answer = answers[FIRST_LINE[0][0]]
+    titles = [section.title for section in answer.sections]
+    assert len(titles) >= 3 and "Treatment" in titles
+    assert len(answer.references) >= 2
+    assert answer.intent == "treatment"
+    assert answer.disclaimer == DISCLAIMER and "pending human review" in answer.disclaimer
+    assert answer.timings_ms.total >= answer.timings_ms.retrieval > 0
+
+
+def test_ask_spinal_implant_question_abstains_with_closest_sources(answers):
+    answer = answers[SPINAL]
+    assert answer.abstained
+    assert answer.sections == []
+    assert answer.bottom_line.citations == []
+    assert 'medcite ingest pubmed --query "spinal implant infection draining sinus tract treated"' in (
+        answer.bottom_line.text
+    )
+    assert 1 <= len(answer.references) <= 3
+    assert len({reference.passage_id.split("#")[0] for reference in answer.references}) == len(answer.references)
+
+
+@pytest.mark.parametrize("question", IN_SCOPE)
+def test_ask_in_scope_question_answers(answers, question):
+    answer = answers[question]
+    assert not answer.abstained and answer.bottom_line.citations and answer.sections
+
+
+def test_ask_same_question_gives_the_same_answer(retriever):
+    first = ask(FIRST_LINE[0][0], retriever=retriever)
+    second = ask(FIRST_LINE[0][0], retriever=retriever)
+    assert first.model_dump(exclude={"timings_ms"}) == second.model_dump(exclude={"timings_ms"})
+    assert re.fullmatch(r"[0-9a-f]{16}", first.id)
+    assert ask(FIRST_LINE[0][0], retriever=retriever, audience="student").id != first.id
+
+
+def test_ask_patient_with_chest_pain_leads_with_emergency_advice(retriever):
+    answer = ask("I have chest pain when I walk, what should I do?", retriever=retriever, audience="patient")
+    assert answer.sections[0].title == "Emergency warning signs"
+    assert answer.sections[0].statements == [Statement(text=EMERGENCY_ADVICE, citations=[])]
+    assert "call your local emergency number" in EMERGENCY_ADVICE
+    assert answer.reading_grade is not None and answer.reading_grade > 0
+
+
+def test_ask_clinician_with_chest_pain_gets_no_emergency_section_or_reading_grade(retriever):
+    answer = ask("What is the initial evaluation of acute chest pain?", retriever=retriever)
+    assert all(section.title != "Emergency warning signs" for section in answer.sections)
+    assert answer.reading_grade is None
+
+
+def test_ask_empty_question_raises_query_error(retriever):
+    with pytest.raises(QueryError):
+        ask("  ?  ", retriever=retriever)
+
+
+@pytest.mark.parametrize(
+    ("question", "intent"),
+    [
+        ("What is the first-line treatment for an acute gout flare?", "treatment"),
+        ("What dose of colchicine is used for a gout flare?", "dosing"),
+        ("How is DKA diagnosed?", "diagnosis"),
+        ("How often should serum urate be monitored?", "monitoring"),
+        ("How can VTE be prevented after surgery?", "prevention"),
+        ("What are the side effects of allopurinol?", "adverse_effects"),
+        ("What is the mortality of septic shock?", "prognosis"),
+        ("Gout", "overview"),
+    ],
+)
+def test_classify_intent_keyword_cues(question, intent):
+    assert classify_intent(question) == intent
+
+
+def test_split_units_keeps_tables_and_algorithms_whole_and_drops_fragments():
+    text = (
+        "**Low-dose colchicine** is strongly recommended (Strong, High). See above.\n\n"
+        "| Parameter | Recommendation |\n|---|---|\n| **Regimen** | 1.2 mg orally, then 0.6 mg 1 hour later |\n\n"
+        "Acute gout flare confirmed\n  --> NO --> Low-dose colchicine (1.2 mg then 0.6 mg in 1 hour)\n\n"
+        "(Strong recommendation, Moderate quality of evidence)\n\n"
+        "- **Amoxicillin** 1 g orally three times daily; OR\n- **Doxycycline** 100 mg orally twice daily"
+    )
+    units = split_units(text)
+    assert ("Low-dose colchicine is strongly recommended (Strong, High).", False) in units
+    assert (
+        "| Parameter | Recommendation |\n|---|---|\n| Regimen | 1.2 mg orally, then 0.6 mg 1 hour later |",
+        True,
+    ) in units
+    assert any(
+        is_block and "--> NO --> Low-dose colchicine (1.2 mg then 0.6 mg in 1 hour)" in u for u, is_block in units
+    )
+    assert ("- Amoxicillin 1 g orally three times daily; OR\n- Doxycycline 100 mg orally twice daily", True) in units
+    assert ("Amoxicillin 1 g orally three times daily; OR", False) in units
+    assert all("See above" not in u and not u.startswith("(Strong") for u, _ in units)
+    for unit, _ in units:
+        assert normalise_quote(unit) in normalise_quote(text)
+
+
+def _evidence(answer: Answer) -> list[Hit]:
+    return [
+        Hit(passage_id=r.passage_id, doc_id=r.passage_id.split("#")[0], rank=r.n, score=1.0, title=r.title, section="",
+            text=r.passage, kind="guidelines", evidence_type="guideline")
+        for r in answer.references
+    ]  # fmt: skip
+
+
+def test_check_citations_rejects_altered_statement_and_out_of_range_number(answers):
+    answer = answers[FIRST_LINE[0][0]]
+    hits = _evidence(answer)
+    assert check_citations(answer, hits) == []
+    first = answer.sections[0].statements[0]
+    altered = answer.model_copy(deep=True)
+    altered.sections[0].statements[0] = Statement(
+        text=first.text.replace("a", "the", 1) + " Always.", citations=first.citations
+    )
+    with pytest.raises(CitationError):
+        check_citations(altered, hits)
+    assert check_citations(altered, hits, strict=False)
+    beyond = answer.model_copy(deep=True)
+    beyond.sections[0].statements[0] = Statement(text=first.text, citations=[len(answer.references) + 1])
+    problems = check_citations(beyond, hits, strict=False)
+    assert any("outside 1.." in problem for problem in problems)
+    uncited = answer.model_copy(deep=True)
+    uncited.sections[0].statements[0] = Statement(text=first.text, citations=[])
+    assert check_citations(uncited, hits, strict=False)
+    assert check_citations(answer, hits[1:], strict=False)  # a passage outside the evidence set
+
+
+def test_answer_json_has_exactly_the_documented_keys(answers):
+    payload = json.loads(answers[FIRST_LINE[0][0]].model_dump_json())
+    assert set(payload) == {
+        "id", "question", "audience", "intent", "abstained", "bottom_line", "sections", "references",
+        "reading_grade", "disclaimer", "timings_ms",
+    }  # fmt: skip
+    assert set(payload["bottom_line"]) == {"text", "citations"}
+    assert set(payload["sections"][0]) == {"title", "statements"}
+    assert set(payload["sections"][0]["statements"][0]) == {"text", "citations"}
+    assert set(payload["references"][0]) == {
+        "n", "type", "title", "source", "year", "doi", "pmid", "url", "passage_id", "passage",
+    }  # fmt: skip
+    assert set(payload["timings_ms"]) == {"retrieval", "composition", "total"}
+    gout = payload["references"][0]
+    assert gout["source"] == "ACR" and gout["year"] == 2020 and gout["doi"] == "10.1002/art.41247"
+    assert gout["url"] == "https://doi.org/10.1002/art.41247"
+
+
+def test_cli_ask_json_exits_zero(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("MEDCITE_EMBEDDER", "none")
+    code = run(["ask", FIRST_LINE[0][0], "--format", "json", "--library", str(tmp_path / "lib.db")])
+    assert code == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["abstained"] is False and "colchicine" in payload["bottom_line"]["text"].lower()
