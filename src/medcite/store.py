@@ -411,25 +411,20 @@ class Store:
         Raises:
             StoreError: The expression is not valid FTS5 syntax.
         """
-        if limit < 1:
-            raise ValueError(f"limit must be >= 1 (got {limit})")
-        sql = (
-            "SELECT p.passage_id, p.doc_id, p.n, p.section, p.kind, p.text, p.char_start, p.char_end, "
-            "d.title, d.evidence_type, d.year, -bm25(passages_fts) AS score "
-            "FROM passages_fts JOIN passages p ON p.rowid = passages_fts.rowid "
-            "JOIN documents d ON d.doc_id = p.doc_id "
-            "WHERE passages_fts MATCH ? AND d.is_retracted = 0 "
-            "ORDER BY score DESC, p.passage_id LIMIT ?"
-        )
-        try:
-            with self._connect() as conn:
-                result = conn.exec_driver_sql(sql, (match, limit)).all()
-        except sa.exc.OperationalError as exc:
-            raise StoreError(f"The full-text query {match!r} is not valid ({exc.orig}).") from exc
-        return [
-            FtsRow(passage=_passage(row[:8]), title=row[8], evidence_type=row[9], year=row[10], score=row[11])
-            for row in result
+        ranked = self.search_fts_rowids(match, limit=limit)
+        details = self.passage_details([rowid for rowid, _ in ranked])
+        rows = [
+            FtsRow(
+                passage=details[rowid].passage,
+                title=details[rowid].title,
+                evidence_type=details[rowid].evidence_type,
+                year=details[rowid].year,
+                score=score,
+            )
+            for rowid, score in ranked
+            if rowid in details
         ]
+        return sorted(rows, key=lambda row: (-row.score, row.passage.passage_id))
 
     def search_fts_rowids(
         self, match: str, *, limit: int = 100, weights: tuple[float, float, float] = (1.0, 1.0, 1.0)
