@@ -15,10 +15,13 @@ from medcite.answer import (
     ask,
     check_citations,
     classify_intent,
+    follow_up_query,
+    load_answer,
     normalise_quote,
+    save_answer,
 )
 from medcite.cli import run
-from medcite.errors import CitationError, QueryError
+from medcite.errors import CitationError, NotFound, QueryError
 from medcite.index import default_guideline_pack, ingest
 from medcite.models import Answer, Hit, Statement
 from medcite.quote import split_units
@@ -277,9 +280,10 @@ def test_check_citations_rejects_altered_statement_and_out_of_range_number(answe
 def test_answer_json_has_exactly_the_documented_keys(answers):
     payload = json.loads(answers[FIRST_LINE[0][0]].model_dump_json())
     assert set(payload) == {
-        "id", "question", "audience", "intent", "abstained", "bottom_line", "sections", "references",
-        "reading_grade", "disclaimer", "timings_ms",
+        "id", "question", "audience", "intent", "follow_up_of", "abstained", "bottom_line", "sections",
+        "references", "reading_grade", "disclaimer", "timings_ms",
     }  # fmt: skip
+    assert payload["follow_up_of"] is None
     assert set(payload["bottom_line"]) == {"text", "citations"}
     assert set(payload["sections"][0]) == {"title", "statements"}
     assert set(payload["sections"][0]["statements"][0]) == {"text", "citations"}
@@ -298,3 +302,102 @@ def test_cli_ask_json_exits_zero(tmp_path, monkeypatch, capsys):
     assert code == 0
     payload = json.loads(capsys.readouterr().out)
     assert payload["abstained"] is False and "colchicine" in payload["bottom_line"]["text"].lower()
+
+
+# --- Follow-ups and saved answers --------------------------------------------------------------------------------
+
+VTE = "Should DOACs or warfarin be used to treat DVT or PE?"
+PREGNANCY = "What about in pregnancy?"
+
+
+def _guidelines(answer: Answer) -> set[str]:
+    return {reference.passage_id.split("#")[0] for reference in answer.references}
+
+
+def test_follow_up_query_carries_the_earlier_question_terms(retriever):
+    assert (
+        follow_up_query(VTE, PREGNANCY, retriever=retriever)
+        == "What about in pregnancy? DOACs warfarin used treat DVT PE"
+    )
+    with pytest.raises(QueryError):
+        follow_up_query(VTE, "  ", retriever=retriever)
+
+
+def test_follow_up_about_pregnancy_stays_on_the_earlier_guideline(answers, retriever):
+    earlier = answers[VTE]
+    assert earlier.references[earlier.bottom_line.citations[0] - 1].passage_id.startswith("guideline:ash_vte_2020#")
+    follow_up = ask(PREGNANCY, retriever=retriever, follow_up_of=earlier)
+    assert follow_up.follow_up_of == earlier.id and follow_up.id != earlier.id
+    assert follow_up.question == PREGNANCY and not follow_up.abstained
+    assert _guidelines(follow_up) == {"guideline:ash_vte_2020"}
+    # ash_vte_2020/advanced_management.md, "### Pregnancy": the guideline's own pregnancy advice.
+    assert follow_up.bottom_line.text == (
+        "Generally, LMWH is the preferred anticoagulant in pregnancy; DOACs and warfarin are contraindicated."
+    )
+    assert follow_up.intent == earlier.intent == "treatment"  # no intent cue of its own: the earlier one
+    check_citations(follow_up, [_hit(r) for r in follow_up.references], strict=True)
+    # Without the earlier question, the same words reach other guidelines (GINA asthma in pregnancy first).
+    alone = ask(PREGNANCY, retriever=retriever)
+    assert alone.follow_up_of is None and _guidelines(alone) - {"guideline:ash_vte_2020"}
+
+
+def _hit(reference) -> Hit:
+    return Hit(
+        passage_id=reference.passage_id,
+        doc_id=reference.passage_id.split("#")[0],
+        rank=reference.n,
+        score=0.0,
+        title=reference.title,
+        section="",
+        text=reference.passage,
+        kind="guidelines",
+        evidence_type="guideline",
+    )
+
+
+def test_saved_answer_round_trips_through_the_store(answers, retriever):
+    earlier = answers[VTE]
+    save_answer(retriever.store, earlier)
+    question, audience, follow_up_of, data = retriever.store.get_answer(earlier.id)
+    assert (question, audience, follow_up_of) == (VTE, "clinician", None)
+    assert data == earlier.model_dump_json()
+    assert load_answer(retriever.store, earlier.id) == earlier
+    follow_up = ask(PREGNANCY, retriever=retriever, follow_up_of=earlier)
+    save_answer(retriever.store, follow_up)
+    save_answer(retriever.store, earlier)  # saving again replaces the row and keeps its follow-ups
+    assert retriever.store.get_answer(follow_up.id)[2] == earlier.id
+    with pytest.raises(NotFound, match="No answer with id 'ffffffffffffffff'"):
+        retriever.store.get_answer("ffffffffffffffff")
+
+
+def test_cli_ask_saves_the_answer_and_follows_it_up(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("MEDCITE_EMBEDDER", "none")
+    library = str(tmp_path / "lib.db")
+    assert run(["ask", VTE, "--library", library]) == 0
+    out = capsys.readouterr().out
+    match = re.search(r"Answer id: ([0-9a-f]{16}) \(ask a follow-up with --follow-up \1\)", out)
+    assert match, out[-300:]
+    assert run(["ask", "--follow-up", match.group(1), PREGNANCY, "--format", "json", "--library", library]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["follow_up_of"] == match.group(1)
+    assert {r["passage_id"].split("#")[0] for r in payload["references"]} == {"guideline:ash_vte_2020"}
+    with Store.open(library) as store:
+        assert store.get_answer(payload["id"])[2] == match.group(1)
+
+
+def test_cli_ask_unknown_follow_up_id_is_one_line_exit_4(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("MEDCITE_EMBEDDER", "none")
+    code = run(["ask", "--follow-up", "0123456789abcdef", PREGNANCY, "--library", str(tmp_path / "lib.db")])
+    captured = capsys.readouterr()
+    assert code == 4
+    assert "Error: No answer with id '0123456789abcdef' in the library." in captured.err
+    assert "Traceback" not in captured.err and captured.out == ""
+
+
+def test_cli_schema_answer_prints_the_answer_json_schema(capsys):
+    assert run(["schema", "answer"]) == 0
+    schema = json.loads(capsys.readouterr().out)
+    assert schema["title"] == "Answer" and schema["type"] == "object"
+    assert {"id", "question", "follow_up_of", "bottom_line", "sections", "references"} <= set(schema["properties"])
+    assert {"id", "question", "bottom_line"} <= set(schema["required"])
+    assert "follow_up_of" not in schema["required"]

@@ -7,6 +7,12 @@ citations are correct by construction, and ``check_citations`` proves it before
 an answer leaves this module. Same library and question, same answer. This
 module imports ``models``, ``errors``, ``store``, ``index`` (the sentence
 splitter) and ``retrieve``; never ``render``, ``web`` or ``cli``.
+
+A follow-up (``ask(..., follow_up_of=earlier)``) is read in the light of the
+earlier answer: the earlier question's content terms join the follow-up's words
+for retrieval and statement scoring, while the title, intent and sections come
+from the follow-up (the earlier intent when the follow-up names none). Answers
+are saved in the library (``save_answer``) so a later call can load them.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from dataclasses import dataclass, field
 
 import snowballstemmer
 
-from medcite.errors import CitationError
+from medcite.errors import CitationError, QueryError, StoreError
 from medcite.intent import (
     ANAPHORIC,
     CHOICE,
@@ -46,7 +52,8 @@ from medcite.models import (
     Timings,
 )
 from medcite.quote import is_option_list, normalise_quote, spans_verbatim, split_units
-from medcite.retrieve import EVIDENCE_PRIOR, Retriever, fts_query
+from medcite.retrieve import EVIDENCE_PRIOR, Retriever, fts_query, query_terms
+from medcite.store import Store
 
 __all__ = [
     "ABSTAIN_MIN_COVERAGE",
@@ -58,8 +65,11 @@ __all__ = [
     "check_citations",
     "classify_intent",
     "compose_answer",
+    "follow_up_query",
+    "load_answer",
     "normalise_quote",
     "reading_grade",
+    "save_answer",
 ]
 
 # --- Product copy (not clinical content) ---------------------------------------------------------------------
@@ -105,6 +115,11 @@ DUPLICATE_JACCARD = 0.6
 """Statements whose stem sets overlap this much (Jaccard, 0-1) with a chosen one are near-duplicates."""
 MMR_LAMBDA = 0.75
 """Maximal marginal relevance trade-off (Carbonell and Goldstein, SIGIR 1998): 1 = relevance only."""
+FOLLOW_UP_EMPHASIS = 2.0
+"""In a follow-up, the follow-up's own terms weigh this many times their IDF against the carried-over ones."""
+FOLLOW_UP_MIN_TOPIC_COVERAGE = 0.5
+"""In a follow-up, a passage (with its heading and document title) must cover this IDF-weighted fraction (0-1)
+of the earlier question's terms to be used: "What about in pregnancy?" stays on the earlier topic."""
 
 EVIDENCE_LABELS: dict[str, str] = {
     "guideline": "Guideline",
@@ -198,14 +213,16 @@ class _Query:
     total: float
 
     @classmethod
-    def build(cls, question: str, retriever: Retriever) -> _Query:
+    def build(cls, question: str, retriever: Retriever, *, emphasis: str = "") -> _Query:
         expanded = retriever.normalize(question)
         idf = _Weights(retriever)
+        emphasised = _stems(" ".join(query_terms(emphasis))) if emphasis else set()
         weights: dict[str, float] = {}
         for term in expanded.terms:
             stems = _stems(term) - set(weights)
             for stem in stems:
-                weights[stem] = idf.idf(term) / len(stems)
+                factor = FOLLOW_UP_EMPHASIS if stem in emphasised else 1.0
+                weights[stem] = factor * idf.idf(term) / len(stems)
         aliases = []
         for expansion in expanded.expansions:
             stands_for = {stem for term in retriever.vocabulary.equivalents(expansion) for stem in _stems(term)}
@@ -391,8 +408,10 @@ def _reference(n: int, hit: Hit) -> Reference:
     )
 
 
-def _answer_id(question: str, audience: str, library_version: int) -> str:
+def _answer_id(question: str, audience: str, library_version: int, follow_up_of: str | None = None) -> str:
     key = f"{' '.join(question.lower().split())}\n{audience}\n{library_version}"
+    if follow_up_of is not None:  # the same words after another answer are another question
+        key += f"\nfollow-up of {follow_up_of}"
     return hashlib.sha256(key.encode("utf-8")).hexdigest()[:16]
 
 
@@ -408,6 +427,7 @@ def compose_answer(
     retriever: Retriever,
     audience: Audience = "clinician",
     extra_passage_ids: frozenset[str] = frozenset(),
+    follow_up_of: Answer | None = None,
 ) -> Answer:
     """Compose an extractive answer from an evidence set; deterministic for equal input.
 
@@ -418,6 +438,9 @@ def compose_answer(
         audience: 'clinician', 'student' (clinician content) or 'patient' (emergency advice first when the
             question names a red-flag symptom; consumer sources preferred; reading grade reported).
         extra_passage_ids: Passages in ``hits`` that were not retrieved for the question (no rank credit).
+        follow_up_of: The earlier answer when ``question`` follows it up: statements are scored against
+            ``follow_up_query`` (the follow-up's own terms weighted ``FOLLOW_UP_EMPHASIS``), the intent is
+            the earlier one when the follow-up names none, and the answer records the earlier id.
 
     Returns:
         An ``Answer``; ``abstained`` is True (with empty sections and the closest sources as references)
@@ -429,15 +452,32 @@ def compose_answer(
         CitationError: A statement is not verbatim in a passage it cites (a bug; checked strictly).
     """
     started = time.perf_counter()
-    query = _Query.build(question, retriever)
+    earlier_id = follow_up_of.id if follow_up_of is not None else None
+    if follow_up_of is None:
+        query = _Query.build(question, retriever)
+    else:
+        combined = follow_up_query(follow_up_of.question, question, retriever=retriever)
+        query = _Query.build(combined, retriever, emphasis=question)
     intent = classify_intent(question)
+    if intent == "overview" and follow_up_of is not None:
+        intent = follow_up_of.intent  # "What about in pregnancy?" after a treatment question asks about treatment
     version = retriever.store.library_version()
-    answer_id = _answer_id(question, audience, version)
+    answer_id = _answer_id(question, audience, version, earlier_id)
     retrieved = [h for h in hits if h.passage_id not in extra_passage_ids]
+    if follow_up_of is not None:
+        topic = _Query.build(follow_up_of.question, retriever)
+        on_topic = [
+            h for h in hits if topic.coverage(_stems(f"{h.text} {h.section} {h.title}")) >= FOLLOW_UP_MIN_TOPIC_COVERAGE
+        ]
+        if not any(h.passage_id not in extra_passage_ids for h in on_topic):
+            return _abstain(question, combined, retrieved, retriever, audience, intent, answer_id, started, earlier_id)
+        hits = on_topic
+        retrieved = [h for h in hits if h.passage_id not in extra_passage_ids]
     coverage = {h.passage_id: query.coverage(_stems(f"{h.text} {h.section} {h.title}")) for h in hits}
     best = max((coverage[h.passage_id] for h in retrieved[:ABSTAIN_TOP_HITS]), default=0.0)
     if best < ABSTAIN_MIN_COVERAGE:
-        return _abstain(question, retrieved, retriever, audience, intent, answer_id, started)
+        search_text = question if follow_up_of is None else combined
+        return _abstain(question, search_text, retrieved, retriever, audience, intent, answer_id, started, earlier_id)
 
     # Passages compete on their own words and headings (a document title matches every passage of it).
     focus = {h.passage_id: query.coverage(_stems(h.text), _stems(h.section), 0.75) for h in hits}
@@ -484,6 +524,7 @@ def compose_answer(
         question=_tidy(question),
         audience=audience,
         intent=intent,
+        follow_up_of=earlier_id,
         abstained=False,
         bottom_line=BottomLine(text=" ".join(u.text for u in bottom), citations=bottom_citations),
         sections=sections,
@@ -498,12 +539,14 @@ def compose_answer(
 
 def _abstain(
     question: str,
+    search_text: str,
     hits: Sequence[Hit],
     retriever: Retriever,
     audience: Audience,
     intent: Intent,
     answer_id: str,
     started: float,
+    follow_up_of: str | None = None,
 ) -> Answer:
     closest: list[Hit] = []
     for hit in hits:
@@ -511,7 +554,7 @@ def _abstain(
             closest.append(hit)
         if len(closest) == 3:
             break
-    terms = " ".join(retriever.normalize(question).terms)
+    terms = " ".join(retriever.normalize(search_text).terms)
     command = f'medcite ingest pubmed --query "{terms}"'
     sections = []
     if audience == "patient" and has_red_flag(question):
@@ -523,6 +566,7 @@ def _abstain(
         question=_tidy(question),
         audience=audience,
         intent=intent,
+        follow_up_of=follow_up_of,
         abstained=True,
         bottom_line=BottomLine(text=ABSTENTION_TEXT.format(command=command), citations=[]),
         sections=sections,
@@ -627,13 +671,47 @@ def _with_neighbours(retriever: Retriever, hits: list[Hit]) -> tuple[list[Hit], 
     return [*hits, *extra], frozenset(h.passage_id for h in extra)
 
 
-def ask(question: str, *, retriever: Retriever, audience: Audience = "clinician") -> Answer:
+def follow_up_query(earlier_question: str, follow_up: str, *, retriever: Retriever) -> str:
+    """Return the retrieval query of a follow-up: its own words, then the earlier question's content terms.
+
+    The earlier question's terms (``Retriever.normalize(...).terms``: filler words dropped) that the
+    follow-up does not already use are appended, so "What about in pregnancy?" after a question on DVT
+    treatment searches for pregnancy within that topic rather than pregnancy in general.
+
+    Args:
+        earlier_question: The question of the earlier answer.
+        follow_up: The follow-up as asked.
+        retriever: Normalises the earlier question with the library's vocabulary.
+
+    Returns:
+        The follow-up text followed by the carried-over terms, separated by spaces.
+
+    Raises:
+        QueryError: The follow-up is empty.
+    """
+    if not follow_up or not follow_up.strip():
+        raise QueryError("The follow-up question is empty; type what you want to know next.")
+    own = {term.lower() for term in query_terms(follow_up)}
+    carried = [term for term in retriever.normalize(earlier_question).terms if term.lower() not in own]
+    return " ".join([" ".join(follow_up.split()), *carried])
+
+
+def ask(
+    question: str,
+    *,
+    retriever: Retriever,
+    audience: Audience = "clinician",
+    follow_up_of: Answer | None = None,
+) -> Answer:
     """Answer a question from the library: retrieve, compose extractively, check every citation.
 
     Args:
         question: A clinical question in plain words or shorthand.
         retriever: The library's retriever (lexical, or hybrid with an embedder).
         audience: 'clinician' (default), 'student' or 'patient'.
+        follow_up_of: The earlier answer when ``question`` follows it up (e.g. "What about in
+            pregnancy?"): retrieval searches ``follow_up_query(earlier question, question)`` and the answer
+            records the earlier id in ``follow_up_of``.
 
     Returns:
         A checked ``Answer`` with ``timings_ms`` filled in (retrieval, composition, total).
@@ -643,10 +721,20 @@ def ask(question: str, *, retriever: Retriever, audience: Audience = "clinician"
         CitationError: A citation does not resolve (a bug; never expected).
     """
     started = time.perf_counter()
-    hits = retriever.search(question, limit=RETRIEVAL_LIMIT_PASSAGES)
+    search_text = question
+    if follow_up_of is not None:
+        search_text = follow_up_query(follow_up_of.question, question, retriever=retriever)
+    hits = retriever.search(search_text, limit=RETRIEVAL_LIMIT_PASSAGES)
     evidence, extra = _with_neighbours(retriever, hits)
     retrieved_s = time.perf_counter() - started
-    answer = compose_answer(question, evidence, retriever=retriever, audience=audience, extra_passage_ids=extra)
+    answer = compose_answer(
+        question,
+        evidence,
+        retriever=retriever,
+        audience=audience,
+        extra_passage_ids=extra,
+        follow_up_of=follow_up_of,
+    )
     total_s = time.perf_counter() - started
     return answer.model_copy(
         update={
@@ -657,3 +745,32 @@ def ask(question: str, *, retriever: Retriever, audience: Audience = "clinician"
             )
         }
     )
+
+
+# --- Saved answers ---------------------------------------------------------------------------------------------
+
+
+def save_answer(store: Store, answer: Answer) -> None:
+    """Save an answer in the library under its id (replacing an earlier save), for later follow-ups.
+
+    Raises:
+        StoreError: The write failed (e.g. the answer follows up an id that is not saved).
+    """
+    store.save_answer(answer.id, answer.question, answer.audience, answer.follow_up_of, answer.model_dump_json())
+
+
+def load_answer(store: Store, answer_id: str) -> Answer:
+    """Return the answer saved under ``answer_id``.
+
+    Raises:
+        NotFound: No answer with this id is saved in the library (exit code 4).
+        StoreError: The saved JSON no longer fits the ``Answer`` model.
+    """
+    data = store.get_answer(answer_id.strip())[3]
+    try:
+        return Answer.model_validate_json(data)
+    except ValueError as exc:
+        raise StoreError(
+            f"The saved answer {answer_id} cannot be read by this medcite ({exc.__class__.__name__}); "
+            "ask the earlier question again."
+        ) from exc

@@ -38,6 +38,8 @@ app = typer.Typer(
 )
 library_app = typer.Typer(help="Inspect the evidence library.", no_args_is_help=True)
 app.add_typer(library_app, name="library")
+schema_app = typer.Typer(help="Print the JSON Schemas of medcite's JSON outputs.", no_args_is_help=True)
+app.add_typer(schema_app, name="schema")
 
 stdout = Console(soft_wrap=True)
 stderr = Console(stderr=True, soft_wrap=True)
@@ -361,8 +363,23 @@ class AudienceChoice(StrEnum):
 def ask(
     question: Annotated[str, typer.Argument(help="A clinical question.", show_default=False)],
     audience: Annotated[
-        AudienceChoice, typer.Option(help="clinician (default), student or patient (emergency advice first).")
-    ] = AudienceChoice.clinician,
+        AudienceChoice | None,
+        typer.Option(
+            help="clinician (default; a follow-up keeps the earlier answer's), student or patient "
+            "(emergency advice first).",
+            show_default=False,
+        ),
+    ] = None,
+    follow_up: Annotated[
+        str | None,
+        typer.Option(
+            "--follow-up",
+            metavar="ID",
+            help="Id of an earlier answer (printed after it) that QUESTION follows up, e.g. 'What about in "
+            "pregnancy?': the earlier question's focus is carried into retrieval.",
+            show_default=False,
+        ),
+    ] = None,
     output_format: Annotated[
         AnswerFormat,
         typer.Option("--format", help="markdown (Rich on a terminal, plain when piped), json (the contract) or html."),
@@ -372,26 +389,43 @@ def ask(
     """Answer a question: bottom line, sections by intent, every statement cited to its source passage.
 
     Abstains, listing the closest sources, when the library holds no sufficiently relevant evidence.
+    Every answer is saved in the library under its id, for follow-ups (an unknown id exits with 4).
     """
     from medcite.answer import ask as compose
+    from medcite.answer import load_answer, save_answer
     from medcite.render import render_html, render_json, render_markdown
     from medcite.retrieve import Retriever
 
     settings = _settings(library)
     embedder = _embedder(settings)
     with _open(settings) as store:
+        earlier = load_answer(store, follow_up) if follow_up is not None else None
+        reader = audience.value if audience is not None else earlier.audience if earlier else "clinician"
         _ensure_vectors(store, embedder)
-        answer = compose(question, retriever=Retriever(store, settings, embedder=embedder), audience=audience.value)
+        retriever = Retriever(store, settings, embedder=embedder)
+        answer = compose(question, retriever=retriever, audience=reader, follow_up_of=earlier)  # type: ignore[arg-type]
+        save_answer(store, answer)
     if output_format is AnswerFormat.json:
         print(render_json(answer))
-    elif output_format is AnswerFormat.html:
+        return
+    if output_format is AnswerFormat.html:
         print(render_html(answer), end="")
-    elif stdout.is_terminal:
+        return
+    markdown = render_markdown(answer) + f"\nAnswer id: {answer.id} (ask a follow-up with --follow-up {answer.id})\n"
+    if stdout.is_terminal:
         from rich.markdown import Markdown
 
-        stdout.print(Markdown(render_markdown(answer)))
+        stdout.print(Markdown(markdown))
     else:
-        print(render_markdown(answer), end="")
+        print(markdown, end="")
+
+
+@schema_app.command("answer")
+def schema_answer() -> None:
+    """Print the JSON Schema (draft 2020-12, from pydantic) of `medcite ask --format json` output."""
+    from medcite.models import Answer
+
+    print(json.dumps(Answer.model_json_schema(), indent=2))
 
 
 @library_app.command("stats")

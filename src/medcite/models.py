@@ -313,10 +313,18 @@ class Answer(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    id: str = Field(description="Short hash of question, audience and library version (16 hex characters).")
+    id: str = Field(
+        description="Short hash of question, audience, library version and the earlier answer's id, if any "
+        "(16 hex characters); a saved answer is found by it."
+    )
     question: str = Field(description="The question as asked.")
     audience: Audience = Field(description="clinician (default), student or patient.")
     intent: Intent = Field(description="What the question asks for, from keyword cues.")
+    follow_up_of: str | None = Field(
+        default=None,
+        description="Id of the earlier answer this one follows up (``medcite ask --follow-up ID``), else None; "
+        "the earlier question's clinical focus was carried into retrieval.",
+    )
     abstained: bool = Field(description="True when the library holds no sufficiently relevant evidence.")
     bottom_line: BottomLine = Field(description="The most direct answer; on abstention, the text says so.")
     sections: list[AnswerSection] = Field(default_factory=list, description="Empty on abstention.")

@@ -1,7 +1,7 @@
 """The library file: the only module that contains SQL.
 
 One SQLite file holds documents, passages, their FTS5 full-text index (written
-in the same transaction as its passages) and retraction links. The schema
+in the same transaction as its passages), retraction links and saved answers. The schema
 is managed by Alembic migrations shipped in ``medcite/migrations``; opening a
 library upgrades it, and a library from a newer medcite is refused. Imports
 ``models``, ``errors`` and ``settings`` only.
@@ -27,8 +27,8 @@ from medcite.models import EVIDENCE_TYPES, Document, LibraryStats, Passage, Voca
 __all__ = ["BatchCounts", "FtsRow", "PassageDetail", "Store"]
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
-HEAD_REVISION = "0002"
-_KNOWN_REVISIONS = {"0001", "0002"}
+HEAD_REVISION = "0003"
+_KNOWN_REVISIONS = {"0001", "0002", "0003"}
 _SQLITE_MAX_VARS = 900
 
 
@@ -563,6 +563,52 @@ class Store:
                 [(model, rowid, blob) for rowid, blob in rows],
             )
             _bump_version(conn)
+
+    def save_answer(
+        self, answer_id: str, question: str, audience: str, follow_up_of: str | None, data_json: str
+    ) -> None:
+        """Save an answer (its JSON) under its id, replacing an earlier save of the same id, in one transaction.
+
+        Saving an answer does not change ``library_version``: answers are not evidence.
+
+        Args:
+            answer_id: The answer's id.
+            question: The question as asked.
+            audience: 'clinician', 'student' or 'patient'.
+            follow_up_of: Id of the saved answer this one follows up, or None.
+            data_json: The answer as JSON (``Answer.model_dump_json()``).
+
+        Raises:
+            StoreError: The write failed (e.g. ``follow_up_of`` names no saved answer).
+        """
+        now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+        try:
+            with self.engine.connect() as conn, conn.execution_options(sqlite_immediate=True).begin():
+                # An upsert rather than INSERT OR REPLACE: REPLACE deletes the row first, which would
+                # orphan (or, with foreign keys on, reject) follow-ups that point at it.
+                conn.exec_driver_sql(
+                    "INSERT INTO answers(answer_id, question, audience, follow_up_of, data, created_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(answer_id) DO UPDATE SET question = excluded.question, "
+                    "audience = excluded.audience, follow_up_of = excluded.follow_up_of, data = excluded.data, "
+                    "created_at = excluded.created_at",
+                    (answer_id, question, audience, follow_up_of, data_json, now),
+                )
+        except sa.exc.DBAPIError as exc:
+            raise StoreError(f"Saving answer {answer_id} to the library {self.path} failed ({exc.orig}).") from exc
+
+    def get_answer(self, answer_id: str) -> tuple[str, str, str | None, str]:
+        """Return a saved answer as ``(question, audience, follow_up_of, data_json)``.
+
+        Raises:
+            NotFound: No answer with this id is saved in the library.
+        """
+        with self._connect() as conn:
+            row = conn.exec_driver_sql(
+                "SELECT question, audience, follow_up_of, data FROM answers WHERE answer_id = ?", (answer_id,)
+            ).first()
+        if row is None:
+            raise NotFound("answer", answer_id)
+        return str(row[0]), str(row[1]), None if row[2] is None else str(row[2]), str(row[3])
 
     def iter_vectors(self, model: str, *, batch: int = 4096) -> Iterator[list[tuple[int, bytes]]]:
         """Yield ``(passage rowid, vector bytes)`` rows of a model in rowid order, ``batch`` at a time.
