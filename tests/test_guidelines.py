@@ -55,3 +55,10 @@ def test_read_guideline_pack_on_a_folder_without_registry_is_one_skip(tmp_path: 
     records = list(read_guideline_pack(tmp_path))
     assert len(records) == 1 and isinstance(records[0], SkippedRecord)
     assert "registry.json" in records[0].reason
+
+
+def test_read_guideline_pack_leaves_out_the_packs_tool_notes(pack_documents):
+    sepsis = default_guideline_pack() / "content" / "sepsis3_2016"
+    assert any("OpenMedicine Calculator" in f.read_text() for f in sepsis.glob("*.md"))  # present in the source
+    texts = [section.text for document in pack_documents.values() for section in document.sections]
+    assert not any("available via MCP" in text or "OpenMedicine Calculator" in text for text in texts)

@@ -211,6 +211,7 @@ class _Query:
     weights: dict[str, float]
     aliases: list[tuple[frozenset[str], frozenset[str]]]
     total: float
+    emphasised: frozenset[str] = frozenset()  # a follow-up's own stems
 
     @classmethod
     def build(cls, question: str, retriever: Retriever, *, emphasis: str = "") -> _Query:
@@ -229,7 +230,12 @@ class _Query:
             covered = frozenset(stands_for & set(weights))
             if covered:
                 aliases.append((frozenset(_stems(expansion)), covered))
-        return cls(weights=weights, aliases=aliases, total=max(sum(weights.values()), 1e-9))
+        return cls(
+            weights=weights,
+            aliases=aliases,
+            total=max(sum(weights.values()), 1e-9),
+            emphasised=frozenset(emphasised & set(weights)),
+        )
 
     def _found(self, stems: set[str]) -> set[str]:
         found = {stem for stem in self.weights if stem in stems}
@@ -377,8 +383,12 @@ def _bottom_line(query: _Query, units: list[_Unit], intent: Intent) -> list[_Uni
     for value, unit in scored[1:]:
         if value < 0.85 * first_value:
             break
+        # A follow-up's own words ('pregnancy') that the first statement answers must be in the second too,
+        # or the bottom line would mix the follow-up's answer with general advice.
+        needed = query.emphasised & (first.stems | _stems(first.hit.section))
         if (
             unit.hit.doc_id == first.hit.doc_id
+            and needed <= unit.stems | _stems(unit.hit.section)
             and not _overlaps(unit, first)
             and _jaccard(unit.stems, first.stems) < DUPLICATE_JACCARD
         ):

@@ -6,12 +6,14 @@ and ``content/<id>/<section>.md`` Markdown files. Each guideline becomes one
 ``Document`` whose sections follow the Markdown headings below the file's H1
 (e.g. "Acute Gout Flare Treatment > Colchicine for Acute Flare"); tables and
 fenced decision-algorithm blocks become sections of their own so they stay
-whole. Imports ``models`` and ``corpus._io`` only.
+whole. The pack's notes that advertise its own calculator tools are left out
+(they are not part of the guideline). Imports ``models`` and ``corpus._io`` only.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
@@ -26,6 +28,8 @@ from medcite.models import Document, Section, SkippedRecord
 __all__ = ["markdown_sections", "read_guideline_pack"]
 
 _REQUIRED_KEYS = ("id", "title", "organization", "year", "doi")
+_TOOL_NOTE = re.compile(r"^> \*\*OpenMedicine Calculators?:\*\*.*\n?", re.MULTILINE)
+"""The pack's notes advertising its own calculator tools ("available via MCP"): not guideline content."""
 
 
 def _pack_version() -> str:
@@ -151,7 +155,7 @@ def read_guideline_pack(path: Path) -> Iterator[Document | SkippedRecord]:
             except (OSError, UnicodeDecodeError) as exc:
                 yield SkippedRecord(source=str(file), record=guideline_id, reason=f"cannot read the file ({exc}).")
                 continue
-            sections.extend(markdown_sections(text))
+            sections.extend(markdown_sections(_TOOL_NOTE.sub("", text)))
         if not sections:
             yield SkippedRecord(
                 source=source, record=guideline_id, reason=f"no Markdown content in {folder} for this guideline."
