@@ -158,9 +158,8 @@ def ingest(
             raise typer.BadParameter(f"`medcite ingest {kind_name}` needs at least one file or folder.")
         paths = [default_guideline_pack()]
     with _open(settings, fill_default=kind_name != "guidelines") as store:
-        total = sum(p.stat().st_size for p in _files_for_progress(kind_name, paths))
         with _progress() as progress:
-            task = progress.add_task("ingest", total=total or None)
+            task = progress.add_task("ingest", total=None)
             report = run_ingest(
                 store,
                 kind_name,
@@ -168,6 +167,7 @@ def ingest(
                 settings=settings,
                 on_bytes=lambda n: progress.advance(task, n),
                 on_problem=lambda line: stderr.print(f"skipped: {line}", markup=False, highlight=False),
+                on_total_bytes=lambda total: progress.update(task, total=total or None),
             )
         _ensure_vectors(store, _embedder(settings))
     _finish_ingest(report)
@@ -189,15 +189,6 @@ def _ensure_vectors(store: Store, embedder: Embedder | None) -> None:
     with _progress() as progress:
         task = progress.add_task("embed", total=missing)
         embed_passages(store, embedder, on_progress=lambda done, _total: progress.update(task, completed=done))
-
-
-def _files_for_progress(kind: str, paths: list[Path]) -> list[Path]:
-    from medcite.index import expand_inputs
-
-    files, _ = expand_inputs(kind, paths)
-    return [f for f in files if f.is_file()] + [
-        f for folder in files if folder.is_dir() for f in folder.rglob("*") if f.is_file()
-    ]
 
 
 def _ingest_pubmed(settings: Settings, query: str, max_records: int, email: str | None, api_key: str | None) -> None:

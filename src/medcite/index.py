@@ -276,6 +276,7 @@ def ingest(
     settings: Settings,
     on_bytes: Callable[[int], None] | None = None,
     on_problem: Callable[[str], None] | None = None,
+    on_total_bytes: Callable[[int], None] | None = None,
 ) -> IngestReport:
     """Read input files of one source kind into the library.
 
@@ -291,6 +292,8 @@ def ingest(
         settings: Batch size and passage size.
         on_bytes: Called with the number of input bytes read, for progress bars.
         on_problem: Called with one line per skipped record or file as it happens.
+        on_total_bytes: Called once, before reading, with the size of all input files in bytes
+            (the total of ``on_bytes`` for plain files; compressed bytes for .gz).
 
     Returns:
         Counts of added, updated, unchanged, deleted and skipped records; the
@@ -304,6 +307,8 @@ def ingest(
     report = IngestReport()
     for line in problems:
         _record_problem(report, line, on_problem)
+    if on_total_bytes is not None:
+        on_total_bytes(sum(_size_bytes(path) for path in files))
     reader = adapter.reader()
 
     def records() -> Iterable[Record]:
@@ -319,6 +324,13 @@ def ingest(
                     )
 
     return ingest_records(store, records(), settings=settings, report=report, on_problem=on_problem)
+
+
+def _size_bytes(path: Path) -> int:
+    """Size of a file, or of every file below a folder (a guideline pack), in bytes."""
+    if path.is_dir():
+        return sum(child.stat().st_size for child in path.rglob("*") if child.is_file())
+    return path.stat().st_size
 
 
 def ingest_records(
