@@ -26,7 +26,7 @@ from medcite.models import EVIDENCE_TYPES, Document, LibraryStats, Passage, Voca
 
 __all__ = ["BatchCounts", "FtsRow", "PassageDetail", "Store"]
 
-MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+MIGRATIONS_DIR = Path(__file__).parent.parent / "migrations"
 HEAD_REVISION = "0003"
 _KNOWN_REVISIONS = {"0001", "0002", "0003"}
 _SQLITE_MAX_VARS = 900
@@ -187,6 +187,21 @@ class Store:
     @contextmanager
     def _connect(self) -> Iterator[Connection]:
         with self.engine.connect() as conn:
+            yield conn
+
+    @contextmanager
+    def reading(self) -> Iterator[Connection]:
+        """A connection for reads (for the other ``medcite.store`` modules; nothing else writes SQL)."""
+        with self.engine.connect() as conn:
+            yield conn
+
+    @contextmanager
+    def writing(self) -> Iterator[Connection]:
+        """A connection inside one write transaction (BEGIN IMMEDIATE): committed on exit, rolled back on error.
+
+        Does not bump ``library_version`` (that marks evidence changes only).
+        """
+        with self.engine.connect() as conn, conn.execution_options(sqlite_immediate=True).begin():
             yield conn
 
     # -- writing -----------------------------------------------------------------------------------
