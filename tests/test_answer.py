@@ -64,6 +64,14 @@ FIRST_LINE = [
     ("What is first-line guideline-directed medical therapy for HFrEF?", "acc_aha_hypertension_2017",
      ["acei/arb/arni", "beta-blocker", "mra"]),
     ("How should acute pancreatitis fluid resuscitation be done?", "acg_acute_pancreatitis_2024", ["lr"]),
+    # Bottom lines that once came from the wrong statement (a skipped test, a BP target, another guideline):
+    ("What is the first-line treatment for outpatient community-acquired pneumonia?", "bts_cap_2009",
+     ["first-line", "amoxicillin"]),
+    ("When should alteplase be given for acute ischemic stroke?", "aha_asa_stroke_2019", ["alteplase", "4.5 hours"]),
+    ("Which drugs reduce mortality in heart failure with reduced ejection fraction?", "aha_acc_hf_2022",
+     ["hfref", "mortality"]),
+    ("How should complicated urinary tract infection be treated?", "idsa_uti_2022",
+     ["empiric antibiotic", "complicated uti"]),
 ]  # fmt: skip
 
 IN_SCOPE = [

@@ -31,12 +31,18 @@ from medcite.errors import CitationError, QueryError, StoreError
 from medcite.intent import (
     ANAPHORIC,
     CHOICE,
+    INTENT_HEADINGS,
+    INTENT_SECTIONS,
     MODERATE,
+    OFF_TOPIC_SECTIONS,
     PRIMARY_SECTION,
     RED_FLAG_PHRASES,
     SECTION_CUES,
     SECTION_ORDER,
     STRONG,
+    TIME_CUE,
+    TIME_WINDOW_CUE,
+    TIMING_QUESTION,
     classify_intent,
     has_red_flag,
 )
@@ -51,7 +57,7 @@ from medcite.models import (
     Statement,
     Timings,
 )
-from medcite.quote import is_option_list, normalise_quote, spans_verbatim, split_units
+from medcite.quote import is_list_item, is_option_list, normalise_quote, spans_verbatim, split_units
 from medcite.retrieve import EVIDENCE_PRIOR, Retriever, fts_query, query_terms
 from medcite.store import Store
 
@@ -101,12 +107,16 @@ scores 0.34; in-scope questions score 0.43 ("When should antibiotics be given in
 """
 ABSTAIN_TOP_HITS = 5
 """Hits whose coverage is considered for abstention."""
-PASSAGE_MIN_COVERAGE_RATIO = 0.6
+TITLE_WEIGHT = 0.25
+"""Weight (0-1) of a question term found only in a passage's document title when passages compete."""
+PASSAGE_MIN_COVERAGE_RATIO = 0.5
 """A passage contributes statements only when its coverage is at least this fraction of the best one's."""
 MIN_STATEMENT_RELEVANCE = 0.35
 """A statement (with its passage heading at half weight) must cover this fraction (0-1) of the question."""
 BOTTOM_LINE_MIN_COVERAGE = 0.45
-"""A bottom-line statement must itself (with its heading at 0.75 weight) cover this fraction of the question."""
+"""A bottom-line statement must itself (heading at 0.75 weight, title at 0.5) cover this fraction of the question."""
+BLOCK_ITEM_SLACK = 0.15
+"""A list's coverage may fall this much (0-1) below its whole text's toward the mean of its items' coverage."""
 MAX_BLOCKS = 1
 """Tables or algorithm blocks quoted whole in one answer."""
 MAX_STATEMENTS = 12
@@ -162,6 +172,10 @@ def reading_grade(texts: Sequence[str]) -> float | None:
 
 
 # --- Candidate statements --------------------------------------------------------------------------------------
+
+
+TREATMENT_STEMS = frozenset({"treatment", "treat", "therapi", "manag"})
+"""Stems of the words for treatment that stand in for one another when a statement's coverage is scored."""
 
 
 @dataclass
@@ -230,12 +244,29 @@ class _Query:
             covered = frozenset(stands_for & set(weights))
             if covered:
                 aliases.append((frozenset(_stems(expansion)), covered))
+        # Guidelines say "management" or "therapy" where a question says "treatment" (plain English, not a
+        # clinical fact): any of these words covers the others.
+        for stem in TREATMENT_STEMS & set(weights):
+            aliases += [(frozenset({other}), frozenset({stem})) for other in sorted(TREATMENT_STEMS - {stem})]
         return cls(
             weights=weights,
             aliases=aliases,
             total=max(sum(weights.values()), 1e-9),
             emphasised=frozenset(emphasised & set(weights)),
         )
+
+    def key_coverage(self, stems: set[str], *, n_terms: int = 2) -> float:
+        """Fraction (0-1) of the weight of the question's ``n_terms`` most specific terms (highest IDF) in ``stems``.
+
+        The most specific terms usually name the condition and the intervention; a statement that misses
+        them ("hydroxyethyl starches for acute resuscitation" for a pancreatitis question) answers another
+        question even when it shares many common words.
+        """
+        if not self.weights:
+            return 1.0
+        key = sorted(self.weights, key=lambda stem: (-self.weights[stem], stem))[:n_terms]
+        found = self._found(stems)
+        return sum(self.weights[stem] for stem in key if stem in found) / sum(self.weights[stem] for stem in key)
 
     def _found(self, stems: set[str]) -> set[str]:
         found = {stem for stem in self.weights if stem in stems}
@@ -350,7 +381,36 @@ def _select(units: list[_Unit], *, limit: int, chosen: Sequence[_Unit] = ()) -> 
     return picked
 
 
-def _bottom_line(query: _Query, units: list[_Unit], intent: Intent) -> list[_Unit]:
+def _intent_fit(unit: _Unit, intent: Intent, *, headings: bool = True) -> float:
+    """How well a statement's section and heading fit what the question asks for (-0.25 to 0.25).
+
+    A treatment question is answered by a treatment or dosing statement under a treatment heading, not by
+    a test to skip ("Do NOT routinely obtain sputum Gram stain ...") that shares its words.
+    """
+    primary = PRIMARY_SECTION[intent]
+    fitting = INTENT_SECTIONS.get(intent, (primary,))
+    value = 0.1 if unit.section == primary else 0.05 if unit.section in fitting else 0.0
+    heading = INTENT_HEADINGS.get(intent) if headings else None
+    if heading is not None and heading.search(unit.hit.section):
+        return value + 0.15  # the guideline files it under the question's topic, whatever words it uses
+    if intent != "overview" and unit.section not in fitting and unit.section in OFF_TOPIC_SECTIONS:
+        value -= 0.25
+    return value
+
+
+def _timing_fit(unit: _Unit) -> float:
+    """Bonus (0-0.4) for a statement that answers 'when': a time window or onset time beats a bare duration.
+
+    A heading that names the window ("Time Windows") counts most: the guideline files the answer there.
+    """
+    if TIME_WINDOW_CUE.search(unit.hit.section.split(" > ")[-1]):
+        return 0.4
+    if TIME_WINDOW_CUE.search(unit.text):
+        return 0.3
+    return 0.1 if TIME_CUE.search(unit.text) else 0.0
+
+
+def _bottom_line(query: _Query, units: list[_Unit], intent: Intent, *, timing: bool = False) -> list[_Unit]:
     """Choose the 1-2 most direct statements: they name the question's terms themselves and carry weight.
 
     Candidates are prose or short option lists that do not lean on an earlier sentence ('These ...').
@@ -362,17 +422,28 @@ def _bottom_line(query: _Query, units: list[_Unit], intent: Intent) -> list[_Uni
             continue
         if ANAPHORIC.match(unit.text):
             continue
-        direct = query.coverage(unit.stems, _stems(unit.hit.section), 0.75)
+        # A guideline passage names its topic in the document title ("... Community-acquired Pneumonia"),
+        # its setting in the heading ("Outpatient Treatment") and the choice in its own words.
+        context = (_stems(unit.hit.section), 0.75, _stems(unit.hit.title), 0.5)
+        direct = query.coverage(unit.stems, *context)
+        if unit.is_block:  # a list answers as well as its items do on average: an off-topic item costs
+            lead, *items = unit.text.splitlines() if not is_list_item(unit.text) else ["", *unit.text.splitlines()]
+            items = [item for item in items if not item[:1].isspace()] or items  # top-level items
+            item_coverage = [query.coverage(_stems(f"{lead} {item}"), *context) for item in items]
+            direct = min(direct, max(sum(item_coverage) / len(item_coverage), direct - BLOCK_ITEM_SLACK))
         if direct < BOTTOM_LINE_MIN_COVERAGE:
             continue
         strength = 1.0 if STRONG.search(unit.text) else 0.4 if MODERATE.search(unit.text) else 0.0
         value = (
             direct
+            + 0.3 * query.key_coverage(unit.stems | _stems(unit.hit.section) | _stems(unit.hit.title))
             + 0.3 * strength
             + (0.15 if CHOICE.search(unit.text) else 0.0)
-            + (0.1 if unit.section == PRIMARY_SECTION[intent] else 0.0)
+            + _intent_fit(unit, intent, headings=not timing)
+            + (_timing_fit(unit) if timing else 0.0)
             + 0.1 * EVIDENCE_PRIOR.get(unit.hit.evidence_type, 0.0)
             + 0.2 * (unit.score - 0.55 * unit.relevance > 0.3)  # a retrieved passage, not only a sibling
+            + 0.1 * query.coverage(_stems(unit.hit.title))  # the guideline about the topic before one that mentions it
         )
         scored.append((value, unit))
     scored.sort(key=lambda item: (-item[0], item[1].order))
@@ -489,14 +560,18 @@ def compose_answer(
         search_text = question if follow_up_of is None else combined
         return _abstain(question, search_text, retrieved, retriever, audience, intent, answer_id, started, earlier_id)
 
-    # Passages compete on their own words and headings (a document title matches every passage of it).
-    focus = {h.passage_id: query.coverage(_stems(h.text), _stems(h.section), 0.75) for h in hits}
+    # Passages compete on their own words and headings; the document title, which every passage of it shares,
+    # counts a little (a guideline's regimen list often names its disease only in the title).
+    focus = {
+        h.passage_id: query.coverage(_stems(h.text), _stems(h.section), 0.75, _stems(h.title), TITLE_WEIGHT)
+        for h in hits
+    }
     best_focus = max(focus.values())
     usable = [h for h in hits if focus[h.passage_id] >= PASSAGE_MIN_COVERAGE_RATIO * best_focus]
     units = _score_units(query, usable, intent, audience, set(extra_passage_ids))
     units = [u for u in units if u.relevance >= MIN_STATEMENT_RELEVANCE and not ANAPHORIC.match(u.text)]
     # Bottom line: the most direct, strongest prose statements of the primary section (else any section).
-    bottom = _bottom_line(query, units, intent)
+    bottom = _bottom_line(query, units, intent, timing=bool(TIMING_QUESTION.search(question)))
     blocks = _select([u for u in units if u.is_block and u.relevance >= 0.5], limit=MAX_BLOCKS, chosen=bottom)
     prose = [u for u in units if not u.is_block and u not in bottom]
     body = blocks + _select(prose, limit=MAX_STATEMENTS - len(blocks), chosen=[*bottom, *blocks])

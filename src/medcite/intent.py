@@ -16,11 +16,17 @@ __all__ = [
     "CHOICE",
     "INTENT_CUES",
     "MODERATE",
+    "INTENT_HEADINGS",
+    "INTENT_SECTIONS",
+    "OFF_TOPIC_SECTIONS",
     "PRIMARY_SECTION",
     "RED_FLAG_PHRASES",
     "SECTION_CUES",
     "SECTION_ORDER",
     "STRONG",
+    "TIME_CUE",
+    "TIME_WINDOW_CUE",
+    "TIMING_QUESTION",
     "classify_intent",
     "has_red_flag",
 ]
@@ -38,6 +44,14 @@ RED_FLAG_PHRASES: tuple[str, ...] = (
 
 # Question cues for intent, checked in this order (the first match wins; 'overview' when none matches).
 INTENT_CUES: tuple[tuple[Intent, re.Pattern[str]], ...] = (
+    # "Which drugs reduce mortality ...?" asks for treatments, whatever outcome it names.
+    (
+        "treatment",
+        re.compile(
+            r"^\W*(which|what)\s+(drugs?|medications?|medicines?|treatments?|therap(y|ies)|agents?|antibiotics?)\b",
+            re.I,
+        ),
+    ),
     ("adverse_effects", re.compile(r"side[- ]effect|adverse|toxicit|harms?\b|risks? of (taking|using)", re.I)),
     ("dosing", re.compile(r"\bdos(e|es|ing|age)\b|how much|\bmg\b|titrat", re.I)),
     ("monitoring", re.compile(r"monitor|follow[- ]?up|how often|reassess", re.I)),
@@ -120,6 +134,32 @@ PRIMARY_SECTION: dict[Intent, str] = {
     "adverse_effects": "Adverse effects",
     "overview": "Key points",
 }
+
+# Sections whose statements also answer a question of each intent (besides its primary section).
+INTENT_SECTIONS: dict[Intent, tuple[str, ...]] = {
+    "treatment": ("Treatment", "Dosing", "Treatment failure", "Special populations"),
+    "dosing": ("Dosing", "Treatment", "Special populations"),
+    "diagnosis": ("Diagnostic approach", "Monitoring"),
+    "monitoring": ("Monitoring", "Diagnostic approach", "Adverse effects"),
+    "prevention": ("Prevention", "Treatment", "Dosing"),
+    "prognosis": ("Prognosis", "Diagnostic approach"),
+    "adverse_effects": ("Adverse effects", "Pitfalls", "Monitoring"),
+}
+# Sections a bottom line should not come from unless the question asks for them.
+OFF_TOPIC_SECTIONS = frozenset({"Pitfalls", "Diagnostic approach", "Monitoring", "Prognosis"})
+# Passage headings that mark a guideline's own section for a question's intent.
+INTENT_HEADINGS: dict[Intent, re.Pattern[str]] = {
+    "treatment": re.compile(r"treat|therap|manag|regimen|pharmaco|antibiotic|empiric|first[- ]line|GDMT", re.I),
+    "dosing": re.compile(r"dos(e|ing|age)|regimen", re.I),
+    "diagnosis": re.compile(r"diagnos|criteria|test|evaluat|assess|work[- ]?up|imaging", re.I),
+    "monitoring": re.compile(r"monitor|follow[- ]?up", re.I),
+    "prevention": re.compile(r"prevent|prophyla|screen|vaccin", re.I),
+}
+
+# "When should alteplase be given ...?" asks for a time or a time window.
+TIMING_QUESTION = re.compile(r"^\W*(when\b|how (soon|long|quickly)\b|within how)", re.I)
+TIME_CUE = re.compile(r"\b\d+(\.\d+)?\s*(h|hr|hrs|hours?|min|minutes?|days?|weeks?)\b|\bwithin\b", re.I)
+TIME_WINDOW_CUE = re.compile(r"\bwindows?\b|\btiming\b|\bonset\b|\btime to\b|\bdoor-to", re.I)
 
 # Recommendation-strength markers as guidelines write them (GRADE, ACC/AHA classes, "first-line").
 STRONG = re.compile(

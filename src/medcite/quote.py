@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from medcite.index import split_sentences
 
-__all__ = ["ARROWS", "is_option_list", "normalise_quote", "spans_verbatim", "split_units"]
+__all__ = ["ARROWS", "is_list_item", "is_option_list", "normalise_quote", "spans_verbatim", "split_units"]
 
 MAX_BLOCK_CHARS = 1400
 """Longer tables or algorithm blocks are not quoted whole."""
@@ -150,6 +150,11 @@ def split_units(text: str) -> list[tuple[str, bool]]:
                 units.append((sentence, False))
         position = end
     return units
+
+
+def is_list_item(text: str) -> bool:
+    """Whether a line starts with a list marker ('- ', '* ', '1. ', '2) ')."""
+    return bool(_LIST_MARKER.match(text))
 
 
 def is_option_list(text: str) -> bool:

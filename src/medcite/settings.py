@@ -75,8 +75,15 @@ class Settings(BaseSettings):
         default=0.05,
         gt=0,
         le=1,
-        description="Query terms found in more than this fraction of passages are left out of BM25 "
-        "when other terms remain (they carry almost no weight and slow FTS5 down).",
+        description="Query terms found in more than this fraction of passages (and in more than "
+        "common_term_min_passages) are left out of BM25 when other terms remain (they carry almost no "
+        "weight and slow FTS5 down).",
+    )
+    common_term_min_passages: int = Field(
+        default=2000,
+        ge=0,
+        description="A term is pruned as common only when it occurs in more than this many passages: FTS5's "
+        "cost grows with the passages a term matches, so in a small library every term is kept.",
     )
     query_expansions: int = Field(
         default=4, ge=0, le=20, description="Vocabulary equivalents added to a query at most (0 = no expansion)."

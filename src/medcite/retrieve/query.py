@@ -28,7 +28,7 @@ _TERM = re.compile(r"\w+(?:[-.'’/:]\w+)*", re.UNICODE)
 STOPWORDS = frozenset(
     """a about above actually again alright also am an and any anyone anything are aren't as at be because been
     being but by can can't could couldn't did didn't do does doesn't doing don't dont done each else even ever
-    for from get gets getting give go going got had has hasn't have haven't having he her here hers him his how
+    for from get gets getting give given gives giving go going chosen choose choosing got had has hasn't have haven't having he her here hers him his how
     i i'd i'll i'm i've id if im in into is isn't it it's its just know let like ll lot many may me might mine
     more most much must my myself need needs now of off ok okay on once one only or other our ours out over
     own please pls really regarding right said say says she should shouldn't so some something sure tell than
@@ -166,17 +166,20 @@ class Vocabulary:
         self._sets: list[list[str]] = []
         self._max_words = 1
         for abbreviation, expansions in ABBREVIATIONS.items():
-            self.add_group([abbreviation, *expansions])
+            self.add_group([abbreviation, *expansions], curated=True)
         for group in groups:
             self.add_group(group)
 
-    def add_group(self, terms: Iterable[str], *, directed: bool = False) -> None:
+    def add_group(self, terms: Iterable[str], *, directed: bool = False, curated: bool = False) -> None:
         """Add a set of equivalent terms (terms of more than five words or with ' - ' qualifiers are left out).
 
         With ``directed`` only the first term expands to the others (a brand name to its generic name).
+        With ``curated`` (the shorthand list) long spelled-out forms are kept too ("heart failure with
+        reduced ejection fraction" for HFrEF).
         """
         clean = list(dict.fromkeys(" ".join(t.split()) for t in terms if t and t.strip()))
-        clean = [t for t in clean if len(t.split()) <= _MAX_SYNONYM_WORDS and " - " not in t]
+        if not curated:
+            clean = [t for t in clean if len(t.split()) <= _MAX_SYNONYM_WORDS and " - " not in t]
         if len(clean) < 2:
             return
         index = len(self._sets)

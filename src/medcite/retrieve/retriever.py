@@ -83,7 +83,8 @@ class Retriever:
         return rankings
 
     def _selective(self, terms: list[str]) -> list[str]:
-        """Drop terms that occur in more than ``common_term_fraction`` of passages, if any other term is left.
+        """Drop terms found in more than ``common_term_fraction`` of passages (and more than
+        ``common_term_min_passages``), if any other term is left.
 
         Such terms carry almost no BM25 weight (low IDF) but make FTS5 score most of the library; dropping
         them keeps latency flat as the library grows. Document frequencies are cached per library version.
@@ -93,7 +94,7 @@ class Retriever:
             self._df_cache.clear()
             self._n_passages = max(self.store.count_passages(), 1)
             self._df_version = version
-        limit = self.settings.common_term_fraction * self._n_passages
+        limit = max(self.settings.common_term_fraction * self._n_passages, self.settings.common_term_min_passages)
         kept = []
         for term in terms:
             if term not in self._df_cache:
