@@ -203,6 +203,29 @@ def test_ask_patient_with_chest_pain_leads_with_emergency_advice(retriever):
     assert answer.reading_grade is not None and answer.reading_grade > 0
 
 
+SEPTIC_SHOCK = "What is the first-line vasopressor in septic shock?"
+# sepsis3_2016, the Sepsis-3 definitions: the sentence that defines the question's term.
+SEPTIC_SHOCK_DEFINITION = "Septic shock is a subset of sepsis in which underlying circulatory and cellular/metabolic"
+
+
+@pytest.mark.parametrize(("audience", "title"), [("student", "Key terms"), ("patient", "What the words mean")])
+def test_ask_student_and_patient_get_the_librarys_definition_of_the_key_term(retriever, audience, title):
+    answer = ask(SEPTIC_SHOCK, retriever=retriever, audience=audience)
+    glossary = next(section for section in answer.sections if section.title == title)
+    definition = glossary.statements[0]
+    assert definition.text.startswith(SEPTIC_SHOCK_DEFINITION)
+    reference = answer.references[definition.citations[0] - 1]
+    assert reference.passage_id.startswith("guideline:sepsis3_2016#p")
+    assert " ".join(definition.text.split()) in " ".join(reference.passage.replace("**", "").split())
+    check_citations(answer, [_hit(r) for r in answer.references], strict=True)
+
+
+def test_ask_clinician_gets_no_definitions(answers):
+    assert all(
+        section.title not in ("Key terms", "What the words mean") for a in answers.values() for section in a.sections
+    )
+
+
 def test_ask_clinician_with_chest_pain_gets_no_emergency_section_or_reading_grade(retriever):
     answer = ask("What is the initial evaluation of acute chest pain?", retriever=retriever)
     assert all(section.title != "Emergency warning signs" for section in answer.sections)

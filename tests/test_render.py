@@ -105,3 +105,18 @@ def test_render_markdown_escapes_a_statement_that_starts_like_a_quote():
         }
     )
     assert "- \\> 1 prior flare [1]" in render_markdown(answer)
+
+
+def test_render_html_gout_answer_shows_the_answer_id(gout_answer):
+    assert f"Answer id: <code>{gout_answer.id}</code>" in render_html(gout_answer)
+
+
+def test_render_markdown_list_without_lead_in_puts_the_citation_after_its_items():
+    # aha_acc_hf_2022, SGLT2 inhibitors: a list quoted whole, without a lead-in line.
+    items = "- No dose titration required.\n- Can be initiated regardless of diabetes status."
+    answer = _hostile_answer().model_copy(
+        update={"sections": [AnswerSection(title="Treatment", statements=[Statement(text=items, citations=[1])])]}
+    )
+    text = render_markdown(answer)
+    assert "- No dose titration required.\n- Can be initiated regardless of diabetes status. [1]" in text
+    assert "\n- [1]\n" not in text

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 import snowballstemmer
 
 from medcite.errors import CitationError, QueryError, StoreError
+from medcite.glossary import define_terms, glossary_title, key_terms
 from medcite.intent import (
     ANAPHORIC,
     CHOICE,
@@ -398,6 +399,21 @@ def _intent_fit(unit: _Unit, intent: Intent, *, headings: bool = True) -> float:
     return value
 
 
+def _item_coverage(query: _Query, unit: _Unit, *context: set[str] | float) -> float:
+    """Mean coverage (0-1) of a list's top-level items, each read with the list's lead-in line.
+
+    A list answers only as well as its items do on average: one item's words must not carry a list of
+    unrelated items ("No dose titration required." under another drug's heading). Tables and algorithm
+    blocks get their whole text's coverage.
+    """
+    if not is_option_list(unit.text):
+        return query.coverage(unit.stems, *context)
+    lines = unit.text.splitlines()
+    lead, items = ("", lines) if is_list_item(lines[0]) else (lines[0], lines[1:])
+    items = [item for item in items if not item[:1].isspace()] or items
+    return sum(query.coverage(_stems(f"{lead} {item}"), *context) for item in items) / len(items)
+
+
 def _timing_fit(unit: _Unit) -> float:
     """Bonus (0-0.4) for a statement that answers 'when': a time window or onset time beats a bare duration.
 
@@ -426,11 +442,8 @@ def _bottom_line(query: _Query, units: list[_Unit], intent: Intent, *, timing: b
         # its setting in the heading ("Outpatient Treatment") and the choice in its own words.
         context = (_stems(unit.hit.section), 0.75, _stems(unit.hit.title), 0.5)
         direct = query.coverage(unit.stems, *context)
-        if unit.is_block:  # a list answers as well as its items do on average: an off-topic item costs
-            lead, *items = unit.text.splitlines() if not is_list_item(unit.text) else ["", *unit.text.splitlines()]
-            items = [item for item in items if not item[:1].isspace()] or items  # top-level items
-            item_coverage = [query.coverage(_stems(f"{lead} {item}"), *context) for item in items]
-            direct = min(direct, max(sum(item_coverage) / len(item_coverage), direct - BLOCK_ITEM_SLACK))
+        if unit.is_block:
+            direct = min(direct, max(_item_coverage(query, unit, *context), direct - BLOCK_ITEM_SLACK))
         if direct < BOTTOM_LINE_MIN_COVERAGE:
             continue
         strength = 1.0 if STRONG.search(unit.text) else 0.4 if MODERATE.search(unit.text) else 0.0
@@ -572,7 +585,12 @@ def compose_answer(
     units = [u for u in units if u.relevance >= MIN_STATEMENT_RELEVANCE and not ANAPHORIC.match(u.text)]
     # Bottom line: the most direct, strongest prose statements of the primary section (else any section).
     bottom = _bottom_line(query, units, intent, timing=bool(TIMING_QUESTION.search(question)))
-    blocks = _select([u for u in units if u.is_block and u.relevance >= 0.5], limit=MAX_BLOCKS, chosen=bottom)
+    blocks = [
+        u
+        for u in units
+        if u.is_block and min(u.relevance, _item_coverage(query, u, _stems(u.hit.section), 0.75)) >= 0.5
+    ]
+    blocks = _select(blocks, limit=MAX_BLOCKS, chosen=bottom)
     prose = [u for u in units if not u.is_block and u not in bottom]
     body = blocks + _select(prose, limit=MAX_STATEMENTS - len(blocks), chosen=[*bottom, *blocks])
 
@@ -597,6 +615,21 @@ def compose_answer(
         sections.append(
             AnswerSection(title="Emergency warning signs", statements=[Statement(text=EMERGENCY_ADVICE, citations=[])])
         )
+    definitions: list[tuple[str, Hit]] = []
+    if audience in ("student", "patient"):
+        already = [u.text for u in bottom] + [u.text for u in body]
+        definitions = define_terms(
+            key_terms(question, retriever, extra_text=" ".join(u.text for u in bottom)),
+            retriever,
+            audience=audience,
+            exclude_texts=already,
+        )
+        if definitions:
+            statements = [
+                Statement(text=text, citations=cite(_Unit(text=text, hit=hit, is_block=False, order=-1)))
+                for text, hit in definitions
+            ]
+            sections.append(AnswerSection(title=glossary_title(audience), statements=statements))
     order = SECTION_ORDER[intent]
     for title in sorted(grouped, key=lambda t: (order.index(t) if t in order else len(order), t)):
         chosen = sorted(grouped[title], key=lambda u: u.order)  # source order reads best within a section
@@ -618,7 +651,7 @@ def compose_answer(
         disclaimer=DISCLAIMER,
         timings_ms=Timings(composition=(time.perf_counter() - started) * 1000),
     )
-    check_citations(answer, hits, strict=True)
+    check_citations(answer, [*hits, *(hit for _, hit in definitions)], strict=True)
     return answer
 
 

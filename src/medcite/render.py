@@ -16,6 +16,7 @@ from medcite.models import Answer, Reference, Statement
 __all__ = ["render_html", "render_json", "render_markdown"]
 
 _LOCATOR_CHARS = 90
+_LIST_ITEM = re.compile(r"^\s*(?:[-*+•]|\d{1,2}[.)])\s+")
 
 
 def _marks(citations: list[int]) -> str:
@@ -37,8 +38,11 @@ def _markdown_statement(statement: Statement) -> str:
     body = statement.text
     if body.lstrip().startswith("|"):  # a table: Markdown renders it as one
         return f"-{_marks(statement.citations)}\n\n" + "\n".join(f"  {line}" for line in body.splitlines())
-    if all(line.lstrip()[:1] in "-*+0123456789" for line in body.splitlines()[1:]):  # a list of options
-        return f"-{_marks(statement.citations)}\n" + "\n".join(f"  {line}" for line in body.splitlines())
+    if _LIST_ITEM.match(body):  # a list without a lead-in: its items, the citation after the last one
+        return body + _marks(statement.citations)
+    if all(line.lstrip()[:1] in "-*+0123456789" for line in body.splitlines()[1:]):  # a lead-in and its options
+        first, *rest = body.splitlines()
+        return f"- {_inline(first)}{_marks(statement.citations)}\n" + "\n".join(f"  {line}" for line in rest)
     # an algorithm (flow) block: keep its layout
     return (
         f"-{_marks(statement.citations)}\n\n  ```text\n"
@@ -154,5 +158,12 @@ def render_html(answer: Answer) -> str:
         parts += ["</ol>", "</section>"]
     if answer.reading_grade is not None:
         parts.append(f"<p>Reading grade (Flesch-Kincaid): {answer.reading_grade:g}</p>")
-    parts += ["</main>", f"<footer><p>{e(answer.disclaimer)}</p></footer>", "</body>", "</html>", ""]
+    follow = f" · follows up <code>{e(answer.follow_up_of)}</code>" if answer.follow_up_of else ""
+    parts += [
+        "</main>",
+        f"<footer><p>{e(answer.disclaimer)}</p><p>Answer id: <code>{e(answer.id)}</code>{follow}</p></footer>",
+        "</body>",
+        "</html>",
+        "",
+    ]
     return "\n".join(parts)
