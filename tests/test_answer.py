@@ -312,9 +312,10 @@ def test_answer_json_has_exactly_the_documented_keys(answers):
     payload = json.loads(answers[FIRST_LINE[0][0]].model_dump_json())
     assert set(payload) == {
         "id", "question", "audience", "intent", "follow_up_of", "abstained", "bottom_line", "sections",
-        "references", "reading_grade", "disclaimer", "timings_ms",
+        "references", "reading_grade", "disclaimer", "timings_ms", "composer", "verification", "notice",
     }  # fmt: skip
     assert payload["follow_up_of"] is None
+    assert (payload["composer"], payload["verification"], payload["notice"]) == ("extractive", None, None)
     assert set(payload["bottom_line"]) == {"text", "citations"}
     assert set(payload["sections"][0]) == {"title", "statements"}
     assert set(payload["sections"][0]["statements"][0]) == {"text", "citations"}

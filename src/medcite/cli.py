@@ -26,6 +26,8 @@ from medcite.store import Store
 
 if TYPE_CHECKING:
     from medcite.embed import Embedder
+    from medcite.models import Answer, ComposeEvent
+    from medcite.retrieve import Retriever
 
 __all__ = ["app", "main", "run"]
 
@@ -350,6 +352,37 @@ class AudienceChoice(StrEnum):
     patient = "patient"
 
 
+class ComposerChoice(StrEnum):
+    """How ``ask`` writes its statements."""
+
+    extractive = "extractive"
+    llm = "llm"
+
+
+def _ask_llm(question: str, settings: Settings, retriever: Retriever, reader: str, earlier: Answer | None) -> Answer:
+    """Run ``ask`` with the LLM composer, with a live progress line on a terminal's stderr."""
+    from medcite.answer import ask as compose
+    from medcite.llm import LLMClient
+
+    with LLMClient.from_settings(settings) as client, stderr.status("Searching the library") as status:
+
+        def show(event: ComposeEvent) -> None:
+            if event.kind == "delta":
+                status.update(f"{client.model} is writing: {event.n_chars} characters")
+            else:
+                status.update(event.text)
+
+        return compose(
+            question,
+            retriever=retriever,
+            audience=reader,  # type: ignore[arg-type]
+            follow_up_of=earlier,
+            composer="llm",
+            llm=client,
+            on_event=show,
+        )
+
+
 @app.command()
 def ask(
     question: Annotated[str, typer.Argument(help="A clinical question.", show_default=False)],
@@ -375,6 +408,14 @@ def ask(
         AnswerFormat,
         typer.Option("--format", help="markdown (Rich on a terminal, plain when piped), json (the contract) or html."),
     ] = AnswerFormat.markdown,
+    composer: Annotated[
+        ComposerChoice,
+        typer.Option(
+            help="extractive (default: sentences quoted from the sources) or llm (a model server writes, "
+            "every sentence is verified against its cited passage; needs MEDCITE_LLM_BASE_URL and "
+            "MEDCITE_LLM_MODEL; falls back to extractive with a notice).",
+        ),
+    ] = ComposerChoice.extractive,
     library: LibraryOption = None,
 ) -> None:
     """Answer a question: bottom line, sections by intent, every statement cited to its source passage.
@@ -394,8 +435,13 @@ def ask(
         reader = audience.value if audience is not None else earlier.audience if earlier else "clinician"
         _ensure_vectors(store, embedder)
         retriever = Retriever(store, settings, embedder=embedder)
-        answer = compose(question, retriever=retriever, audience=reader, follow_up_of=earlier)  # type: ignore[arg-type]
+        if composer is ComposerChoice.llm:
+            answer = _ask_llm(question, settings, retriever, reader, earlier)
+        else:
+            answer = compose(question, retriever=retriever, audience=reader, follow_up_of=earlier)  # type: ignore[arg-type]
         save_answer(store, answer)
+    if answer.notice:
+        stderr.print(answer.notice, markup=False)
     if output_format is AnswerFormat.json:
         print(render_json(answer))
         return

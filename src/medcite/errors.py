@@ -9,6 +9,7 @@ imports nothing from medcite.
     ├── CorpusError                     422     2   unreadable input file or record
     ├── QueryError                      400     2   a query with nothing to search for
     ├── SourceUnavailable               502     6   a remote source (E-utilities) failed
+    ├── LLMError                        502     6   the language-model server failed or answered unusably
     ├── StoreError                      500     3   library unusable
     │   ├── SchemaMismatch              500     3   library written by a newer schema
     │   └── NotFound                    404     4   unknown document/passage/answer id
@@ -22,6 +23,7 @@ __all__ = [
     "CitationError",
     "ConfigError",
     "CorpusError",
+    "LLMError",
     "MedciteError",
     "NotFound",
     "QueryError",
@@ -84,6 +86,23 @@ class SourceUnavailable(MedciteError):
 
     def __init__(self, message: str, *, url: str) -> None:
         super().__init__(message)
+        self.url = url
+
+
+class LLMError(MedciteError):
+    """A language-model server did not answer usefully (the LLM composer then falls back to extraction).
+
+    Attributes:
+        reason: A short code: 'timeout', 'http', 'connection', 'refusal', 'empty', 'truncated', 'malformed'.
+        url: The endpoint called, or None.
+    """
+
+    http_status = 502
+    exit_code = 6
+
+    def __init__(self, message: str, *, reason: str, url: str | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason
         self.url = url
 
 

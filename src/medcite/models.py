@@ -237,6 +237,7 @@ class Hit(BaseModel):
 # --- Answers (``medcite ask``) -------------------------------------------------------------------------------
 
 __all__ += ["Answer", "AnswerSection", "Audience", "BottomLine", "Intent", "Reference", "Statement", "Timings"]
+__all__ += ["ComposeEvent", "DroppedStatement", "Verification"]
 
 Audience = Literal["clinician", "student", "patient"]
 Intent = Literal[
@@ -250,8 +251,9 @@ class Statement(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     text: str = Field(
-        description="Verbatim from each cited passage (whitespace and Markdown bold markers normalised); "
-        "tables and algorithm blocks keep their line breaks."
+        description="Extractive composer: verbatim from each cited passage (whitespace and Markdown bold "
+        "markers normalised); tables and algorithm blocks keep their line breaks. LLM composer: a sentence the "
+        "model wrote that passed verification against its cited passages."
     )
     citations: list[int] = Field(
         default_factory=list,
@@ -308,6 +310,37 @@ class Timings(BaseModel):
     total: float = Field(default=0.0, ge=0, description="Whole ask call, ms.")
 
 
+class DroppedStatement(BaseModel):
+    """A statement the language model wrote that verification removed before the answer was shown."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: str = Field(description="The statement as the model wrote it.")
+    citations: list[str] = Field(default_factory=list, description="Source labels it cited ('S1', ...).")
+    reasons: list[str] = Field(description="Why it was removed, one phrase each.")
+
+
+class Verification(BaseModel):
+    """How the statements of an LLM-composed answer were checked against their cited passages."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = Field(description="The language model that wrote the statements.")
+    n_statements_kept: int = Field(ge=0, description="Statements (bottom line included) shown to the reader.")
+    n_statements_dropped: int = Field(
+        ge=0, description="Statements removed: unsupported, uncited or citing unknown ids."
+    )
+    estimated_citation_precision: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="Expected share (0-1) of kept statements that their citations support, from the "
+        "verifier's precision on physician-labelled K-QA pairs at their support scores; None when none kept.",
+    )
+    threshold: float = Field(description="Support score (0-1) a statement needed.")
+    dropped: list[DroppedStatement] = Field(default_factory=list, description="The removed statements.")
+
+
 class Answer(BaseModel):
     """A composed answer (the JSON contract of ``medcite ask --format json``)."""
 
@@ -336,3 +369,30 @@ class Answer(BaseModel):
     )
     disclaimer: str = Field(description="Professional disclaimer and review notice.")
     timings_ms: Timings = Field(default_factory=Timings, description="Time spent, milliseconds.")
+    composer: Literal["extractive", "llm"] = Field(
+        default="extractive",
+        description="'extractive': statements quoted verbatim; 'llm': written by a language model from the "
+        "cited passages and verified against them (see verification).",
+    )
+    verification: Verification | None = Field(
+        default=None, description="Checks of the language model's statements; None for extractive answers."
+    )
+    notice: str | None = Field(
+        default=None,
+        description="A sentence for the reader about how this answer was made, e.g. why the LLM composer fell "
+        "back to the extractive answer; None when there is nothing to say.",
+    )
+
+
+class ComposeEvent(BaseModel):
+    """One step of a streamed answer (``medcite.compose_llm.stream_answer``); the last carries the answer."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["status", "delta", "answer"] = Field(
+        description="'status': a progress sentence; 'delta': text the model just wrote; 'answer': the final, "
+        "verified answer (or the extractive fallback)."
+    )
+    text: str = Field(default="", description="The status sentence or the model's new text.")
+    n_chars: int = Field(default=0, ge=0, description="Characters the model has written so far.")
+    answer: Answer | None = Field(default=None, description="Set on the 'answer' event only.")

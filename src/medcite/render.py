@@ -67,9 +67,24 @@ def _reference_line(reference: Reference) -> str:
     return " ".join(parts)
 
 
+def _notes(answer: Answer) -> list[str]:
+    """The notice and, for an LLM-composed answer, how its statements were verified (plain sentences)."""
+    notes = [answer.notice] if answer.notice else []
+    check = answer.verification
+    if answer.composer == "llm" and check is not None:
+        precision = check.estimated_citation_precision
+        notes.append(
+            f"Written by the language model {check.model} from the cited passages; {check.n_statements_kept} "
+            f"statements were verified against them and {check.n_statements_dropped} unsupported ones removed"
+            + (f" (estimated citation precision {precision:.0%})." if precision is not None else ".")
+        )
+    return notes
+
+
 def render_markdown(answer: Answer) -> str:
     """Return the answer as Markdown: title, bottom line, sections, references (short locators), disclaimer."""
     lines = [f"# {answer.question}", ""]
+    lines += [f"> **Note:** {text}" for text in _notes(answer)] + ([""] if _notes(answer) else [])
     label = "Not enough evidence" if answer.abstained else "Bottom line"
     bottom = answer.bottom_line.text
     if "\n" in bottom:
@@ -135,6 +150,7 @@ def render_html(answer: Answer) -> str:
         "<body>",
         "<main>",
         f"<h1>{e(answer.question)}</h1>",
+        *(f'<p class="notice" role="note">{e(text)}</p>' for text in _notes(answer)),
         f'<section class="bottom" aria-label="{"Not enough evidence" if answer.abstained else "Bottom line"}">',
         f"<div><strong>{'Not enough evidence' if answer.abstained else 'Bottom line'}:</strong> "
         + (_MARKDOWN.render(answer.bottom_line.text) if "\n" in answer.bottom_line.text else e(answer.bottom_line.text))

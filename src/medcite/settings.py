@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
+from typing import Literal
 
 import platformdirs
 from pydantic import Field
@@ -91,8 +92,31 @@ class Settings(BaseSettings):
     bm25_weights: tuple[float, float, float] = Field(
         default=(2.0, 1.0, 1.0), description="BM25 column weights for title, section heading and passage text."
     )
+    llm_base_url: str | None = Field(
+        default=None,
+        description="OpenAI-compatible API root of the model server for `--composer llm`, e.g. "
+        "'http://localhost:8000/v1' (vLLM), 'http://localhost:8080/v1' (llama-server), "
+        "'http://localhost:11434/v1' (Ollama).",
+    )
+    llm_model: str | None = Field(default=None, description="Model name the server knows, for `--composer llm`.")
+    llm_api_key: str | None = Field(default=None, description="Bearer token for the model server, if it needs one.")
+    llm_timeout_s: float = Field(
+        default=120.0, gt=0, description="Seconds to wait for the model server to connect, and between bytes received."
+    )
+    llm_max_tokens: int = Field(default=2048, ge=64, description="Most tokens the model may write per answer.")
+    llm_max_retries: int = Field(
+        default=2,
+        ge=0,
+        le=10,
+        description="Retries of a model request after HTTP 429/5xx, a timeout or a dropped connection.",
+    )
+    llm_structured_output: Literal["auto", "json_schema", "tools", "prompt"] = Field(
+        default="auto",
+        description="How JSON output is requested: 'auto' tries JSON Schema structured output, then tool "
+        "calling, then the schema in the prompt only.",
+    )
 
     def fingerprint(self) -> str:
         """Return a 12-hex-digit hash of the non-secret settings (stored with answers)."""
-        public = self.model_dump(mode="json", exclude={"ncbi_api_key", "ncbi_email", "library"})
+        public = self.model_dump(mode="json", exclude={"ncbi_api_key", "ncbi_email", "library", "llm_api_key"})
         return hashlib.sha256(json.dumps(public, sort_keys=True).encode()).hexdigest()[:12]

@@ -1,0 +1,384 @@
+"""Hits -> Answer with a language model: prose statements, each verified against the passages it cites.
+
+The optional LLM composer. The model sees only the question and the evidence set (each passage labelled
+``S1``, ``S2``, ...; ``llm.build_messages``) and returns a ``Draft`` (bottom line and sections of cited
+statements). Before anything is shown, every statement is checked: one that cites a label outside the
+evidence set, cites nothing, or is not supported by its cited passages (``verify.Verifier``) is dropped
+and listed in ``Answer.verification``; references are numbered in order of first citation, as the
+extractive composer numbers them. On any failure (timeout, HTTP error, refusal, empty or malformed
+output, an unsupported bottom line, nothing left after verification) the extractive answer is returned
+with a ``notice`` saying why. ``stream_answer`` yields ``ComposeEvent`` objects for a progress line or
+server-sent events. This module imports ``answer``, ``llm``, ``verify``, ``models`` and ``errors``;
+never ``render``, ``web`` or ``cli``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable, Iterator, Sequence
+
+from medcite.answer import (
+    RETRIEVAL_LIMIT_PASSAGES,
+    _reference,
+    _with_neighbours,
+    compose_answer,
+    follow_up_query,
+    reading_grade,
+)
+from medcite.errors import CitationError, LLMError
+from medcite.llm import Draft, DraftStatement, LLMClient, build_messages, parse_draft, source_label
+from medcite.models import (
+    Answer,
+    AnswerSection,
+    Audience,
+    BottomLine,
+    ComposeEvent,
+    DroppedStatement,
+    Hit,
+    Reference,
+    Statement,
+    Timings,
+    Verification,
+)
+from medcite.retrieve import Retriever
+from medcite.verify import Verifier, estimate_precision
+
+__all__ = [
+    "FALLBACK_NOTICE",
+    "LLM_DISCLAIMER",
+    "MAX_SECTION_TITLE_CHARS",
+    "MAX_SOURCES",
+    "compose_llm",
+    "iter_compose_llm",
+    "select_sources",
+    "stream_answer",
+]
+
+LLM_DISCLAIMER = (
+    "medcite is for education and decision support; it does not replace professional judgement. "
+    "The statements were written by a language model from the cited sources and checked automatically "
+    "against them; read the cited passages before acting. Educational content pending human review."
+)
+FALLBACK_NOTICE = (
+    "The language model's answer could not be used ({why}); this is the extractive answer, quoted from the sources."
+)
+MAX_SOURCES = 14
+"""Passages shown to the model at most: the retrieved ones first, then those the extractive answer cites."""
+MAX_SECTION_TITLE_CHARS = 60
+
+
+def select_sources(hits: Sequence[Hit], extra_passage_ids: frozenset[str], extractive: Answer) -> list[Hit]:
+    """Choose the passages the model may cite: retrieved hits first, then those the extractive answer cites.
+
+    Args:
+        hits: The evidence set, best first.
+        extra_passage_ids: Passages of ``hits`` that were added as document neighbours, not retrieved.
+        extractive: The extractive answer composed from ``hits``.
+
+    Returns:
+        At most ``MAX_SOURCES`` hits, without repeats, in that order.
+    """
+    cited = {reference.passage_id for reference in extractive.references}
+    chosen = [h for h in hits if h.passage_id not in extra_passage_ids][: MAX_SOURCES - min(len(cited), 4)]
+    for hit in hits:
+        if hit.passage_id in cited and hit not in chosen:
+            chosen.append(hit)
+    return chosen[:MAX_SOURCES]
+
+
+def _fallback(extractive: Answer, why: str, verification: Verification | None = None) -> Answer:
+    return extractive.model_copy(
+        update={"notice": FALLBACK_NOTICE.format(why=why.rstrip(".")), "verification": verification}
+    )
+
+
+def _why(error: LLMError) -> str:
+    reasons = {
+        "timeout": "the model server did not answer in time",
+        "connection": "the model server could not be reached",
+        "http": "the model server returned an error",
+        "refusal": "the model declined to answer",
+        "empty": "the model returned nothing",
+        "truncated": "the model's answer was cut off",
+        "malformed": "the model's output was not valid JSON of the answer's shape",
+    }
+    return reasons.get(error.reason, str(error))
+
+
+def _check_structure(answer: Answer, sources: Sequence[Hit]) -> None:
+    """Raise CitationError unless every reference is a source with its exact text and every citation resolves."""
+    by_id = {hit.passage_id: hit for hit in sources}
+    for position, reference in enumerate(answer.references, start=1):
+        hit = by_id.get(reference.passage_id)
+        if reference.n != position or hit is None or hit.text != reference.passage:
+            raise CitationError(f"Answer {answer.id}: reference {reference.n} does not resolve to its passage.")
+    citations = [answer.bottom_line.citations] + [s.citations for sec in answer.sections for s in sec.statements]
+    for numbers in citations:
+        if any(n < 1 or n > len(answer.references) for n in numbers):
+            raise CitationError(f"Answer {answer.id} cites a reference number outside 1..{len(answer.references)}.")
+
+
+def iter_compose_llm(
+    question: str,
+    hits: Sequence[Hit],
+    *,
+    retriever: Retriever,
+    client: LLMClient,
+    audience: Audience = "clinician",
+    extra_passage_ids: frozenset[str] = frozenset(),
+    follow_up_of: Answer | None = None,
+    verifier: Verifier | None = None,
+) -> Iterator[ComposeEvent]:
+    """Compose an answer with the language model, yielding progress; the last event carries the answer.
+
+    The extractive answer is composed first (fallback, abstention and the emergency section come from it);
+    an abstention is returned as is, without calling the model.
+
+    Args:
+        question: The question as asked.
+        hits: The evidence set, best first.
+        retriever: The library's retriever (for the extractive answer).
+        client: The model server client.
+        audience: 'clinician', 'student' or 'patient'.
+        extra_passage_ids: Passages in ``hits`` that were not retrieved for the question.
+        follow_up_of: The earlier answer when ``question`` follows it up.
+        verifier: The support checker; default ``Verifier(retriever.embedder)``.
+
+    Yields:
+        'status' and 'delta' events while the model writes, then one 'answer' event whose answer has
+        ``composer='llm'`` and ``verification`` set, or is the extractive answer with a ``notice``.
+
+    Raises:
+        QueryError: The question has nothing to search for.
+        CitationError: A kept citation does not resolve (a bug; never expected).
+    """
+    started = time.perf_counter()
+    extractive = compose_answer(
+        question,
+        hits,
+        retriever=retriever,
+        audience=audience,
+        extra_passage_ids=extra_passage_ids,
+        follow_up_of=follow_up_of,
+    )
+    if extractive.abstained:
+        yield ComposeEvent(kind="answer", answer=extractive)
+        return
+    sources = select_sources(hits, extra_passage_ids, extractive)
+    messages = build_messages(question, sources, audience=audience)
+    yield ComposeEvent(kind="status", text=f"Asking {client.model} to write from {len(sources)} passages")
+    pieces: list[str] = []
+    try:
+        for piece in client.stream(messages, schema=Draft.model_json_schema(), schema_name="medcite_answer"):
+            pieces.append(piece)
+            yield ComposeEvent(kind="delta", text=piece, n_chars=sum(len(p) for p in pieces))
+        draft = parse_draft("".join(pieces))
+    except LLMError as error:
+        yield ComposeEvent(kind="answer", answer=_fallback(extractive, _why(error)))
+        return
+    yield ComposeEvent(kind="status", text="Checking every statement against its cited passages")
+    verifier = verifier or Verifier(retriever.embedder)
+    answer = _verified_answer(draft, extractive, sources, client.model, verifier, audience)
+    if answer.composer == "llm":
+        _check_structure(answer, sources)
+    elapsed_ms = (time.perf_counter() - started) * 1000
+    answer = answer.model_copy(update={"timings_ms": Timings(composition=round(elapsed_ms, 2))})
+    yield ComposeEvent(kind="answer", answer=answer)
+
+
+def _verified_answer(
+    draft: Draft, extractive: Answer, sources: Sequence[Hit], model: str, verifier: Verifier, audience: Audience
+) -> Answer:
+    """Verify the draft's statements and build the answer, or return the extractive fallback."""
+    by_label = {source_label(n): hit for n, hit in enumerate(sources, start=1)}
+    drafted: list[tuple[str | None, DraftStatement]] = [(None, draft.bottom_line)]
+    drafted += [(section.title, statement) for section in draft.sections for statement in section.statements]
+    drafted = [(title, s) for title, s in drafted if s.text.strip() or s.citations]
+    dropped: list[DroppedStatement] = []
+    to_check: list[tuple[int, str, list[str]]] = []
+    for position, (_title, statement) in enumerate(drafted):
+        labels = list(dict.fromkeys(label.strip() for label in statement.citations))
+        unknown = [label for label in labels if label not in by_label]
+        if unknown:
+            reasons = [f"cites {label}, which is not one of the sources" for label in unknown]
+            dropped.append(DroppedStatement(text=statement.text, citations=labels, reasons=reasons))
+        elif not labels:
+            dropped.append(DroppedStatement(text=statement.text, citations=[], reasons=["cites no source"]))
+        else:
+            to_check.append((position, statement.text.strip(), labels))
+    checks = verifier.check_many([(text, [by_label[label].text for label in labels]) for _, text, labels in to_check])
+    kept: dict[int, tuple[str, list[str], float]] = {}
+    for (position, text, labels), check in zip(to_check, checks, strict=True):
+        if check.is_supported:
+            kept[position] = (text, labels, check.score)
+        else:
+            dropped.append(DroppedStatement(text=text, citations=labels, reasons=check.reasons))
+    # A statement citing several sources keeps those that support it on their own (all, when none does alone).
+    several = [(position, label) for position, (_, labels, _) in kept.items() if len(labels) > 1 for label in labels]
+    alone = verifier.check_many([(kept[position][0], [by_label[label].text]) for position, label in several])
+    for position in {position for position, _ in several}:
+        text, labels, score = kept[position]
+        useful = [
+            label for (p, label), check in zip(several, alone, strict=True) if p == position and check.is_supported
+        ]
+        kept[position] = (text, useful or labels, score)
+    verification = Verification(
+        model=model,
+        n_statements_kept=len(kept),
+        n_statements_dropped=len(dropped),
+        estimated_citation_precision=estimate_precision([score for _, _, score in kept.values()], verifier.calibration),
+        threshold=verifier.threshold,
+        dropped=dropped,
+    )
+    if not drafted or not drafted[0][1].text.strip():
+        return _fallback(extractive, "the model found no answer in the sources", verification)
+    if 0 not in kept:
+        return _fallback(extractive, "the model's bottom line was not supported by its cited sources", verification)
+
+    references: list[Reference] = []
+    number_of: dict[str, int] = {}
+
+    def cite(labels: list[str]) -> list[int]:
+        numbers = []
+        for label in labels:
+            hit = by_label[label]
+            if hit.passage_id not in number_of:
+                number_of[hit.passage_id] = len(references) + 1
+                references.append(_reference(len(references) + 1, hit))
+            if number_of[hit.passage_id] not in numbers:
+                numbers.append(number_of[hit.passage_id])
+        return numbers
+
+    bottom_text, bottom_labels, _ = kept[0]
+    bottom = BottomLine(text=bottom_text, citations=cite(bottom_labels))
+    grouped: dict[str, list[Statement]] = {}
+    for position, (title, _statement) in enumerate(drafted):
+        if position == 0 or position not in kept:
+            continue
+        text, labels, _ = kept[position]
+        heading = " ".join((title or "Key points").split())[:MAX_SECTION_TITLE_CHARS] or "Key points"
+        grouped.setdefault(heading, []).append(Statement(text=text, citations=cite(labels)))
+    sections = [s for s in extractive.sections if s.title == "Emergency warning signs"]  # product advice, kept
+    sections += [AnswerSection(title=title, statements=statements) for title, statements in grouped.items()]
+    texts = [bottom.text] + [s.text for section in sections for s in section.statements]
+    key = f"{extractive.id}\nllm {model}"
+    return extractive.model_copy(
+        update={
+            "id": hashlib.sha256(key.encode("utf-8")).hexdigest()[:16],
+            "bottom_line": bottom,
+            "sections": sections,
+            "references": references,
+            "reading_grade": reading_grade(texts) if audience == "patient" else None,
+            "disclaimer": LLM_DISCLAIMER,
+            "composer": "llm",
+            "verification": verification,
+            "notice": None,
+        }
+    )
+
+
+def compose_llm(
+    question: str,
+    hits: Sequence[Hit],
+    *,
+    retriever: Retriever,
+    client: LLMClient,
+    audience: Audience = "clinician",
+    extra_passage_ids: frozenset[str] = frozenset(),
+    follow_up_of: Answer | None = None,
+    verifier: Verifier | None = None,
+    on_event: Callable[[ComposeEvent], None] | None = None,
+) -> Answer:
+    """Compose an answer with the language model (``iter_compose_llm`` run to its end); calls the network.
+
+    Args:
+        question: The question as asked.
+        hits: The evidence set, best first.
+        retriever: The library's retriever.
+        client: The model server client.
+        audience: 'clinician', 'student' or 'patient'.
+        extra_passage_ids: Passages in ``hits`` that were not retrieved for the question.
+        follow_up_of: The earlier answer when ``question`` follows it up.
+        verifier: The support checker; default ``Verifier(retriever.embedder)``.
+        on_event: Called with each 'status' and 'delta' event (a progress line).
+
+    Returns:
+        The verified LLM answer, or the extractive answer with a ``notice`` saying why the model's was not used.
+
+    Raises:
+        QueryError: The question has nothing to search for.
+        CitationError: A kept citation does not resolve (a bug; never expected).
+    """
+    for event in iter_compose_llm(
+        question,
+        hits,
+        retriever=retriever,
+        client=client,
+        audience=audience,
+        extra_passage_ids=extra_passage_ids,
+        follow_up_of=follow_up_of,
+        verifier=verifier,
+    ):
+        if event.answer is not None:
+            return event.answer
+        if on_event is not None:
+            on_event(event)
+    raise AssertionError("iter_compose_llm ended without an answer")  # pragma: no cover
+
+
+def stream_answer(
+    question: str,
+    *,
+    retriever: Retriever,
+    client: LLMClient,
+    audience: Audience = "clinician",
+    follow_up_of: Answer | None = None,
+    verifier: Verifier | None = None,
+) -> Iterator[ComposeEvent]:
+    """Answer a question from the library with the language model, as a stream of events (for SSE).
+
+    Retrieval is that of ``answer.ask``. Each event serialises with ``event.model_dump_json()``; a web
+    route can send 'status'/'delta' events as they come and the final 'answer' event last.
+
+    Args:
+        question: A clinical question.
+        retriever: The library's retriever.
+        client: The model server client.
+        audience: 'clinician', 'student' or 'patient'.
+        follow_up_of: The earlier answer when ``question`` follows it up.
+        verifier: The support checker; default ``Verifier(retriever.embedder)``.
+
+    Yields:
+        'status', then 'delta' events, then one 'answer' event with ``timings_ms`` filled in.
+
+    Raises:
+        QueryError: The question is empty or has nothing to search for.
+    """
+    started = time.perf_counter()
+    search_text = question
+    if follow_up_of is not None:
+        search_text = follow_up_query(follow_up_of.question, question, retriever=retriever)
+    yield ComposeEvent(kind="status", text="Searching the library")
+    hits = retriever.search(search_text, limit=RETRIEVAL_LIMIT_PASSAGES)
+    evidence, extra = _with_neighbours(retriever, hits)
+    retrieved_ms = (time.perf_counter() - started) * 1000
+    for event in iter_compose_llm(
+        question,
+        evidence,
+        retriever=retriever,
+        client=client,
+        audience=audience,
+        extra_passage_ids=extra,
+        follow_up_of=follow_up_of,
+        verifier=verifier,
+    ):
+        if event.answer is not None:
+            total_ms = (time.perf_counter() - started) * 1000
+            timings = Timings(
+                retrieval=round(retrieved_ms, 2),
+                composition=round(max(total_ms - retrieved_ms, 0.0), 2),
+                total=round(total_ms, 2),
+            )
+            event = event.model_copy(update={"answer": event.answer.model_copy(update={"timings_ms": timings})})
+        yield event
