@@ -87,7 +87,8 @@ def build_library(name: str, data: Path, cache: Path, *, log=print) -> Path:
     marker = cache / f"{name}.json"
     if library.exists() and marker.exists():
         saved = json.loads(marker.read_text())
-        if {k: saved.get(k) for k in stamp} == stamp:
+        # The schema version is recorded but not compared: opening a library migrates it forward.
+        if {k: saved.get(k) for k in stamp if k != "schema"} == {k: v for k, v in stamp.items() if k != "schema"}:
             return library
     cache.mkdir(parents=True, exist_ok=True)
     for stale in (library, marker, *cache.glob(f"{name}.db-*")):

@@ -251,3 +251,8 @@ def test_minilm_matches_sentence_transformers(real_embedders, guideline_texts):
     np.testing.assert_allclose(float32, reference, atol=1e-5)
     default = real_embedders["minilm-l6-v2"].embed(texts)  # bfloat16 on CPUs that have it
     assert (default * reference).sum(axis=1).min() > 0.999
+
+
+@pytest.mark.skipif("wordllama-l2-256" not in available_embedders(), reason="WordLlama is not installed")
+def test_load_embedder_auto_fast_prefers_wordllama():
+    assert load_embedder("auto-fast").name == "wordllama-l2-256"

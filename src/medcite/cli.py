@@ -220,14 +220,17 @@ class SearchMode(StrEnum):
     dense = "dense"
 
 
-def _embedder(settings: Settings, *, required: bool = False) -> Embedder | None:
-    """Load the configured embedder; None (lexical only) when 'none' or, for 'auto', when none is installed."""
+def _embedder(settings: Settings, *, required: bool = False, fast: bool = False) -> Embedder | None:
+    """Load the configured embedder; None (lexical only) when 'none' or, for 'auto', when none is installed.
+
+    With ``fast``, 'auto' prefers the quickest model to load (``ask``: one process per question, 2 s target).
+    """
     from medcite.embed import load_embedder
 
     if settings.embedder == "none":
         return None
     try:
-        return load_embedder(settings.embedder)
+        return load_embedder("auto-fast" if fast and settings.embedder == "auto" else settings.embedder)
     except ConfigError:
         if required or settings.embedder != "auto":
             raise
@@ -429,7 +432,7 @@ def ask(
     from medcite.retrieve import Retriever
 
     settings = _settings(library)
-    embedder = _embedder(settings)
+    embedder = _embedder(settings, fast=True)
     with _open(settings) as store:
         earlier = load_answer(store, follow_up) if follow_up is not None else None
         reader = audience.value if audience is not None else earlier.audience if earlier else "clinician"

@@ -391,6 +391,10 @@ _REAL_EMBEDDERS: dict[str, tuple[Callable[[], Any], Callable[[], Embedder]]] = {
 }
 
 
+FAST_EMBEDDER = "wordllama-l2-256"
+"""The real model that loads quickest (static embeddings, numpy only)."""
+
+
 def available_embedders() -> list[str]:
     """List the real models that can load on this machine now, best first.
 
@@ -407,7 +411,9 @@ def load_embedder(name: str = "auto") -> Embedder:
     """Load an embedder by name, offline.
 
     Args:
-        name: ``"auto"`` (the best real model that loads), ``"minilm-l6-v2"``, ``"wordllama-l2-256"`` or
+        name: ``"auto"`` (the best real model that loads), ``"auto-fast"`` (``FAST_EMBEDDER`` when
+            installed: ~0.3 s to load against ~5 s for MiniLM's torch start-up, measured by
+            ``benchmarks/answer.py``; else as ``"auto"``), ``"minilm-l6-v2"``, ``"wordllama-l2-256"`` or
             ``"hash-<dim>"`` (``HashEmbedder(dim)``, dim >= 1).
 
     Returns:
@@ -417,9 +423,12 @@ def load_embedder(name: str = "auto") -> Embedder:
         ConfigError: The name is unknown, or no/that real model is installed or loadable (the message names
             the pip extra to install).
     """
-    if name == "auto":
+    if name in ("auto", "auto-fast"):
         failures: list[ConfigError] = []
-        for candidate in available_embedders():
+        candidates = available_embedders()
+        if name == "auto-fast":  # quickest to load first: one-off CLI processes pay the load on every call
+            candidates.sort(key=lambda candidate: candidate != FAST_EMBEDDER)
+        for candidate in candidates:
             try:
                 return _REAL_EMBEDDERS[candidate][1]()
             except ConfigError as exc:  # installed but broken: try the next best

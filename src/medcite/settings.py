@@ -52,8 +52,9 @@ class Settings(BaseSettings):
 
     embedder: str = Field(
         default="auto",
-        description="Sentence-embedding model for dense retrieval: 'auto' (best installed), 'none' "
-        "(lexical only), a model name, or 'hash-<dim>' (tests).",
+        description="Sentence-embedding model for dense retrieval: 'auto' (best installed; `medcite ask`, "
+        "one process per question, takes the quickest to load, WordLlama, when it is installed), 'auto-fast', "
+        "'none' (lexical only), a model name, or 'hash-<dim>' (tests).",
     )
     retrieval_candidates: int = Field(
         default=100, ge=1, le=2000, description="Passages each retriever (lexical, dense) hands to fusion."
