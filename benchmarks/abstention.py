@@ -107,7 +107,8 @@ def main() -> None:
     rows.append({"row": "shipped ABSTAIN_MIN_COVERAGE", **_metrics(everything, ABSTAIN_MIN_COVERAGE)})
     for tuned_on, tested_on in ((0, 1), (1, 0)):
         threshold = _best_threshold(folds[tuned_on])
-        rows.append({"row": f"tuned on fold {tuned_on}, tested on fold {tested_on}", **_metrics(folds[tested_on], threshold)})
+        label = f"tuned on fold {tuned_on}, tested on fold {tested_on}"
+        rows.append({"row": label, **_metrics(folds[tested_on], threshold)})
     report = {
         "dataset": "PubMedQA ori_pqal (1,000 questions; odd PMIDs' abstracts deleted = unanswerable)",
         "answerable": sum(1 for _, a in everything if a),

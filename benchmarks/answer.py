@@ -102,11 +102,13 @@ def main() -> None:
                         embed_passages(store, embedder)  # no-op when the vectors exist
                     retriever = Retriever(store, settings, embedder=embedder)
                     passages = store.count_passages()
-                    search = _timed(questions, args.repeat, lambda q: retriever.search(q, limit=12))
-                    warm = _timed(questions, args.repeat, lambda q: ask(q, retriever=retriever))
+                    search = _timed(questions, args.repeat, lambda q, r=retriever: r.search(q, limit=12))
+                    warm = _timed(questions, args.repeat, lambda q, r=retriever: ask(q, retriever=r))
                     audiences = [("clinician", warm)]
                     if library_name == "default":
-                        patient = _timed(questions, args.repeat, lambda q: ask(q, retriever=retriever, audience="patient"))
+                        patient = _timed(
+                            questions, args.repeat, lambda q, r=retriever: ask(q, retriever=r, audience="patient")
+                        )
                         audiences.append(("patient", patient))
                 row = {"library": library_name, "passages": passages, "embedder": embedder_name}
                 rows.append({**row, "measure": "baseline: Retriever.search", "p50_ms": search[0], "p95_ms": search[1]})
@@ -115,7 +117,8 @@ def main() -> None:
         library = _library("default", Path(folder), args.data, args.cache)
         for embedder_name in embedders:
             env = {**os.environ, "MEDCITE_EMBEDDER": embedder_name}
-            command = [sys.executable, "-m", "medcite", "ask", questions[0], "--format", "json", "--library", str(library)]
+            command = [sys.executable, "-m", "medcite", "ask", questions[0], "--format", "json"]
+            command += ["--library", str(library)]
             subprocess.run(command, env=env, capture_output=True, check=True)  # vectors, OS file cache
             started = time.perf_counter()
             subprocess.run(command, env=env, capture_output=True, check=True)
@@ -127,7 +130,9 @@ def main() -> None:
     if args.format == "json":
         print(json.dumps({"questions": len(questions), "repeat": args.repeat, "rows": rows}, indent=2))
         return
-    print(f"{len(questions)} questions x {args.repeat} repeats (targets: warm p95 < 500 ms default, < 1 s dev; CLI < 2 s)")
+    print(
+        f"{len(questions)} questions x {args.repeat} repeats (targets: warm p95 < 500 ms default, < 1 s dev; CLI < 2 s)"
+    )
     print(f"{'library':<9}{'passages':>9}  {'embedder':<18}{'measure':<30}{'p50 ms':>9}{'p95 ms':>9}{'s':>7}")
     for row in rows:
         p50, p95 = row.get("p50_ms", ""), row.get("p95_ms", "")

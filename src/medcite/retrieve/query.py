@@ -28,14 +28,15 @@ _TERM = re.compile(r"\w+(?:[-.'’/:]\w+)*", re.UNICODE)
 STOPWORDS = frozenset(
     """a about above actually again alright also am an and any anyone anything are aren't as at be because been
     being but by can can't could couldn't did didn't do does doesn't doing don't dont done each else even ever
-    for from get gets getting give given gives giving go going chosen choose choosing got had has hasn't have haven't having he her here hers him his how
-    i i'd i'll i'm i've id if im in into is isn't it it's its just know let like ll lot many may me might mine
-    more most much must my myself need needs now of off ok okay on once one only or other our ours out over
-    own please pls really regarding right said say says she should shouldn't so some something sure tell than
-    thank thanks that that's the their theirs them then there there's these they they're thing things think
-    this those though thru to too us ve very want wanted wants was wasn't way we well were weren't what
-    what's whats when where which while who whom whose why will with would wouldn't yeah yes yet you you're
-    your yours yourself hi hello dear sir madam question questions info information wondering wonder
+    for from get gets getting give given gives giving go going chosen choose choosing got had has hasn't have
+    haven't having he her here hers him his how i i'd i'll i'm i've id if im in into is isn't it it's its just
+    know let like ll lot many may me might mine more most much must my myself need needs now of off ok okay on
+    once one only or other our ours out over own please pls really regarding right said say says she should
+    shouldn't so some something sure tell than thank thanks that that's the their theirs them then there there's
+    these they they're thing things think this those though thru to too us ve very want wanted wants was wasn't
+    way we well were weren't what what's whats when where which while who whom whose why will with would
+    wouldn't yeah yes yet you you're your yours yourself hi hello dear sir madam question questions info
+    information wondering wonder
     """.split()
 )
 

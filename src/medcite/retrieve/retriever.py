@@ -83,8 +83,7 @@ class Retriever:
         return rankings
 
     def _selective(self, terms: list[str]) -> list[str]:
-        """Drop terms found in more than ``common_term_fraction`` of passages (and more than
-        ``common_term_min_passages``), if any other term is left.
+        """Drop terms found in too many passages (``common_term_*`` settings), if any other term is left.
 
         Such terms carry almost no BM25 weight (low IDF) but make FTS5 score most of the library; dropping
         them keeps latency flat as the library grows. Document frequencies are cached per library version.
