@@ -110,7 +110,16 @@ def test_every_command_has_help_and_appears_in_readme():
         for sub in (subcommands or {}).values():
             assert sub.help, f"{name} {sub.name} has no help text"
         assert command.help, f"{name} has no help text"
-    assert sorted(names) == ["ask", "ingest", "library stats", "schema answer", "search"]
+    assert sorted(names) == [
+        "ask",
+        "ingest",
+        "library stats",
+        "schema answer",
+        "search",
+        "serve",
+        "users add",
+        "users token",
+    ]
     for name in names:
         assert f"medcite {name}" in readme, name
 

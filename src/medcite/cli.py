@@ -42,6 +42,8 @@ library_app = typer.Typer(help="Inspect the evidence library.", no_args_is_help=
 app.add_typer(library_app, name="library")
 schema_app = typer.Typer(help="Print the JSON Schemas of medcite's JSON outputs.", no_args_is_help=True)
 app.add_typer(schema_app, name="schema")
+users_app = typer.Typer(help="Manage web-app accounts (reviewers, editors, admins).", no_args_is_help=True)
+app.add_typer(users_app, name="users")
 
 stdout = Console(soft_wrap=True)
 stderr = Console(stderr=True, soft_wrap=True)
@@ -509,6 +511,72 @@ def _print_stats(stats: LibraryStats) -> None:
         for key, n in documents.items():
             table.add_row(key, str(n), str(passages.get(key, 0)))
         stdout.print(table)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on (0.0.0.0 for all; put HTTPS in front).")] = (
+        "127.0.0.1"
+    ),
+    port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")] = 8000,
+    library: LibraryOption = None,
+) -> None:
+    """Run the web app: ask, articles with medical review, accounts and the JSON API (/docs)."""
+    import uvicorn
+
+    from medcite.web import create_app
+
+    settings = _settings(library)
+    stderr.print(f"medcite web app on http://{host}:{port} (library {settings.library}); Ctrl-C stops it.")
+    uvicorn.run(create_app(settings), host=host, port=port, proxy_headers=True, log_level="info")
+
+
+class RoleChoice(StrEnum):
+    """Roles of web-app accounts."""
+
+    reviewer = "reviewer"
+    editor = "editor"
+    admin = "admin"
+
+
+@users_app.command("add")
+def users_add(
+    name: Annotated[str, typer.Argument(help="Account name (letters, digits, '.', '_', '-').", show_default=False)],
+    role: Annotated[
+        RoleChoice, typer.Option(help="reviewer, editor (also unpublishes, reads the audit log) or admin.")
+    ],
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from standard input instead of a prompt.")
+    ] = False,
+    library: LibraryOption = None,
+) -> None:
+    """Create an account (or reset its role and password); the password is stored as an argon2 hash."""
+    from medcite.review import add_user
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    settings = _settings(library)
+    with _open(settings, fill_default=False) as store:
+        try:
+            user = add_user(store, name, role.value, password)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc)) from exc
+    stdout.print(f"Account {user.username} ({user.role}) saved.", markup=False)
+
+
+@users_app.command("token")
+def users_token(
+    name: Annotated[str, typer.Argument(help="Account name.", show_default=False)],
+    library: LibraryOption = None,
+) -> None:
+    """Print a new API token for an account (send it as 'Authorization: Bearer TOKEN'); shown only once."""
+    from medcite.review import issue_token
+
+    settings = _settings(library)
+    with _open(settings, fill_default=False) as store:
+        print(issue_token(store, name))
 
 
 def run(args: list[str] | None = None) -> int:

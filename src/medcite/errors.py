@@ -14,19 +14,27 @@ imports nothing from medcite.
     │   ├── SchemaMismatch              500     3   library written by a newer schema
     │   └── NotFound                    404     4   unknown document/passage/answer id
     ├── CitationError                   500     3   answer cites unseen evidence
-    └── ReviewError                     409     5   transition not allowed
+    ├── ReviewError                     409     5   transition not allowed
+    │   └── Conflict                    409     5   edit or transition based on a stale revision
+    ├── AuthenticationFailed            401     7   wrong username, password or token
+    ├── Forbidden                       403     7   signed out, wrong role or missing CSRF token
+    └── RateLimited                     429     8   too many requests from one client
 """
 
 from __future__ import annotations
 
 __all__ = [
+    "AuthenticationFailed",
     "CitationError",
     "ConfigError",
+    "Conflict",
     "CorpusError",
+    "Forbidden",
     "LLMError",
     "MedciteError",
     "NotFound",
     "QueryError",
+    "RateLimited",
     "ReviewError",
     "SchemaMismatch",
     "SourceUnavailable",
@@ -146,3 +154,52 @@ class ReviewError(MedciteError):
 
     http_status = 409
     exit_code = 5
+
+
+class Conflict(ReviewError):
+    """An edit or transition was based on a revision that is no longer the article's current one.
+
+    Attributes:
+        article_id: The article.
+        expected_revision: The revision the caller based its change on.
+        current_revision: The article's revision now.
+    """
+
+    def __init__(self, article_id: int, expected_revision: int, current_revision: int) -> None:
+        super().__init__(
+            f"Article {article_id} changed while you were working on it: you based your change on revision "
+            f"{expected_revision}, but it is now at revision {current_revision}. Reload the article, check "
+            "the new revision and try again."
+        )
+        self.article_id = article_id
+        self.expected_revision = expected_revision
+        self.current_revision = current_revision
+
+
+class AuthenticationFailed(MedciteError):
+    """A username and password, or an API token, did not match an account."""
+
+    http_status = 401
+    exit_code = 7
+
+
+class Forbidden(MedciteError):
+    """The request may not do this: signed out, the wrong role, or a missing or wrong CSRF token."""
+
+    http_status = 403
+    exit_code = 7
+
+
+class RateLimited(MedciteError):
+    """Too many requests of one kind from one client; the message says when to try again.
+
+    Attributes:
+        retry_after_s: Seconds until the next request is allowed.
+    """
+
+    http_status = 429
+    exit_code = 8
+
+    def __init__(self, message: str, *, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s

@@ -93,6 +93,17 @@ class Settings(BaseSettings):
     bm25_weights: tuple[float, float, float] = Field(
         default=(2.0, 1.0, 1.0), description="BM25 column weights for title, section heading and passage text."
     )
+    web_ask_rate_limit: str = Field(
+        default="20/minute",
+        description="Questions one client may ask the web app ('N/second|minute|hour', the `limits` notation).",
+    )
+    web_login_rate_limit: str = Field(
+        default="10/minute", description="Sign-in attempts one client may make to the web app (`limits` notation)."
+    )
+    web_session_max_age_s: int = Field(
+        default=8 * 3600, ge=60, description="Lifetime of a web sign-in (session cookie), seconds."
+    )
+
     llm_base_url: str | None = Field(
         default=None,
         description="OpenAI-compatible API root of the model server for `--composer llm`, e.g. "

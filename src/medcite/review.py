@@ -1,0 +1,598 @@
+"""The medical review workflow: articles, their revisions, the review state machine, roles and accounts.
+
+An article is a scrubbed question with its answer for every audience (composed by ``answer.ask``
+when it is submitted); reviewers claim it, edit statements (each edit is a new revision with its
+author and time), request changes or approve it, and editors unpublish. Every change names the
+revision it was based on (optimistic locking: a stale one raises ``Conflict``, HTTP 409) and is
+written to the append-only audit log by ``store.review``. Pure rules plus calls into
+``ReviewStore``; imports ``models``, ``errors``, ``privacy``, ``answer``, ``retrieve`` and ``store``,
+never ``web`` or ``cli``.
+
+    action           from                                     to                  least role
+    claim            submitted, changes_requested, approved   under_review        reviewer
+    edit             under_review                             (a new revision)    reviewer
+    request_changes  under_review (with a comment)            changes_requested   reviewer
+    approve          under_review                             approved            reviewer
+    unpublish        any but unpublished                      unpublished         editor
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import re
+import secrets
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from pydantic import BaseModel, ConfigDict, Field
+
+from medcite.answer import ask
+from medcite.errors import AuthenticationFailed, Conflict, Forbidden, NotFound, QueryError, ReviewError
+from medcite.models import Answer, AnswerSection, Audience, BottomLine, Statement
+from medcite.privacy import ScrubResult, scrub_question
+from medcite.retrieve import Retriever
+from medcite.store import Store
+from medcite.store.review import ArticleRow, ReviewStore, RevisionRow, UserRow
+
+__all__ = [
+    "AUDIENCES",
+    "ROLES",
+    "TRANSITIONS",
+    "Action",
+    "Article",
+    "ArticleSummary",
+    "AuditEntry",
+    "Role",
+    "RevisionInfo",
+    "Status",
+    "Transition",
+    "User",
+    "add_user",
+    "article_url",
+    "audit_log",
+    "authenticate",
+    "edit_statement",
+    "get_article",
+    "issue_token",
+    "list_queue",
+    "require_role",
+    "revision_diff",
+    "revisions",
+    "slugify",
+    "statement_locations",
+    "submit_article",
+    "transition",
+    "user_for_token",
+]
+
+Role = Literal["reviewer", "editor", "admin"]
+Status = Literal["submitted", "under_review", "changes_requested", "approved", "unpublished"]
+Action = Literal["claim", "request_changes", "approve", "unpublish"]
+ROLES: tuple[str, ...] = ("reviewer", "editor", "admin")
+"""Roles, least to most powerful: each role may do everything the roles before it may."""
+AUDIENCES: tuple[Audience, ...] = ("clinician", "student", "patient")
+EDITABLE_STATUSES: tuple[str, ...] = ("under_review",)
+QUEUE_STATUSES: tuple[str, ...] = ("submitted", "changes_requested", "under_review")
+MAX_QUESTION_CHARS = 2000
+
+
+@dataclass(frozen=True)
+class Transition:
+    """One review action: the statuses it may start from, where it leads, the least role allowed."""
+
+    allowed_from: tuple[str, ...]
+    to_status: str
+    min_role: str
+    needs_comment: bool = False
+
+
+TRANSITIONS: dict[str, Transition] = {
+    "claim": Transition(("submitted", "changes_requested", "approved"), "under_review", "reviewer"),
+    "request_changes": Transition(("under_review",), "changes_requested", "reviewer", needs_comment=True),
+    "approve": Transition(("under_review",), "approved", "reviewer"),
+    "unpublish": Transition(("submitted", "under_review", "changes_requested", "approved"), "unpublished", "editor"),
+}
+
+_HASHER = PasswordHasher()  # argon2id with argon2-cffi's RFC 9106 low-memory defaults
+
+
+class User(BaseModel):
+    """A signed-in reviewer, editor or administrator."""
+
+    model_config = ConfigDict(frozen=True)
+
+    username: str = Field(description="Account name.")
+    role: Role = Field(description="reviewer < editor < admin; each may do what the roles before it may.")
+
+
+class ArticleSummary(BaseModel):
+    """An article in a list (thread, review queue)."""
+
+    id: int = Field(description="Article id (1-based, in order of asking).")
+    url: str = Field(description="Path of the article page, '/articles/{id}/{slug}'.")
+    question: str = Field(description="The question, scrubbed of personal identifiers.")
+    status: Status = Field(description="Review status.")
+    updated_at: str = Field(description="Last change, ISO 8601 UTC, seconds.")
+
+
+class Article(BaseModel):
+    """An article as the API returns it: review state plus the answer for one audience."""
+
+    id: int = Field(description="Article id.")
+    url: str = Field(description="Path of the article page, '/articles/{id}/{slug}'.")
+    question: str = Field(description="The question, scrubbed of personal identifiers.")
+    audience: Audience = Field(description="Audience of `answer`.")
+    status: Status = Field(description="submitted | under_review | changes_requested | approved | unpublished.")
+    revision: int = Field(ge=1, description="Current revision; name it in an edit or transition (optimistic lock).")
+    created_at: str = Field(description="When it was asked, ISO 8601 UTC.")
+    updated_at: str = Field(description="Last change of content or status, ISO 8601 UTC.")
+    follow_up_of: int | None = Field(default=None, description="The article this one follows up, else None.")
+    thread_id: int = Field(description="Id of the first article of the thread.")
+    redactions: list[str] = Field(
+        default_factory=list, description="Kinds of personal identifiers removed from the question (empty: none)."
+    )
+    claimed_by: str | None = Field(default=None, description="Reviewer who claimed it last.")
+    approved_by: str | None = Field(default=None, description="Reviewer who approved it (approved only).")
+    approved_at: str | None = Field(default=None, description="When it was approved, ISO 8601 UTC.")
+    revision_author: str | None = Field(default=None, description="Author of the current revision (None: composed).")
+    revision_at: str = Field(description="When the current revision was written, ISO 8601 UTC.")
+    answer: Answer = Field(description="The answer for `audience`, as `medcite ask --format json` prints it.")
+    thread: list[ArticleSummary] = Field(default_factory=list, description="Every article of the thread, in order.")
+
+
+class RevisionInfo(BaseModel):
+    """One revision in an article's history."""
+
+    revision: int = Field(ge=1, description="Revision number (1 = composed from the library).")
+    author: str | None = Field(description="Who wrote it (None: the composer).")
+    note: str = Field(description="What changed.")
+    created_at: str = Field(description="ISO 8601 UTC.")
+
+
+class AuditEntry(BaseModel):
+    """One entry of the append-only audit log."""
+
+    id: int
+    at: str = Field(description="ISO 8601 UTC.")
+    actor: str | None = Field(description="Account that acted (None: anonymous asker or the command line).")
+    article_id: int | None
+    action: str = Field(description="submit, claim, edit, request_changes, approve, unpublish or an account change.")
+    from_status: str | None
+    to_status: str | None
+    revision: int | None = Field(description="Revision the action was based on.")
+    comment: str
+
+
+# --- accounts ---------------------------------------------------------------------------------------------------
+
+
+def _user(row: UserRow) -> User:
+    return User(username=row.username, role=row.role)  # type: ignore[arg-type]
+
+
+def add_user(store: Store, username: str, role: str, password: str) -> User:
+    """Create an account (or reset an existing one's role and password); the password is hashed with argon2id.
+
+    Writes to the store (and its audit log).
+
+    Raises:
+        ValueError: ``role`` is not one of ``ROLES``, the name is not 1-64 letters, digits, '.', '_' or '-',
+            or the password is shorter than 8 characters.
+    """
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
+    if not re.fullmatch(r"[A-Za-z0-9._-]{1,64}", username):
+        raise ValueError("a username is 1-64 letters, digits, '.', '_' or '-'")
+    if len(password) < 8:
+        raise ValueError("a password needs at least 8 characters")
+    return _user(ReviewStore(store).add_user(username, role, _HASHER.hash(password)))
+
+
+def authenticate(store: Store, username: str, password: str) -> User:
+    """Return the account when the password matches.
+
+    Raises:
+        AuthenticationFailed: Unknown name or wrong password (the message does not say which).
+    """
+    failure = AuthenticationFailed("Wrong username or password.")
+    try:
+        row = ReviewStore(store).get_user(username)
+    except NotFound:
+        _HASHER.hash(password)  # spend the same time as a real check
+        raise failure from None
+    try:
+        _HASHER.verify(row.password_hash, password)
+    except (VerificationError, InvalidHashError):
+        raise failure from None
+    return _user(row)
+
+
+def issue_token(store: Store, username: str) -> str:
+    """Create an API token for ``username`` (only its SHA-256 is stored) and return it, 43 URL-safe characters.
+
+    Raises:
+        NotFound: No such account.
+    """
+    token = secrets.token_urlsafe(32)
+    ReviewStore(store).add_token(username, hashlib.sha256(token.encode()).hexdigest())
+    return token
+
+
+def user_for_token(store: Store, token: str) -> User:
+    """Return the account an API token belongs to.
+
+    Raises:
+        AuthenticationFailed: The token is unknown.
+    """
+    row = ReviewStore(store).user_for_token(hashlib.sha256(token.encode()).hexdigest())
+    if row is None:
+        raise AuthenticationFailed("This API token is not valid; create one with `medcite users token NAME`.")
+    return _user(row)
+
+
+def require_role(user: User | None, role: str, doing: str) -> User:
+    """Return ``user`` when it holds ``role`` or a stronger one.
+
+    Raises:
+        Forbidden: ``user`` is None (signed out) or its role is weaker (HTTP 403).
+    """
+    if user is None:
+        raise Forbidden(f"Sign in as a {role} to {doing}.")
+    if ROLES.index(user.role) < ROLES.index(role):
+        raise Forbidden(f"{user.username} is a {user.role}; only a {role} or above may {doing}.")
+    return user
+
+
+# --- articles ---------------------------------------------------------------------------------------------------
+
+
+def slugify(text: str, *, max_chars: int = 80) -> str:
+    """Return a lower-case ASCII URL slug: words joined by '-', at most ``max_chars`` ('article' if empty)."""
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    words = re.findall(r"[a-z0-9]+", ascii_text.lower())
+    slug = ""
+    for word in words:
+        if len(slug) + len(word) + 1 > max_chars:
+            break
+        slug = f"{slug}-{word}" if slug else word
+    return slug or "article"
+
+
+def article_url(article_id: int, slug: str) -> str:
+    """Return the stable path of an article page: '/articles/{id}/{slug}'."""
+    return f"/articles/{article_id}/{slug}"
+
+
+def _summary(row: ArticleRow) -> ArticleSummary:
+    return ArticleSummary(
+        id=row.article_id,
+        url=article_url(row.article_id, row.slug),
+        question=row.question,
+        status=row.status,  # type: ignore[arg-type]
+        updated_at=row.updated_at,
+    )
+
+
+def _answers(revision: RevisionRow) -> dict[str, Answer]:
+    return {audience: Answer.model_validate_json(data) for audience, data in revision.answers.items()}
+
+
+def submit_article(
+    store: Store,
+    retriever: Retriever,
+    question: str,
+    *,
+    audience: Audience = "clinician",
+    follow_up_of: int | None = None,
+    author: User | None = None,
+) -> Article:
+    """Scrub a question, answer it for every audience and store it as a new article (status 'submitted').
+
+    The question is scrubbed of personal identifiers (``privacy.scrub_question``) before anything
+    is composed, stored or logged. A follow-up joins the thread of ``follow_up_of`` and each
+    audience's answer is read in the light of that article's current answer for the same audience.
+    Writes to the store (one transaction, audit log included); composes three answers (about 50 ms
+    each on the default library).
+
+    Args:
+        store: The library.
+        retriever: The library's retriever.
+        question: The question as typed.
+        audience: The asker's audience (the article opens in it).
+        follow_up_of: Id of the article this question follows up, or None.
+        author: The signed-in asker, or None.
+
+    Returns:
+        The new article, with the answer for ``audience``.
+
+    Raises:
+        QueryError: The question is empty, empty once identifiers are removed, or longer than
+            ``MAX_QUESTION_CHARS`` (2,000) characters.
+        NotFound: ``follow_up_of`` names no article.
+    """
+    if len(question) > MAX_QUESTION_CHARS:
+        raise QueryError(f"The question is {len(question)} characters long; keep it under {MAX_QUESTION_CHARS}.")
+    scrubbed = scrub_question(" ".join(question.split()))
+    if not scrubbed.searchable.strip():
+        raise QueryError("The question is empty (once personal identifiers are removed); type a clinical question.")
+    earlier: dict[str, Answer] = {}
+    if follow_up_of is not None:
+        reviews = ReviewStore(store)
+        parent = reviews.get_article(follow_up_of)
+        # The earlier question's terms steer retrieval: leave its placeholders ("[name]") out.
+        earlier_question = ScrubResult(text=parent.question).searchable
+        earlier = {
+            reader: answer.model_copy(update={"question": earlier_question})
+            for reader, answer in _answers(reviews.get_revision(parent.article_id, parent.revision)).items()
+        }
+    # Retrieval reads the question without the placeholders ("[name]" is no clinical term); the
+    # answer's title is the scrubbed question as typed.
+    answers = {
+        reader: ask(
+            scrubbed.searchable, retriever=retriever, audience=reader, follow_up_of=earlier.get(reader)
+        ).model_copy(update={"question": scrubbed.text})
+        for reader in AUDIENCES
+    }
+    row = ReviewStore(store).create_article(
+        slug=slugify(scrubbed.searchable),
+        question=scrubbed.text,
+        audience=audience,
+        follow_up_of=follow_up_of,
+        redactions=scrubbed.kinds,
+        answers={reader: answer.model_dump_json() for reader, answer in answers.items()},
+        author=author.username if author else None,
+    )
+    return get_article(store, row.article_id, audience=audience, viewer=author)
+
+
+def get_article(
+    store: Store, article_id: int, *, audience: Audience | None = None, viewer: User | None = None
+) -> Article:
+    """Return an article with its current answer for ``audience`` (default: the asker's) and its thread.
+
+    Unpublished articles are visible to reviewers only.
+
+    Raises:
+        NotFound: No such article, or it is unpublished and ``viewer`` is not a reviewer.
+    """
+    reviews = ReviewStore(store)
+    row = reviews.get_article(article_id)
+    if row.status == "unpublished" and viewer is None:
+        raise NotFound("article", str(article_id))
+    revision = reviews.get_revision(article_id, row.revision)
+    reader = audience or row.audience
+    answer = Answer.model_validate_json(revision.answers[reader])
+    thread = [_summary(item) for item in reviews.thread(row.thread_id) if item.status != "unpublished" or viewer]
+    return Article(
+        id=row.article_id,
+        url=article_url(row.article_id, row.slug),
+        question=row.question,
+        audience=reader,  # type: ignore[arg-type]
+        status=row.status,  # type: ignore[arg-type]
+        revision=row.revision,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        follow_up_of=row.follow_up_of,
+        thread_id=row.thread_id,
+        redactions=row.redactions,
+        claimed_by=row.claimed_by,
+        approved_by=row.approved_by,
+        approved_at=row.approved_at,
+        revision_author=revision.author,
+        revision_at=revision.created_at,
+        answer=answer,
+        thread=thread,
+    )
+
+
+def list_queue(store: Store, viewer: User | None) -> list[ArticleSummary]:
+    """Return the review queue: submitted, changes-requested and under-review articles, oldest change first.
+
+    Raises:
+        Forbidden: ``viewer`` is not a reviewer or above.
+    """
+    require_role(viewer, "reviewer", "see the review queue")
+    return [_summary(row) for row in ReviewStore(store).list_articles(QUEUE_STATUSES)]
+
+
+def transition(
+    store: Store,
+    article_id: int,
+    action: str,
+    *,
+    revision: int,
+    actor: User | None,
+    comment: str = "",
+    audience: Audience | None = None,
+) -> Article:
+    """Apply a review action (claim, request_changes, approve, unpublish) to an article.
+
+    Writes the new status and an audit-log entry in one transaction.
+
+    Args:
+        store: The library.
+        article_id: The article.
+        action: One of ``TRANSITIONS``.
+        revision: The revision the actor saw; a newer one on the server raises ``Conflict``.
+        actor: The signed-in account.
+        comment: Why (required for request_changes), kept in the audit log.
+        audience: Audience of the returned answer (default: the asker's).
+
+    Returns:
+        The article after the change.
+
+    Raises:
+        ReviewError: Unknown action, not allowed from the current status, or a missing comment (HTTP 409).
+        Conflict: ``revision`` is stale (HTTP 409).
+        Forbidden: ``actor`` is None or its role is too weak (HTTP 403); nothing changes.
+        NotFound: No such article.
+    """
+    rule = TRANSITIONS.get(action)
+    if rule is None:
+        raise ReviewError(f"Unknown review action {action!r}; use one of {', '.join(TRANSITIONS)}.")
+    user = require_role(actor, rule.min_role, action.replace("_", " ") + " articles")
+    if rule.needs_comment and not comment.strip():
+        raise ReviewError("Say what needs to change: requesting changes needs a comment.")
+    ReviewStore(store).set_status(
+        article_id,
+        expected_revision=revision,
+        allowed_from=rule.allowed_from,
+        to_status=rule.to_status,
+        action=action,
+        actor=user.username,
+        comment=comment.strip(),
+    )
+    return get_article(store, article_id, audience=audience, viewer=user)
+
+
+def _replace_statement(answer: Answer, location: str, text: str) -> tuple[Answer, str]:
+    if location == "bottom_line":
+        old = answer.bottom_line.text
+        bottom = BottomLine(text=text, citations=answer.bottom_line.citations)
+        return answer.model_copy(update={"bottom_line": bottom}), old
+    match = re.fullmatch(r"(\d+)\.(\d+)", location)
+    if match is None:
+        raise ReviewError(f"Unknown statement {location!r}; use 'bottom_line' or 'SECTION.STATEMENT' (0-based).")
+    n_section, n_statement = int(match.group(1)), int(match.group(2))
+    if n_section >= len(answer.sections) or n_statement >= len(answer.sections[n_section].statements):
+        raise ReviewError(f"The answer has no statement {location!r}; reload the article.")
+    sections = [section.model_copy(deep=True) for section in answer.sections]
+    old_statement = sections[n_section].statements[n_statement]
+    statements = list(sections[n_section].statements)
+    statements[n_statement] = Statement(text=text, citations=old_statement.citations)
+    sections[n_section] = AnswerSection(title=sections[n_section].title, statements=statements)
+    return answer.model_copy(update={"sections": sections}), old_statement.text
+
+
+def edit_statement(
+    store: Store,
+    article_id: int,
+    *,
+    revision: int,
+    actor: User | None,
+    audience: Audience,
+    location: str,
+    text: str,
+    note: str = "",
+) -> Article:
+    """Replace one statement of one audience's answer, creating a new revision with author and time.
+
+    The statement keeps its citations. Writes the revision and an audit-log entry in one transaction.
+
+    Args:
+        store: The library.
+        article_id: The article (must be under review).
+        revision: The revision the edit is based on; a newer one on the server raises ``Conflict``.
+        actor: The signed-in reviewer.
+        audience: Whose answer to edit.
+        location: 'bottom_line', or 'SECTION.STATEMENT' with 0-based indices (e.g. '0.1').
+        text: The new statement text (non-empty).
+        note: What and why, for the revision history (default: a description of the location).
+
+    Returns:
+        The article at its new revision, showing ``audience``'s answer.
+
+    Raises:
+        Forbidden: ``actor`` is not a reviewer or above (HTTP 403); nothing changes.
+        Conflict: ``revision`` is stale (HTTP 409).
+        ReviewError: The article is not under review, the location does not exist, or the text is empty.
+        NotFound: No such article.
+    """
+    user = require_role(actor, "reviewer", "edit articles")
+    text = text.strip()
+    if not text:
+        raise ReviewError("The new statement is empty; write the corrected text or leave the statement alone.")
+    reviews = ReviewStore(store)
+    try:
+        current = reviews.get_revision(article_id, revision)
+    except NotFound:
+        raise Conflict(article_id, revision, reviews.get_article(article_id).revision) from None
+    answers = _answers(current)
+    if audience not in answers:
+        raise ReviewError(f"The article has no answer for the audience {audience!r}.")
+    answers[audience], old = _replace_statement(answers[audience], location, text)
+    where = "the bottom line" if location == "bottom_line" else f"statement {location}"
+    reviews.add_revision(
+        article_id,
+        expected_revision=revision,
+        allowed_from=EDITABLE_STATUSES,
+        answers={reader: answer.model_dump_json() for reader, answer in answers.items()},
+        author=user.username,
+        note=note.strip() or f"edited {where} of the {audience} answer (was: {old[:120]})",
+    )
+    return get_article(store, article_id, audience=audience, viewer=user)
+
+
+def revisions(store: Store, article_id: int) -> list[RevisionInfo]:
+    """Return an article's revisions, oldest first.
+
+    Raises:
+        NotFound: No such article.
+    """
+    ReviewStore(store).get_article(article_id)
+    return [
+        RevisionInfo(revision=row.revision, author=row.author, note=row.note, created_at=row.created_at)
+        for row in ReviewStore(store).list_revisions(article_id)
+    ]
+
+
+def _answer_lines(answer: Answer) -> list[str]:
+    lines = [f"Bottom line: {answer.bottom_line.text}"]
+    for section in answer.sections:
+        lines.append(f"## {section.title}")
+        lines += [f"- {statement.text} {statement.citations}" for statement in section.statements]
+    return lines
+
+
+def revision_diff(store: Store, article_id: int, old: int, new: int, *, audience: Audience) -> list[str]:
+    """Return a unified diff (difflib, lines without newlines) of one audience's answer between two revisions.
+
+    Raises:
+        NotFound: No such article or revision.
+    """
+    reviews = ReviewStore(store)
+    before = Answer.model_validate_json(reviews.get_revision(article_id, old).answers[audience])
+    after = Answer.model_validate_json(reviews.get_revision(article_id, new).answers[audience])
+    return list(
+        difflib.unified_diff(
+            _answer_lines(before), _answer_lines(after), f"revision {old}", f"revision {new}", lineterm=""
+        )
+    )
+
+
+def audit_log(store: Store, viewer: User | None, *, article_id: int | None = None) -> list[AuditEntry]:
+    """Return audit-log entries, newest first (at most 500).
+
+    Raises:
+        Forbidden: ``viewer`` is not an editor or above.
+    """
+    require_role(viewer, "editor", "read the audit log")
+    return [
+        AuditEntry(
+            id=row.entry_id,
+            at=row.at,
+            actor=row.actor,
+            article_id=row.article_id,
+            action=row.action,
+            from_status=row.from_status,
+            to_status=row.to_status,
+            revision=row.revision,
+            comment=row.comment,
+        )
+        for row in ReviewStore(store).audit_entries(article_id=article_id)
+    ]
+
+
+def statement_locations(answer: Answer) -> Sequence[tuple[str, str, Statement]]:
+    """Return ``(location, section title, statement)`` for every editable statement, in reading order."""
+    found: list[tuple[str, str, Statement]] = [
+        ("bottom_line", "Bottom line", Statement(text=answer.bottom_line.text, citations=answer.bottom_line.citations))
+    ]
+    for i, section in enumerate(answer.sections):
+        found += [(f"{i}.{j}", section.title, statement) for j, statement in enumerate(section.statements)]
+    return found

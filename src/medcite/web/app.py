@@ -1,0 +1,612 @@
+"""The web app: server-rendered pages and a JSON API over the review workflow (``create_app(settings)``).
+
+A thin skin over ``medcite.review``: every route calls one library function. Routes are ``async``
+and run the synchronous library in the event-loop thread, so the library's one SQLite connection
+is only ever used from one thread (a small review board's traffic; asks take about 150 ms). Sessions
+are signed cookies (itsdangerous; HttpOnly, SameSite=Lax, Secure over HTTPS) that carry a CSRF
+token; scripts use bearer tokens. This is the only place that turns a ``MedciteError`` into an HTTP
+response. Nothing imports this module but ``cli``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import jinja2
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+from limits import parse
+from limits.storage import MemoryStorage
+from limits.strategies import MovingWindowRateLimiter
+from pydantic import BaseModel, Field
+
+from medcite import review
+from medcite.errors import ConfigError, Forbidden, MedciteError, NotFound, QueryError, RateLimited
+from medcite.models import Audience
+from medcite.review import Article, ArticleSummary, AuditEntry, RevisionInfo, User
+from medcite.settings import Settings
+from medcite.store import Store
+from medcite.store.review import ReviewStore
+
+__all__ = ["create_app"]
+
+HERE = Path(__file__).parent
+SESSION_COOKIE = "medcite_session"
+CSRF_HEADER = "x-csrf-token"
+AUDIENCE_LABELS = {"clinician": "Clinician", "student": "Student", "patient": "Patient or carer"}
+STATUS_LABELS = {
+    "submitted": "Submitted",
+    "under_review": "Under review",
+    "changes_requested": "Changes requested",
+    "approved": "Approved",
+    "unpublished": "Unpublished",
+}
+SECURITY_HEADERS = {
+    "content-security-policy": "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+    "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+    "x-content-type-options": "nosniff",
+    "x-frame-options": "DENY",
+    "referrer-policy": "same-origin",
+    "permissions-policy": "camera=(), microphone=(), geolocation=()",
+}
+
+
+# --- API bodies ----------------------------------------------------------------------------------------------
+
+
+class AskRequest(BaseModel):
+    """A question to turn into an article."""
+
+    question: str = Field(min_length=1, max_length=2000, description="The question; identifiers are removed.")
+    audience: Audience = Field(default="clinician", description="clinician, student or patient.")
+    follow_up_of: int | None = Field(default=None, description="Id of the article this question follows up.")
+
+
+class TransitionRequest(BaseModel):
+    """A review action on an article."""
+
+    action: review.Action = Field(description="claim | request_changes | approve | unpublish.")
+    revision: int = Field(ge=1, description="The revision you saw; a newer one on the server gives 409.")
+    comment: str = Field(default="", max_length=4000, description="Why (required for request_changes).")
+
+
+class EditRequest(BaseModel):
+    """A reviewer's edit of one statement."""
+
+    revision: int = Field(ge=1, description="The revision you edited; a newer one on the server gives 409.")
+    audience: Audience = Field(default="clinician", description="Whose answer to edit.")
+    location: str = Field(description="'bottom_line' or 'SECTION.STATEMENT' (0-based), e.g. '0.1'.")
+    text: str = Field(min_length=1, max_length=20000, description="The corrected statement.")
+    note: str = Field(default="", max_length=2000, description="What and why, for the revision history.")
+
+
+class LoginRequest(BaseModel):
+    """Credentials for ``POST /api/login``."""
+
+    username: str
+    password: str
+
+
+class LoginResponse(BaseModel):
+    """A new session: the cookie is set on the response; send the CSRF token as X-CSRF-Token."""
+
+    user: User
+    csrf_token: str = Field(description="Send as the X-CSRF-Token header on later state-changing calls.")
+
+
+class DiffResponse(BaseModel):
+    """A unified diff of one audience's answer between two revisions."""
+
+    old: int
+    new: int
+    audience: Audience
+    lines: list[str] = Field(description="difflib.unified_diff lines, without newlines.")
+
+
+# --- sessions, CSRF, rate limits ------------------------------------------------------------------------------
+
+
+@dataclass
+class Caller:
+    """Who is calling: the account (or None), how it authenticated, and the session's CSRF token."""
+
+    user: User | None
+    via: Literal["bearer", "cookie", "none"]
+    csrf: str
+
+
+@dataclass
+class _Web:
+    settings: Settings
+    store: Store
+    retriever: Any
+    signer: URLSafeTimedSerializer
+    limiter: MovingWindowRateLimiter
+
+
+def _web(request: Request) -> _Web:
+    return request.app.state.web  # type: ignore[no-any-return]
+
+
+def _session(request: Request) -> dict[str, Any]:
+    """Return the signed session (``{"u": username | None, "c": csrf}``), starting a new one when absent."""
+    cached = getattr(request.state, "session", None)
+    if cached is not None:
+        return cached  # type: ignore[no-any-return]
+    web = _web(request)
+    session: dict[str, Any] | None = None
+    raw = request.cookies.get(SESSION_COOKIE)
+    if raw:
+        try:
+            session = web.signer.loads(raw, max_age=web.settings.web_session_max_age_s)
+        except BadSignature:
+            session = None
+    if not isinstance(session, dict) or not isinstance(session.get("c"), str):
+        session = {"u": None, "c": secrets.token_urlsafe(24)}
+        request.state.session_changed = True
+    request.state.session = session
+    return session
+
+
+def _start_session(request: Request, username: str | None) -> dict[str, Any]:
+    session = {"u": username, "c": secrets.token_urlsafe(24)}  # a new CSRF token at every sign-in and sign-out
+    request.state.session = session
+    request.state.session_changed = True
+    return session
+
+
+def _caller(request: Request) -> Caller:
+    web = _web(request)
+    header = request.headers.get("authorization", "")
+    if header.lower().startswith("bearer "):
+        return Caller(user=review.user_for_token(web.store, header[7:].strip()), via="bearer", csrf="")
+    session = _session(request)
+    user: User | None = None
+    if session.get("u"):
+        try:
+            row = ReviewStore(web.store).get_user(str(session["u"]))
+            user = User(username=row.username, role=row.role)  # type: ignore[arg-type]
+        except NotFound:
+            user = None
+    return Caller(user=user, via="cookie" if user else "none", csrf=str(session["c"]))
+
+
+def _check_csrf(request: Request, caller: Caller, submitted: str | None, *, always: bool) -> None:
+    """Refuse a state-changing request whose CSRF token does not match its session's.
+
+    Bearer-token calls carry no cookie and need none. ``always`` is set for HTML forms (every form
+    carries the token); API calls need it whenever the cookie signs someone in.
+    """
+    if caller.via == "bearer" or (not always and caller.via == "none"):
+        return
+    if not submitted or not secrets.compare_digest(submitted, caller.csrf):
+        raise Forbidden(
+            "The form or request is missing its security (CSRF) token or the token is stale; reload the page "
+            "and try again (API clients: send the token from POST /api/login as the X-CSRF-Token header)."
+        )
+
+
+def _limit(request: Request, rate: str, what: str) -> None:
+    web = _web(request)
+    item = parse(rate)
+    key = request.client.host if request.client else "unknown"
+    if not web.limiter.hit(item, what, key):
+        stats = web.limiter.get_window_stats(item, what, key)
+        wait = max(1, int(stats.reset_time - dt.datetime.now(dt.UTC).timestamp()) + 1)
+        raise RateLimited(f"Too many {what} requests from your address; try again in {wait} s.", retry_after_s=wait)
+
+
+async def _form(request: Request) -> dict[str, str]:
+    form = await request.form()
+    return {key: str(value) for key, value in form.items() if isinstance(value, str)}
+
+
+def _audience(value: str | None, default: str = "clinician") -> Audience:
+    return value if value in review.AUDIENCES else default  # type: ignore[return-value]
+
+
+def _int(value: str | None, name: str) -> int:
+    try:
+        return int(value or "")
+    except ValueError:
+        raise QueryError(f"The form field {name} must be a whole number.") from None
+
+
+# --- templates ------------------------------------------------------------------------------------------------
+
+
+def _date(value: str | None) -> str:
+    if not value:
+        return ""
+    moment = dt.datetime.fromisoformat(value)
+    return f"{moment.day} {moment:%B %Y}"
+
+
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True, trim_blocks=True, lstrip_blocks=True
+    )
+    env.filters["date"] = _date
+    env.globals.update(
+        AUDIENCE_LABELS=AUDIENCE_LABELS,
+        STATUS_LABELS=STATUS_LABELS,
+        REDACTION_LABELS={
+            "name": "names",
+            "date": "dates",
+            "age": "ages over 89",
+            "phone": "phone or fax numbers",
+            "email": "e-mail addresses",
+            "record_number": "record or account numbers",
+            "address": "addresses",
+            "url": "web addresses",
+            "ip_address": "IP addresses",
+        },
+        ROLES=review.ROLES,
+        TRANSITIONS=review.TRANSITIONS,
+    )
+    return env
+
+
+def _page(request: Request, name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
+    try:
+        user = _caller(request).user
+    except MedciteError:  # a bad bearer token, shown on an HTML error page
+        user = None
+    env: jinja2.Environment = request.app.state.templates
+    html = env.get_template(name).render(request=request, user=user, csrf_token=_session(request)["c"], **context)
+    return HTMLResponse(html, status_code=status_code)
+
+
+def _may(user: User | None, role: str) -> bool:
+    return user is not None and review.ROLES.index(user.role) >= review.ROLES.index(role)
+
+
+# --- the app --------------------------------------------------------------------------------------------------
+
+
+def _load_embedder(settings: Settings) -> Any:
+    if settings.embedder == "none":
+        return None
+    from medcite.embed import load_embedder
+
+    try:
+        return load_embedder(settings.embedder)
+    except ConfigError:
+        if settings.embedder != "auto":
+            raise
+        return None
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """Build the web app on ``settings.library`` (opened, migrated and filled when empty at startup).
+
+    Args:
+        settings: All settings; ``library``, ``embedder`` and the ``web_*`` fields matter here.
+
+    Returns:
+        A FastAPI app; serve it with uvicorn (``medcite serve``) or drive it with a TestClient.
+    """
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        from medcite.index import ensure_default_library
+        from medcite.retrieve import Retriever
+
+        store = Store.open(settings.library)
+        try:
+            ensure_default_library(store, settings=settings)
+            embedder = _load_embedder(settings)
+            if embedder is not None:
+                from medcite.retrieve.dense import embed_passages
+
+                embed_passages(store, embedder)
+            secret = ReviewStore(store).secret("session-signing-key", secrets.token_urlsafe(48))
+            app.state.web = _Web(
+                settings=settings,
+                store=store,
+                retriever=Retriever(store, settings, embedder=embedder),
+                signer=URLSafeTimedSerializer(secret, salt="medcite-session"),
+                limiter=MovingWindowRateLimiter(MemoryStorage()),
+            )
+            yield
+        finally:
+            store.close()
+
+    app = FastAPI(
+        title="medcite",
+        summary="Clinical answers where every statement cites its source passage, reviewed by a medical board.",
+        version="0.1.0",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url="/openapi.json",
+    )
+    app.state.templates = _environment()
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+
+    @app.middleware("http")
+    async def headers_and_session(request: Request, call_next: Any) -> Response:
+        response: Response = await call_next(request)
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        if request.url.path.startswith(("/api/", "/articles/", "/review", "/audit", "/login", "/logout")):
+            response.headers.setdefault("cache-control", "no-store")
+        session = getattr(request.state, "session", None)
+        if session is not None and getattr(request.state, "session_changed", False):
+            web = _web(request)
+            response.set_cookie(
+                SESSION_COOKIE,
+                web.signer.dumps(session),
+                max_age=settings.web_session_max_age_s,
+                httponly=True,
+                samesite="lax",
+                secure=request.url.scheme == "https",
+                path="/",
+            )
+        return response
+
+    @app.exception_handler(MedciteError)
+    async def medcite_error(request: Request, exc: MedciteError) -> Response:
+        headers = {"retry-after": str(exc.retry_after_s)} if isinstance(exc, RateLimited) else None
+        if request.url.path.startswith("/api/") or request.url.path == "/openapi.json":
+            return JSONResponse(
+                {"ok": False, "error": str(exc), "status": exc.http_status},
+                status_code=exc.http_status,
+                headers=headers,
+            )
+        response = _page(request, "error.html", status_code=exc.http_status, message=str(exc))
+        if headers:
+            response.headers.update(headers)
+        return response
+
+    _add_pages(app, settings)
+    _add_api(app, settings)
+    return app
+
+
+def _add_pages(app: FastAPI, settings: Settings) -> None:
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    async def home(request: Request) -> HTMLResponse:
+        approved = [
+            ArticleSummary(
+                id=row.article_id,
+                url=review.article_url(row.article_id, row.slug),
+                question=row.question,
+                status=row.status,  # type: ignore[arg-type]
+                updated_at=row.updated_at,
+            )
+            for row in ReviewStore(_web(request).store).list_articles(("approved",), limit=20)
+        ]
+        return _page(request, "index.html", approved=list(reversed(approved)))
+
+    @app.post("/ask", include_in_schema=False)
+    async def ask_form(request: Request) -> Response:
+        form = await _form(request)
+        caller = _caller(request)
+        _check_csrf(request, caller, form.get("csrf_token"), always=True)
+        _limit(request, settings.web_ask_rate_limit, "ask")
+        follow = form.get("follow_up_of")
+        article = review.submit_article(
+            _web(request).store,
+            _web(request).retriever,
+            form.get("question", ""),
+            audience=_audience(form.get("audience")),
+            follow_up_of=_int(follow, "follow_up_of") if follow else None,
+            author=caller.user,
+        )
+        return RedirectResponse(f"{article.url}?audience={article.audience}", status_code=303)
+
+    @app.get("/articles/{article_id}", include_in_schema=False)
+    async def article_short(request: Request, article_id: int) -> Response:
+        article = review.get_article(_web(request).store, article_id, viewer=_caller(request).user)
+        return RedirectResponse(article.url, status_code=301)
+
+    @app.get("/articles/{article_id}/{slug}", response_class=HTMLResponse, include_in_schema=False)
+    async def article_page(request: Request, article_id: int, slug: str, audience: str | None = None) -> Response:
+        caller = _caller(request)
+        store = _web(request).store
+        article = review.get_article(
+            store, article_id, audience=_audience(audience) if audience else None, viewer=caller.user
+        )
+        if slug != article.url.rsplit("/", 1)[1]:
+            return RedirectResponse(article.url, status_code=301)
+        return _page(
+            request,
+            "article.html",
+            article=article,
+            statements=review.statement_locations(article.answer) if _may(caller.user, "reviewer") else [],
+            may_review=_may(caller.user, "reviewer"),
+            may_unpublish=_may(caller.user, "editor"),
+        )
+
+    @app.post("/articles/{article_id}/transition", include_in_schema=False)
+    async def transition_form(request: Request, article_id: int) -> Response:
+        form = await _form(request)
+        caller = _caller(request)
+        _check_csrf(request, caller, form.get("csrf_token"), always=True)
+        article = review.transition(
+            _web(request).store,
+            article_id,
+            form.get("action", ""),
+            revision=_int(form.get("revision"), "revision"),
+            actor=caller.user,
+            comment=form.get("comment", ""),
+            audience=_audience(form.get("audience")),
+        )
+        return RedirectResponse(f"{article.url}?audience={article.audience}", status_code=303)
+
+    @app.post("/articles/{article_id}/edit", include_in_schema=False)
+    async def edit_form(request: Request, article_id: int) -> Response:
+        form = await _form(request)
+        caller = _caller(request)
+        _check_csrf(request, caller, form.get("csrf_token"), always=True)
+        article = review.edit_statement(
+            _web(request).store,
+            article_id,
+            revision=_int(form.get("revision"), "revision"),
+            actor=caller.user,
+            audience=_audience(form.get("audience")),
+            location=form.get("location", ""),
+            text=form.get("text", ""),
+            note=form.get("note", ""),
+        )
+        return RedirectResponse(f"{article.url}?audience={article.audience}", status_code=303)
+
+    @app.get("/articles/{article_id}/{slug}/revisions", response_class=HTMLResponse, include_in_schema=False)
+    async def revisions_page(
+        request: Request,
+        article_id: int,
+        slug: str,
+        old: int | None = None,
+        new: int | None = None,
+        audience: str | None = None,
+    ) -> HTMLResponse:
+        caller = _caller(request)
+        store = _web(request).store
+        article = review.get_article(store, article_id, viewer=caller.user)
+        history = review.revisions(store, article_id)
+        reader = _audience(audience, article.audience)
+        new = new or history[-1].revision
+        old = old or max(1, new - 1)
+        diff = review.revision_diff(store, article_id, old, new, audience=reader) if old != new else []
+        return _page(
+            request, "revisions.html", article=article, history=history, diff=diff, old=old, new=new, reader=reader
+        )
+
+    @app.get("/review", response_class=HTMLResponse, include_in_schema=False)
+    async def review_queue(request: Request) -> HTMLResponse:
+        caller = _caller(request)
+        return _page(request, "review.html", queue=review.list_queue(_web(request).store, caller.user))
+
+    @app.get("/audit", response_class=HTMLResponse, include_in_schema=False)
+    async def audit_page(request: Request) -> HTMLResponse:
+        caller = _caller(request)
+        return _page(request, "audit.html", entries=review.audit_log(_web(request).store, caller.user))
+
+    @app.get("/policy", response_class=HTMLResponse, include_in_schema=False)
+    async def policy(request: Request) -> HTMLResponse:
+        return _page(request, "policy.html")
+
+    @app.get("/login", response_class=HTMLResponse, include_in_schema=False)
+    async def login_page(request: Request) -> HTMLResponse:
+        return _page(request, "login.html")
+
+    @app.post("/login", include_in_schema=False)
+    async def login_form(request: Request) -> Response:
+        form = await _form(request)
+        caller = _caller(request)
+        _check_csrf(request, caller, form.get("csrf_token"), always=True)
+        _limit(request, settings.web_login_rate_limit, "sign-in")
+        user = review.authenticate(_web(request).store, form.get("username", ""), form.get("password", ""))
+        _start_session(request, user.username)
+        return RedirectResponse("/review", status_code=303)
+
+    @app.post("/logout", include_in_schema=False)
+    async def logout_form(request: Request) -> Response:
+        form = await _form(request)
+        _check_csrf(request, _caller(request), form.get("csrf_token"), always=True)
+        _start_session(request, None)
+        return RedirectResponse("/", status_code=303)
+
+    @app.get("/docs", response_class=HTMLResponse, include_in_schema=False)
+    async def api_docs(request: Request) -> HTMLResponse:
+        return _page(request, "docs.html", schema=request.app.openapi())
+
+
+def _add_api(app: FastAPI, settings: Settings) -> None:
+    @app.post("/api/articles", status_code=201, response_model=Article, tags=["articles"])
+    async def create_article(request: Request, body: AskRequest) -> Article:
+        """Ask a question: scrub identifiers, answer for every audience, store a new 'submitted' article."""
+        caller = _caller(request)
+        _check_csrf(request, caller, request.headers.get(CSRF_HEADER), always=False)
+        _limit(request, settings.web_ask_rate_limit, "ask")
+        web = _web(request)
+        return review.submit_article(
+            web.store,
+            web.retriever,
+            body.question,
+            audience=body.audience,
+            follow_up_of=body.follow_up_of,
+            author=caller.user,
+        )
+
+    @app.get("/api/articles/{article_id}", response_model=Article, tags=["articles"])
+    async def read_article(request: Request, article_id: int, audience: Audience | None = None) -> Article:
+        """Return an article with its current answer for `audience` (default: the asker's)."""
+        return review.get_article(_web(request).store, article_id, audience=audience, viewer=_caller(request).user)
+
+    @app.post("/api/articles/{article_id}/transitions", response_model=Article, tags=["review"])
+    async def transition(request: Request, article_id: int, body: TransitionRequest) -> Article:
+        """Claim, request changes, approve or unpublish (reviewers; unpublish: editors). 403, 409 on errors."""
+        caller = _caller(request)
+        _check_csrf(request, caller, request.headers.get(CSRF_HEADER), always=False)
+        return review.transition(
+            _web(request).store,
+            article_id,
+            body.action,
+            revision=body.revision,
+            actor=caller.user,
+            comment=body.comment,
+        )
+
+    @app.post("/api/articles/{article_id}/edits", response_model=Article, tags=["review"])
+    async def edit(request: Request, article_id: int, body: EditRequest) -> Article:
+        """Replace one statement (new revision with author and time); 409 when `revision` is stale."""
+        caller = _caller(request)
+        _check_csrf(request, caller, request.headers.get(CSRF_HEADER), always=False)
+        return review.edit_statement(
+            _web(request).store,
+            article_id,
+            revision=body.revision,
+            actor=caller.user,
+            audience=body.audience,
+            location=body.location,
+            text=body.text,
+            note=body.note,
+        )
+
+    @app.get("/api/articles/{article_id}/revisions", response_model=list[RevisionInfo], tags=["review"])
+    async def list_revisions(request: Request, article_id: int) -> list[RevisionInfo]:
+        """Return the article's revisions, oldest first."""
+        review.get_article(_web(request).store, article_id, viewer=_caller(request).user)
+        return review.revisions(_web(request).store, article_id)
+
+    @app.get("/api/articles/{article_id}/diff", response_model=DiffResponse, tags=["review"])
+    async def diff(request: Request, article_id: int, old: int, new: int, audience: Audience = "clinician") -> Any:
+        """Return a unified diff of one audience's answer between revisions `old` and `new`."""
+        review.get_article(_web(request).store, article_id, viewer=_caller(request).user)
+        lines = review.revision_diff(_web(request).store, article_id, old, new, audience=audience)
+        return DiffResponse(old=old, new=new, audience=audience, lines=lines)
+
+    @app.get("/api/review/queue", response_model=list[ArticleSummary], tags=["review"])
+    async def queue(request: Request) -> list[ArticleSummary]:
+        """Return submitted, changes-requested and under-review articles, oldest change first (reviewers)."""
+        return review.list_queue(_web(request).store, _caller(request).user)
+
+    @app.get("/api/audit", response_model=list[AuditEntry], tags=["review"])
+    async def audit(request: Request, article_id: int | None = None) -> list[AuditEntry]:
+        """Return the audit log, newest first (editors and admins)."""
+        return review.audit_log(_web(request).store, _caller(request).user, article_id=article_id)
+
+    @app.post("/api/login", response_model=LoginResponse, tags=["accounts"])
+    async def login(request: Request, body: LoginRequest) -> LoginResponse:
+        """Sign in: sets the session cookie and returns the CSRF token for later calls."""
+        _limit(request, settings.web_login_rate_limit, "sign-in")
+        user = review.authenticate(_web(request).store, body.username, body.password)
+        session = _start_session(request, user.username)
+        return LoginResponse(user=user, csrf_token=session["c"])
+
+    @app.post("/api/logout", status_code=204, tags=["accounts"])
+    async def logout(request: Request) -> Response:
+        """Sign out (needs the X-CSRF-Token header)."""
+        _check_csrf(request, _caller(request), request.headers.get(CSRF_HEADER), always=False)
+        _start_session(request, None)
+        return Response(status_code=204)

@@ -1,0 +1,179 @@
+"""End to end in a real headless Chromium (Debian's package, driven by playwright) against `medcite serve`'s app.
+
+One uvicorn server per test on a free local port and a fresh copy of the default library. Screenshots
+of the article page in each state go to test-artifacts/browser/ (gitignored).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from medcite.index import default_guideline_pack, ingest
+from medcite.review import add_user
+from medcite.settings import Settings
+from medcite.store import Store
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts" / "browser"
+GOUT = "What is the first-line treatment for an acute gout flare?"
+PASSWORD = "correct horse battery"
+
+sync_api = pytest.importorskip(
+    "playwright.sync_api", reason="the playwright package is not installed (pip install -e '.[test]')"
+)
+uvicorn = pytest.importorskip("uvicorn")
+if not CHROMIUM.exists():
+    pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium; .ci/run does)", allow_module_level=True)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[str]:
+    """A uvicorn server on 127.0.0.1 (own thread) over a fresh default library with reviewer 'rita'."""
+    from medcite.web import create_app
+
+    settings = Settings(library=tmp_path / "library.db", embedder="none")
+    with Store.open(settings.library) as store:
+        ingest(store, "guidelines", [default_guideline_pack()], settings=settings)
+        add_user(store, "rita", "reviewer", PASSWORD)
+    port = _free_port()
+    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    instance = uvicorn.Server(config)
+    thread = threading.Thread(target=instance.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not instance.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            pytest.fail("the test server did not start within 30 s")
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        instance.should_exit = True
+        thread.join(timeout=15)
+
+
+@pytest.fixture
+def browser() -> Iterator[object]:
+    with sync_api.sync_playwright() as playwright:
+        instance = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+        try:
+            yield instance
+        finally:
+            instance.close()
+
+
+def _shot(page, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def _ask(page, base: str, question: str) -> None:
+    page.goto(base + "/")
+    page.fill("#question", question)
+    page.click("form.ask button[type=submit]")
+    page.wait_for_selector("h1#title")
+
+
+def test_ask_review_approve_and_forged_approve_in_chromium(server: str, browser):
+    reader = browser.new_context()
+    page = reader.new_page()
+
+    # Ask: the article shows the answer, its references and "Submitted".
+    _ask(page, server, GOUT)
+    assert page.url.startswith(server + "/articles/1/what-is-the-first-line-treatment-for-an-acute-gout-flare")
+    assert page.inner_text("h1#title") == GOUT
+    assert "colchicine" in page.inner_text(".bottom-line").lower()
+    assert page.locator(".references li").count() >= 1
+    assert page.inner_text(".stepper li[aria-current=step]").strip() == "Submitted"
+    assert "Pending human review" in page.inner_text(".banner.pending")
+    first_cite = page.locator(".bottom-line details.cite").first
+    first_cite.locator("summary").click()
+    assert "Colchicine" in first_cite.locator(".passage").inner_text()  # the cited passage, revealed in place
+    _shot(page, "1-submitted")
+
+    # Switch the audience to patient: the page re-renders in that audience's answer (script-driven).
+    page.check("form.audience-switch input[value=patient]")
+    page.wait_for_url("**audience=patient")
+    assert page.is_checked("form.audience-switch input[value=patient]")
+    assert "Reading grade" in page.content()
+    _shot(page, "2-patient")
+
+    # A follow-up joins the thread.
+    page.fill("#follow-up", "What about in pregnancy?")
+    page.click("form.follow-up button[type=submit]")
+    page.wait_for_url("**/articles/2/**")
+    thread = page.inner_text(".thread ol")
+    assert GOUT in thread and "What about in pregnancy?" in thread
+    _shot(page, "3-follow-up")
+
+    # A reviewer signs in, claims, edits one statement and approves.
+    reviewer = browser.new_context()
+    desk = reviewer.new_page()
+    desk.goto(server + "/login")
+    desk.fill("#username", "rita")
+    desk.fill("#password", PASSWORD)
+    desk.click("form.login button[type=submit]")
+    desk.wait_for_url("**/review")
+    desk.click(f"text={GOUT}")
+    desk.click("button[value=claim]")
+    desk.wait_for_selector("text=Edit a statement")
+    assert desk.inner_text(".stepper li[aria-current=step]").strip() == "Under review"
+    _shot(desk, "4-under-review")
+    edit = desk.locator("details.edit").nth(1)  # the first statement after the bottom line
+    edit.locator("summary").click()
+    edit.locator("textarea").fill("Reviewed: colchicine, NSAIDs or glucocorticoids are first-line for a gout flare.")
+    edit.locator("button[type=submit]").click()
+    desk.wait_for_selector("text=revision 2 by rita")
+    desk.click("button[value=approve]")
+    desk.wait_for_selector(".approved")
+    today = dt.datetime.now(dt.UTC)
+    assert desk.inner_text(".approved") == f"Approved by rita on {today.day} {today:%B %Y}."
+
+    # The public page shows "Approved", the date and the edited text.
+    page.goto(server + "/articles/1")
+    assert page.inner_text(".stepper li[aria-current=step]").strip() == "Approved"
+    assert page.inner_text(".approved") == f"Approved by rita on {today.day} {today:%B %Y}."
+    assert "Reviewed: colchicine, NSAIDs or glucocorticoids are first-line" in page.inner_text("article")
+    assert page.locator(".banner.pending").count() == 0
+    _shot(page, "5-approved")
+
+    # A forged anonymous approve is refused and changes nothing: by API, and by a form without the token.
+    forged = page.request.post(server + "/api/articles/2/transitions", data={"action": "approve", "revision": 1})
+    assert forged.status == 403
+    page.evaluate(
+        """() => { const form = document.createElement('form'); form.method = 'post';
+        form.action = '/articles/2/transition';
+        for (const [name, value] of [['action', 'approve'], ['revision', '1']]) {
+          const input = document.createElement('input'); input.name = name; input.value = value; form.append(input); }
+        document.body.append(form); form.submit(); }"""
+    )
+    page.wait_for_selector("p.error")
+    assert "CSRF" in page.inner_text("p.error")
+    assert page.request.get(server + "/api/articles/2").json()["status"] == "submitted"
+    reviewer.close()
+    reader.close()
+
+
+def test_question_with_a_name_and_a_phone_number_is_published_without_them(server: str, browser):
+    page = browser.new_page()
+    _ask(page, server, "John Smith (555-201-7788) asks: " + GOUT.lower())
+    text = page.inner_text("main")
+    assert "John" not in text and "Smith" not in text and "7788" not in text
+    assert page.inner_text("h1#title") == "[name] [phone] asks: " + GOUT.lower()
+    assert "Personal details were removed" in page.inner_text(".redacted")
+    assert "colchicine" in page.inner_text(".bottom-line").lower()
+    _shot(page, "6-redacted")
+    page.close()
