@@ -117,6 +117,28 @@ def test_ask_first_line_question_bottom_line_names_the_guideline_options(answers
     assert first.type == "Guideline"
 
 
+def test_ask_first_line_bottom_lines_hold_with_wordllama_hybrid_retrieval(retriever):
+    """`medcite ask` uses WordLlama hybrid retrieval when it is installed: the same bottom lines must hold."""
+    from medcite.embed import available_embedders, load_embedder
+    from medcite.retrieve.dense import embed_passages
+
+    if "wordllama-l2-256" not in available_embedders():
+        pytest.skip("WordLlama is not installed (pip install -e '.[static]')")
+    embedder = load_embedder("wordllama-l2-256")
+    embed_passages(retriever.store, embedder)
+    hybrid = Retriever(retriever.store, retriever.settings, embedder=embedder)
+    wrong = []
+    for question, guideline, terms in FIRST_LINE:
+        answer = ask(question, retriever=hybrid)
+        first = answer.references[answer.bottom_line.citations[0] - 1] if answer.bottom_line.citations else None
+        bottom = answer.bottom_line.text.lower()
+        if first is None or not first.passage_id.startswith(f"guideline:{guideline}#") or any(
+            term not in bottom for term in terms
+        ):
+            wrong.append((question, answer.bottom_line.text[:120]))
+    assert wrong == []
+
+
 def test_ask_first_line_questions_cover_at_least_ten_guideline_topics():
     assert len({guideline.split("_")[1] for _, guideline, _ in FIRST_LINE}) >= 10
     assert len(FIRST_LINE) >= 15
