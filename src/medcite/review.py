@@ -23,21 +23,24 @@ import hashlib
 import re
 import secrets
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from pydantic import BaseModel, ConfigDict, Field
 
 from medcite.answer import ask
-from medcite.errors import AuthenticationFailed, Conflict, Forbidden, NotFound, QueryError, ReviewError
-from medcite.models import Answer, AnswerSection, Audience, BottomLine, Statement
+from medcite.errors import AuthenticationFailed, ConfigError, Conflict, Forbidden, NotFound, QueryError, ReviewError
+from medcite.models import Answer, AnswerSection, Audience, BottomLine, ComposeEvent, Statement
 from medcite.privacy import ScrubResult, scrub_question
 from medcite.retrieve import Retriever
 from medcite.store import Store
 from medcite.store.review import ArticleRow, ReviewStore, RevisionRow, UserRow
+
+if TYPE_CHECKING:
+    from medcite.llm import LLMClient
 
 __all__ = [
     "AUDIENCES",
@@ -53,6 +56,7 @@ __all__ = [
     "Transition",
     "User",
     "add_user",
+    "answer_events",
     "article_url",
     "audit_log",
     "authenticate",
@@ -290,6 +294,8 @@ def submit_article(
     audience: Audience = "clinician",
     follow_up_of: int | None = None,
     author: User | None = None,
+    composer: Literal["extractive", "llm"] = "extractive",
+    llm: LLMClient | None = None,
 ) -> Article:
     """Scrub a question, answer it for every audience and store it as a new article (status 'submitted').
 
@@ -306,6 +312,10 @@ def submit_article(
         audience: The asker's audience (the article opens in it).
         follow_up_of: Id of the article this question follows up, or None.
         author: The signed-in asker, or None.
+        composer: 'extractive' (default) or 'llm': each audience's answer is written by the model and
+            verified, or is the extractive answer with a ``notice`` (``answer.ask``; calls the network
+            three times, once per audience).
+        llm: The model server client; required when ``composer='llm'``.
 
     Returns:
         The new article, with the answer for ``audience``.
@@ -314,12 +324,9 @@ def submit_article(
         QueryError: The question is empty, empty once identifiers are removed, or longer than
             ``MAX_QUESTION_CHARS`` (2,000) characters.
         NotFound: ``follow_up_of`` names no article.
+        ConfigError: ``composer='llm'`` without an ``llm`` client.
     """
-    if len(question) > MAX_QUESTION_CHARS:
-        raise QueryError(f"The question is {len(question)} characters long; keep it under {MAX_QUESTION_CHARS}.")
-    scrubbed = scrub_question(" ".join(question.split()))
-    if not scrubbed.searchable.strip():
-        raise QueryError("The question is empty (once personal identifiers are removed); type a clinical question.")
+    scrubbed = _scrub(question)
     earlier: dict[str, Answer] = {}
     if follow_up_of is not None:
         reviews = ReviewStore(store)
@@ -334,7 +341,12 @@ def submit_article(
     # answer's title is the scrubbed question as typed.
     answers = {
         reader: ask(
-            scrubbed.searchable, retriever=retriever, audience=reader, follow_up_of=earlier.get(reader)
+            scrubbed.searchable,
+            retriever=retriever,
+            audience=reader,
+            follow_up_of=earlier.get(reader),
+            composer=composer,
+            llm=llm,
         ).model_copy(update={"question": scrubbed.text})
         for reader in AUDIENCES
     }
@@ -348,6 +360,66 @@ def submit_article(
         author=author.username if author else None,
     )
     return get_article(store, row.article_id, audience=audience, viewer=author)
+
+
+def _scrub(question: str) -> ScrubResult:
+    if len(question) > MAX_QUESTION_CHARS:
+        raise QueryError(f"The question is {len(question)} characters long; keep it under {MAX_QUESTION_CHARS}.")
+    scrubbed = scrub_question(" ".join(question.split()))
+    if not scrubbed.searchable.strip():
+        raise QueryError("The question is empty (once personal identifiers are removed); type a clinical question.")
+    return scrubbed
+
+
+def answer_events(
+    retriever: Retriever,
+    question: str,
+    *,
+    audience: Audience = "clinician",
+    composer: Literal["extractive", "llm"] = "extractive",
+    llm: LLMClient | None = None,
+) -> Iterator[ComposeEvent]:
+    """Scrub a question and answer it as a stream of events, without storing anything (for server-sent events).
+
+    The question is checked and scrubbed (``privacy.scrub_question``) when this is called, before the
+    first event; the model and retrieval see only the scrubbed text. Nothing is written to the store.
+
+    Args:
+        retriever: The library's retriever.
+        question: The question as typed.
+        audience: 'clinician', 'student' or 'patient'.
+        composer: 'extractive' (one 'status' event, then the answer) or 'llm'
+            (``compose_llm.stream_answer``: 'status' and 'delta' events while the model writes; calls the network).
+        llm: The model server client; required when ``composer='llm'``.
+
+    Returns:
+        An iterator of ``ComposeEvent``; the last is the 'answer' event, its answer titled with the scrubbed question.
+
+    Raises:
+        QueryError: The question is empty, empty once identifiers are removed, or too long (raised at once),
+            or has nothing to search for (raised while iterating).
+        ConfigError: ``composer='llm'`` without an ``llm`` client (raised at once).
+    """
+    scrubbed = _scrub(question)
+    if composer == "llm" and llm is None:
+        raise ConfigError("The LLM composer needs a model server: set MEDCITE_LLM_BASE_URL and MEDCITE_LLM_MODEL.")
+
+    def events() -> Iterator[ComposeEvent]:
+        if composer == "llm" and llm is not None:
+            from medcite.compose_llm import stream_answer
+
+            stream = stream_answer(scrubbed.searchable, retriever=retriever, client=llm, audience=audience)
+        else:
+            stream = iter([ComposeEvent(kind="status", text="Searching the library")])
+        for event in stream:
+            if event.answer is not None:
+                event = event.model_copy(update={"answer": event.answer.model_copy(update={"question": scrubbed.text})})
+            yield event
+        if composer != "llm":
+            answer = ask(scrubbed.searchable, retriever=retriever, audience=audience)
+            yield ComposeEvent(kind="answer", answer=answer.model_copy(update={"question": scrubbed.text}))
+
+    return events()
 
 
 def get_article(

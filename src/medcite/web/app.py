@@ -2,7 +2,9 @@
 
 A thin skin over ``medcite.review``: every route calls one library function. Routes are ``async``
 and run the synchronous library in the event-loop thread, so the library's one SQLite connection
-is only ever used from one thread (a small review board's traffic; asks take about 150 ms). Sessions
+is only ever used from one thread (a small review board's traffic; asks take about 150 ms). The LLM
+composer, which waits seconds for a model server, runs instead on one worker thread with its own
+connection to the library (``_ModelWorker``), so the event loop stays free while the model writes. Sessions
 are signed cookies (itsdangerous; HttpOnly, SameSite=Lax, Secure over HTTPS) that carry a CSRF
 token; scripts use bearer tokens. This is the only place that turns a ``MedciteError`` into an HTTP
 response. Nothing imports this module but ``cli``.
@@ -10,9 +12,12 @@ response. Nothing imports this module but ``cli``.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import json
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +25,7 @@ from typing import Any, Literal
 
 import jinja2
 from fastapi import FastAPI, Request
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from limits import parse
@@ -30,7 +35,9 @@ from pydantic import BaseModel, Field
 
 from medcite import review
 from medcite.errors import ConfigError, Forbidden, MedciteError, NotFound, QueryError, RateLimited
-from medcite.models import Audience
+from medcite.llm import LLMClient
+from medcite.models import Audience, ComposeEvent
+from medcite.retrieve import Retriever
 from medcite.review import Article, ArticleSummary, AuditEntry, RevisionInfo, User
 from medcite.settings import Settings
 from medcite.store import Store
@@ -41,6 +48,7 @@ __all__ = ["create_app"]
 HERE = Path(__file__).parent
 SESSION_COOKIE = "medcite_session"
 CSRF_HEADER = "x-csrf-token"
+Composer = Literal["extractive", "llm"]
 AUDIENCE_LABELS = {"clinician": "Clinician", "student": "Student", "patient": "Patient or carer"}
 STATUS_LABELS = {
     "submitted": "Submitted",
@@ -68,6 +76,20 @@ class AskRequest(BaseModel):
     question: str = Field(min_length=1, max_length=2000, description="The question; identifiers are removed.")
     audience: Audience = Field(default="clinician", description="clinician, student or patient.")
     follow_up_of: int | None = Field(default=None, description="Id of the article this question follows up.")
+    composer: Composer = Field(
+        default="extractive",
+        description="'extractive' (default: statements quoted from the sources) or 'llm' (written by the "
+        "configured language model and verified against the cited passages; the extractive answer with a "
+        "notice when the model's cannot be used). 400 when the server has no model configured.",
+    )
+
+
+class StreamRequest(BaseModel):
+    """A question to answer as server-sent events, without creating an article."""
+
+    question: str = Field(min_length=1, max_length=2000, description="The question; identifiers are removed.")
+    audience: Audience = Field(default="clinician", description="clinician, student or patient.")
+    composer: Composer = Field(default="extractive", description="'extractive' (default) or 'llm'.")
 
 
 class TransitionRequest(BaseModel):
@@ -123,6 +145,43 @@ class Caller:
     csrf: str
 
 
+class _ModelWorker:
+    """One worker thread that runs the LLM composer on its own library connection (opened in that thread).
+
+    SQLite connections belong to the thread that opened them, and the app's own connection lives on the
+    event loop; calls that wait for a model server run here instead, one at a time, so pages stay served.
+    """
+
+    def __init__(self, settings: Settings, embedder: Any, client: LLMClient) -> None:
+        self.client = client
+        self._settings = settings
+        self._embedder = embedder
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="medcite-llm")
+        self._store: Store | None = None
+        self._retriever: Retriever | None = None
+
+    def _open(self) -> tuple[Store, Retriever]:
+        if self._store is None or self._retriever is None:
+            self._store = Store.open(self._settings.library)
+            self._retriever = Retriever(self._store, self._settings, embedder=self._embedder)
+        return self._store, self._retriever
+
+    async def run(self, work: Callable[[Store, Retriever], Any]) -> Any:
+        """Return ``work(store, retriever)`` run on the worker thread."""
+        return await asyncio.get_running_loop().run_in_executor(self._executor, lambda: work(*self._open()))
+
+    async def next_event(self, events: Iterator[ComposeEvent]) -> ComposeEvent | None:
+        """Return the next event of an iterator made on the worker thread (None at its end)."""
+        return await asyncio.get_running_loop().run_in_executor(self._executor, next, events, None)
+
+    def close(self) -> None:
+        """Close the worker's library connection, the thread and the model client."""
+        if self._store is not None:
+            self._executor.submit(self._store.close).result()
+        self._executor.shutdown()
+        self.client.close()
+
+
 @dataclass
 class _Web:
     settings: Settings
@@ -130,6 +189,24 @@ class _Web:
     retriever: Any
     signer: URLSafeTimedSerializer
     limiter: MovingWindowRateLimiter
+    model: _ModelWorker | None = None
+
+
+def _model(request: Request, composer: str) -> _ModelWorker | None:
+    """Return the model worker for ``composer='llm'`` (None for 'extractive').
+
+    Raises:
+        QueryError: 'llm' was asked for and this server has no model configured.
+    """
+    if composer != "llm":
+        return None
+    model = _web(request).model
+    if model is None:
+        raise QueryError(
+            "This server has no language model configured (MEDCITE_LLM_BASE_URL and MEDCITE_LLM_MODEL); "
+            "ask with composer 'extractive'."
+        )
+    return model
 
 
 def _web(request: Request) -> _Web:
@@ -301,6 +378,7 @@ def create_app(settings: Settings) -> FastAPI:
         from medcite.retrieve import Retriever
 
         store = Store.open(settings.library)
+        model: _ModelWorker | None = None
         try:
             ensure_default_library(store, settings=settings)
             embedder = _load_embedder(settings)
@@ -309,15 +387,20 @@ def create_app(settings: Settings) -> FastAPI:
 
                 embed_passages(store, embedder)
             secret = ReviewStore(store).secret("session-signing-key", secrets.token_urlsafe(48))
+            if settings.llm_base_url and settings.llm_model:
+                model = _ModelWorker(settings, embedder, LLMClient.from_settings(settings))
             app.state.web = _Web(
                 settings=settings,
                 store=store,
                 retriever=Retriever(store, settings, embedder=embedder),
                 signer=URLSafeTimedSerializer(secret, salt="medcite-session"),
                 limiter=MovingWindowRateLimiter(MemoryStorage()),
+                model=model,
             )
             yield
         finally:
+            if model is not None:
+                model.close()
             store.close()
 
     app = FastAPI(
@@ -372,6 +455,42 @@ def create_app(settings: Settings) -> FastAPI:
     return app
 
 
+async def _submit(
+    request: Request,
+    question: str,
+    *,
+    audience: Audience,
+    follow_up_of: int | None,
+    author: User | None,
+    composer: Composer,
+) -> Article:
+    """Submit an article: extractive on the event loop, LLM-composed on the model worker."""
+    model = _model(request, composer)
+    if model is None:
+        web = _web(request)
+        return review.submit_article(
+            web.store, web.retriever, question, audience=audience, follow_up_of=follow_up_of, author=author
+        )
+    result: Article = await model.run(
+        lambda store, retriever: review.submit_article(
+            store,
+            retriever,
+            question,
+            audience=audience,
+            follow_up_of=follow_up_of,
+            author=author,
+            composer="llm",
+            llm=model.client,
+        )
+    )
+    return result
+
+
+def _sse(kind: str, data: str) -> bytes:
+    """One server-sent event frame (``data`` is one line of JSON)."""
+    return f"event: {kind}\ndata: {data}\n\n".encode()
+
+
 def _add_pages(app: FastAPI, settings: Settings) -> None:
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def home(request: Request) -> HTMLResponse:
@@ -385,7 +504,12 @@ def _add_pages(app: FastAPI, settings: Settings) -> None:
             )
             for row in ReviewStore(_web(request).store).list_articles(("approved",), limit=20)
         ]
-        return _page(request, "index.html", approved=list(reversed(approved)))
+        return _page(
+            request,
+            "index.html",
+            approved=list(reversed(approved)),
+            llm_model=settings.llm_model if _web(request).model else None,
+        )
 
     @app.post("/ask", include_in_schema=False)
     async def ask_form(request: Request) -> Response:
@@ -394,13 +518,13 @@ def _add_pages(app: FastAPI, settings: Settings) -> None:
         _check_csrf(request, caller, form.get("csrf_token"), always=True)
         _limit(request, settings.web_ask_rate_limit, "ask")
         follow = form.get("follow_up_of")
-        article = review.submit_article(
-            _web(request).store,
-            _web(request).retriever,
+        article = await _submit(
+            request,
             form.get("question", ""),
             audience=_audience(form.get("audience")),
             follow_up_of=_int(follow, "follow_up_of") if follow else None,
             author=caller.user,
+            composer="llm" if form.get("composer") == "llm" else "extractive",
         )
         return RedirectResponse(f"{article.url}?audience={article.audience}", status_code=303)
 
@@ -528,15 +652,54 @@ def _add_api(app: FastAPI, settings: Settings) -> None:
         caller = _caller(request)
         _check_csrf(request, caller, request.headers.get(CSRF_HEADER), always=False)
         _limit(request, settings.web_ask_rate_limit, "ask")
-        web = _web(request)
-        return review.submit_article(
-            web.store,
-            web.retriever,
+        return await _submit(
+            request,
             body.question,
             audience=body.audience,
             follow_up_of=body.follow_up_of,
             author=caller.user,
+            composer=body.composer,
         )
+
+    @app.post(
+        "/api/answers/stream",
+        response_class=StreamingResponse,
+        tags=["articles"],
+        responses={200: {"content": {"text/event-stream": {}}, "description": "Server-sent events."}},
+    )
+    async def stream_answer(request: Request, body: StreamRequest) -> StreamingResponse:
+        """Answer a question as server-sent events without creating an article (scrubbed, rate-limited as asks).
+
+        Events: `status` and `delta` (`ComposeEvent` JSON: a progress sentence, or text the model just
+        wrote with `n_chars` so far), then one `answer` event whose `answer` is the full answer JSON; an
+        `error` event (`{"ok": false, "error", "status"}`) ends a stream that failed after it began.
+        POST, not GET, so the question never appears in a URL or an access log.
+        """
+        caller = _caller(request)
+        _check_csrf(request, caller, request.headers.get(CSRF_HEADER), always=False)
+        _limit(request, settings.web_ask_rate_limit, "ask")
+        model = _model(request, body.composer)
+        if model is None:
+            events = review.answer_events(_web(request).retriever, body.question, audience=body.audience)
+        else:
+            events = await model.run(
+                lambda _store, retriever: review.answer_events(
+                    retriever, body.question, audience=body.audience, composer="llm", llm=model.client
+                )
+            )
+
+        async def frames() -> AsyncIterator[bytes]:
+            try:
+                while True:
+                    event = next(events, None) if model is None else await model.next_event(events)
+                    if event is None:
+                        return
+                    yield _sse(event.kind, event.model_dump_json())
+            except MedciteError as exc:
+                error = {"ok": False, "error": str(exc), "status": exc.http_status}
+                yield _sse("error", json.dumps(error))
+
+        return StreamingResponse(frames(), media_type="text/event-stream", headers={"x-accel-buffering": "no"})
 
     @app.get("/api/articles/{article_id}", response_model=Article, tags=["articles"])
     async def read_article(request: Request, article_id: int, audience: Audience | None = None) -> Article:
