@@ -132,8 +132,10 @@ def test_ask_first_line_bottom_lines_hold_with_wordllama_hybrid_retrieval(retrie
         answer = ask(question, retriever=hybrid)
         first = answer.references[answer.bottom_line.citations[0] - 1] if answer.bottom_line.citations else None
         bottom = answer.bottom_line.text.lower()
-        if first is None or not first.passage_id.startswith(f"guideline:{guideline}#") or any(
-            term not in bottom for term in terms
+        if (
+            first is None
+            or not first.passage_id.startswith(f"guideline:{guideline}#")
+            or any(term not in bottom for term in terms)
         ):
             wrong.append((question, answer.bottom_line.text[:120]))
     assert wrong == []

@@ -120,3 +120,14 @@ def test_render_markdown_list_without_lead_in_puts_the_citation_after_its_items(
     text = render_markdown(answer)
     assert "- No dose titration required.\n- Can be initiated regardless of diabetes status. [1]" in text
     assert "\n- [1]\n" not in text
+
+
+def test_statement_and_passage_html_render_markdown_and_escape_raw_html():
+    from medcite.render import passage_html, statement_html
+
+    passage = _hostile_answer().references[0].passage
+    page = passage_html(passage)
+    assert "<img" not in page and "&lt;img src=x&gt;" in page and "<table>" in page
+    assert "<b>" not in statement_html("Colchicine <b>is</b> recommended.")
+    items = statement_html("- No dose titration required.\n- Can be initiated regardless of diabetes status.")
+    assert items.count("<li>") == 2

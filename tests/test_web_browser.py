@@ -148,6 +148,7 @@ def test_ask_review_approve_and_forged_approve_in_chromium(server: str, browser)
     assert page.inner_text(".approved") == f"Approved by rita on {today.day} {today:%B %Y}."
     assert "Reviewed: colchicine, NSAIDs or glucocorticoids are first-line" in page.inner_text("article")
     assert page.locator(".banner.pending").count() == 0
+    assert "pending human review" not in page.inner_text(".disclaimer")
     _shot(page, "5-approved")
 
     # A forged anonymous approve is refused and changes nothing: by API, and by a form without the token.

@@ -70,6 +70,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ABSTAIN_MIN_COVERAGE",
     "DISCLAIMER",
+    "PENDING_REVIEW_NOTICE",
     "EMERGENCY_ADVICE",
     "EVIDENCE_LABELS",
     "RED_FLAG_PHRASES",
@@ -87,9 +88,10 @@ __all__ = [
 
 # --- Product copy (not clinical content) ---------------------------------------------------------------------
 
+PENDING_REVIEW_NOTICE = "Educational content pending human review."
 DISCLAIMER = (
     "medcite is for education and decision support; it does not replace professional judgement. "
-    "Every statement is quoted from the cited source. Educational content pending human review."
+    f"Every statement is quoted from the cited source. {PENDING_REVIEW_NOTICE}"
 )
 EMERGENCY_ADVICE = (
     "Your question mentions a warning sign that can be an emergency. "

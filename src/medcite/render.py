@@ -13,7 +13,7 @@ from markdown_it import MarkdownIt
 
 from medcite.models import Answer, Reference, Statement
 
-__all__ = ["render_html", "render_json", "render_markdown"]
+__all__ = ["passage_html", "plain_text", "render_html", "render_json", "render_markdown", "statement_html"]
 
 _LOCATOR_CHARS = 90
 _LIST_ITEM = re.compile(r"^\s*(?:[-*+•]|\d{1,2}[.)])\s+")
@@ -120,15 +120,30 @@ def _html_citations(citations: list[int]) -> str:
     return f' <span class="cite">[{links}]</span>'
 
 
-def _html_statement(statement: Statement) -> str:
-    text = statement.text
+def statement_html(text: str) -> str:
+    """Return a statement's text as safe HTML: escaped prose, a list or table as HTML, an algorithm as <pre>.
+
+    Raw HTML in the text is escaped (markdown-it ``js-default`` preset), never passed through.
+    """
     if not _is_block(text):
-        return f"<li>{html.escape(text)}{_html_citations(statement.citations)}</li>"
+        return html.escape(text)
     if text.lstrip().startswith("|") or all(line.lstrip()[:1] in "-*+0123456789" for line in text.splitlines()[1:]):
-        body = _MARKDOWN.render(text)
-    else:
-        body = f"<pre>{html.escape(text)}</pre>"
-    return f"<li>{body}{_html_citations(statement.citations)}</li>"
+        return _MARKDOWN.render(text)
+    return f"<pre>{html.escape(text)}</pre>"
+
+
+def passage_html(text: str) -> str:
+    """Return a stored passage (Markdown: bold, lists, tables) as safe HTML; raw HTML in it is escaped."""
+    return _MARKDOWN.render(text)
+
+
+def plain_text(text: str) -> str:
+    """Return text without Markdown bold markers and with whitespace runs collapsed (for inline previews)."""
+    return " ".join(text.replace("**", "").split())
+
+
+def _html_statement(statement: Statement) -> str:
+    return f"<li>{statement_html(statement.text)}{_html_citations(statement.citations)}</li>"
 
 
 def render_html(answer: Answer) -> str:

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import jinja2
+import markupsafe
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
@@ -34,9 +35,11 @@ from limits.strategies import MovingWindowRateLimiter
 from pydantic import BaseModel, Field
 
 from medcite import review
+from medcite.answer import PENDING_REVIEW_NOTICE
 from medcite.errors import ConfigError, Forbidden, MedciteError, NotFound, QueryError, RateLimited
 from medcite.llm import LLMClient
 from medcite.models import Audience, ComposeEvent
+from medcite.render import passage_html, plain_text, statement_html
 from medcite.retrieve import Retriever
 from medcite.review import Article, ArticleSummary, AuditEntry, RevisionInfo, User
 from medcite.settings import Settings
@@ -312,7 +315,12 @@ def _environment() -> jinja2.Environment:
         loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True, trim_blocks=True, lstrip_blocks=True
     )
     env.filters["date"] = _date
+    # Quoted statements and passages are Markdown (lists, tables, bold): rendered with raw HTML escaped.
+    env.filters["statement_html"] = lambda text: markupsafe.Markup(statement_html(text))
+    env.filters["passage_html"] = lambda text: markupsafe.Markup(passage_html(text))
+    env.filters["plain"] = plain_text
     env.globals.update(
+        PENDING_REVIEW_NOTICE=PENDING_REVIEW_NOTICE,
         AUDIENCE_LABELS=AUDIENCE_LABELS,
         STATUS_LABELS=STATUS_LABELS,
         REDACTION_LABELS={
