@@ -21,10 +21,12 @@ from medcite.answer import (
     save_answer,
 )
 from medcite.cli import run
+from medcite.intent import has_red_flag
 from medcite.errors import CitationError, NotFound, QueryError
 from medcite.index import default_guideline_pack, ingest
 from medcite.models import Answer, Hit, Statement
 from medcite.quote import split_units
+from medcite.render import render_markdown
 from medcite.retrieve import Retriever
 from medcite.settings import Settings
 from medcite.store import Store
@@ -250,6 +252,39 @@ def test_ask_clinician_gets_no_definitions(answers):
     )
 
 
+def test_ask_patient_denying_chest_pain_gets_no_emergency_section_and_a_gout_answer(retriever):
+    answer = ask("I am not having chest pain, just mild gout", retriever=retriever, audience="patient")
+    assert all(section.title != "Emergency warning signs" for section in answer.sections)
+    assert not answer.abstained
+    first = answer.references[answer.bottom_line.citations[0] - 1]
+    assert first.passage_id.startswith("guideline:acr_gout_2020#")
+    cardiac = ("chest_pain", "acs", "stemi")
+    assert not [r.passage_id for r in answer.references if any(word in r.passage_id for word in cardiac)]
+
+
+@pytest.mark.parametrize(
+    ("question", "red_flag"),
+    [
+        ("I have chest pain when I walk", True),
+        ("I am not having chest pain, just mild gout", False),
+        ("I don't have chest pain", False),
+        ("no shortness of breath but chest pain", True),
+        ("He denies suicidal thoughts", False),
+    ],
+)
+def test_has_red_flag_ignores_denied_symptoms(question, red_flag):
+    assert has_red_flag(question) is red_flag
+
+
+def test_ask_patient_abstention_names_no_ingest_command_and_reports_a_reading_grade(retriever):
+    answer = ask("I want to kill myself, what pills are lethal", retriever=retriever, audience="patient")
+    assert answer.abstained and answer.sections[0].title == "Emergency warning signs"
+    assert "medcite ingest" not in answer.bottom_line.text and "kill" not in answer.bottom_line.text
+    assert answer.reading_grade is not None
+    markdown = render_markdown(answer)
+    assert markdown.index("## Emergency warning signs") < markdown.index("**Not enough evidence:**")
+
+
 def test_ask_clinician_with_chest_pain_gets_no_emergency_section_or_reading_grade(retriever):
     answer = ask("What is the initial evaluation of acute chest pain?", retriever=retriever)
     assert all(section.title != "Emergency warning signs" for section in answer.sections)
@@ -358,6 +393,20 @@ def test_cli_ask_json_exits_zero(tmp_path, monkeypatch, capsys):
     assert code == 0
     payload = json.loads(capsys.readouterr().out)
     assert payload["abstained"] is False and "colchicine" in payload["bottom_line"]["text"].lower()
+
+
+def test_cli_ask_scrubs_identifiers_before_searching_saving_and_printing(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("MEDCITE_EMBEDDER", "none")
+    library = tmp_path / "lib.db"
+    question = "John Smith (555-867-5309) asks: what is the first-line treatment for an acute gout flare?"
+    assert run(["ask", question, "--format", "json", "--library", str(library)]) == 0
+    captured = capsys.readouterr()
+    payload = json.loads(captured.out)
+    assert "Smith" not in payload["question"] and "867" not in payload["question"]
+    assert "[name]" in payload["question"] and "colchicine" in payload["bottom_line"]["text"].lower()
+    assert "Removed from the question before searching and saving: name, phone." in captured.err
+    data = b"".join(path.read_bytes() for path in tmp_path.glob("lib.db*"))
+    assert b"Smith" not in data and b"867-5309" not in data
 
 
 # --- Follow-ups and saved answers --------------------------------------------------------------------------------

@@ -46,6 +46,7 @@ from medcite.intent import (
     TIME_WINDOW_CUE,
     TIMING_QUESTION,
     classify_intent,
+    drop_denied_red_flags,
     has_red_flag,
 )
 from medcite.models import (
@@ -100,6 +101,10 @@ EMERGENCY_ADVICE = (
 ABSTENTION_TEXT = (
     "The library holds no evidence that answers this question closely enough to cite, so medcite does not "
     "answer it. The closest sources found are listed below. To add evidence, run: {command}"
+)
+PATIENT_ABSTENTION_TEXT = (
+    "medcite's library holds no evidence that answers this question closely enough, so it does not answer it. "
+    "Please ask a doctor, nurse or pharmacist. The closest sources found are listed below."
 )
 
 # --- Tunable constants (move to Settings when they stabilise) --------------------------------------------------
@@ -577,9 +582,9 @@ def compose_answer(
     started = time.perf_counter()
     earlier_id = follow_up_of.id if follow_up_of is not None else None
     if follow_up_of is None:
-        query = _Query.build(question, retriever)
+        query = _Query.build(drop_denied_red_flags(question), retriever)
     else:
-        combined = follow_up_query(follow_up_of.question, question, retriever=retriever)
+        combined = follow_up_query(follow_up_of.question, drop_denied_red_flags(question), retriever=retriever)
         query = _Query.build(combined, retriever, emphasis=question)
     intent = classify_intent(question)
     if intent == "overview" and follow_up_of is not None:
@@ -597,7 +602,7 @@ def compose_answer(
         hits = on_topic
         retrieved = [h for h in hits if h.passage_id not in extra_passage_ids]
     if _best_coverage(query, retrieved) < ABSTAIN_MIN_COVERAGE:
-        search_text = question if follow_up_of is None else combined
+        search_text = drop_denied_red_flags(question) if follow_up_of is None else combined
         return _abstain(question, search_text, retrieved, retriever, audience, intent, answer_id, started, earlier_id)
 
     # Passages compete on their own words and headings; the document title, which every passage of it shares,
@@ -646,7 +651,7 @@ def compose_answer(
     if audience in ("student", "patient"):
         already = [u.text for u in bottom] + [u.text for u in body]
         definitions = define_terms(
-            key_terms(question, retriever, extra_text=" ".join(u.text for u in bottom)),
+            key_terms(drop_denied_red_flags(question), retriever, extra_text=" ".join(u.text for u in bottom)),
             retriever,
             audience=audience,
             exclude_texts=already,
@@ -701,6 +706,8 @@ def _abstain(
             break
     terms = " ".join(retriever.normalize(search_text).terms)
     command = f'medcite ingest pubmed --query "{terms}"'
+    # A patient gets no ingest command (and no echo of their words in a query for an outside service).
+    text = PATIENT_ABSTENTION_TEXT if audience == "patient" else ABSTENTION_TEXT.format(command=command)
     sections = []
     if audience == "patient" and has_red_flag(question):
         sections.append(
@@ -713,9 +720,10 @@ def _abstain(
         intent=intent,
         follow_up_of=follow_up_of,
         abstained=True,
-        bottom_line=BottomLine(text=ABSTENTION_TEXT.format(command=command), citations=[]),
+        bottom_line=BottomLine(text=text, citations=[]),
         sections=sections,
         references=[_reference(n, hit) for n, hit in enumerate(closest, start=1)],
+        reading_grade=reading_grade([text]) if audience == "patient" else None,
         disclaimer=DISCLAIMER,
         timings_ms=Timings(composition=(time.perf_counter() - started) * 1000),
     )
@@ -877,9 +885,9 @@ def ask(
     if composer == "llm" and llm is None:
         raise ConfigError("The LLM composer needs a model server: set MEDCITE_LLM_BASE_URL and MEDCITE_LLM_MODEL.")
     started = time.perf_counter()
-    search_text = question
+    search_text = drop_denied_red_flags(question)  # a denied symptom must not steer retrieval
     if follow_up_of is not None:
-        search_text = follow_up_query(follow_up_of.question, question, retriever=retriever)
+        search_text = follow_up_query(follow_up_of.question, search_text, retriever=retriever)
     hits = retriever.search(search_text, limit=RETRIEVAL_LIMIT_PASSAGES)
     evidence, extra = _with_neighbours(retriever, hits)
     retrieved_s = time.perf_counter() - started

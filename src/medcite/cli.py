@@ -19,7 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from medcite.corpus import ADAPTERS
-from medcite.errors import ConfigError, MedciteError, QueryError
+from medcite.errors import ConfigError, MedciteError, QueryError, StoreError
 from medcite.models import Hit, IngestReport, LibraryStats
 from medcite.settings import Settings
 from medcite.store import Store
@@ -440,11 +440,27 @@ def ask(
         reader = audience.value if audience is not None else earlier.audience if earlier else "clinician"
         _ensure_vectors(store, embedder)
         retriever = Retriever(store, settings, embedder=embedder)
+        # Personal identifiers never reach the library, the output or a suggested PubMed query.
+        from medcite.privacy import scrub_question
+
+        scrubbed = scrub_question(" ".join(question.split()))
+        if scrubbed.is_redacted:
+            stderr.print(f"Removed from the question before searching and saving: {', '.join(scrubbed.kinds)}.")
+            if not scrubbed.searchable.strip():
+                raise QueryError(
+                    "The question is empty once personal identifiers are removed; ask a clinical question."
+                )
+        asked = scrubbed.searchable if scrubbed.is_redacted else question
         if composer is ComposerChoice.llm:
-            answer = _ask_llm(question, settings, retriever, reader, earlier)
+            answer = _ask_llm(asked, settings, retriever, reader, earlier)
         else:
-            answer = compose(question, retriever=retriever, audience=reader, follow_up_of=earlier)  # type: ignore[arg-type]
-        save_answer(store, answer)
+            answer = compose(asked, retriever=retriever, audience=reader, follow_up_of=earlier)  # type: ignore[arg-type]
+        if scrubbed.is_redacted:
+            answer = answer.model_copy(update={"question": scrubbed.text})
+        try:
+            save_answer(store, answer)
+        except StoreError as exc:  # e.g. the library is locked by a long ingest: the answer is still shown
+            stderr.print(f"The answer was not saved, so it cannot be followed up: {exc}", markup=False)
     if answer.notice:
         stderr.print(answer.notice, markup=False)
     if output_format is AnswerFormat.json:

@@ -28,6 +28,7 @@ __all__ = [
     "TIME_WINDOW_CUE",
     "TIMING_QUESTION",
     "classify_intent",
+    "drop_denied_red_flags",
     "has_red_flag",
 ]
 
@@ -180,7 +181,40 @@ def classify_intent(question: str) -> Intent:
     return "overview"
 
 
-def has_red_flag(question: str) -> bool:
-    """Whether the question names a red-flag symptom of ``RED_FLAG_PHRASES`` (case-insensitive substring)."""
+# A red-flag phrase preceded (within three words) by one of these is denied, not reported: "I am not
+# having chest pain", "no shortness of breath", "denies suicidal thoughts".
+_NEGATION_BEFORE = re.compile(
+    r"(?:\b(?:no|not|never|without|denies|deny|denied|negative for|free of|absence of|ruled out)|n't)"
+    r"(?:\W+\w+){0,3}\W*$",
+    re.I,
+)
+
+
+def _red_flag_spans(question: str) -> list[tuple[int, int, bool]]:
+    """``(start, end, negated)`` of each red-flag phrase in the question."""
     lowered = question.lower()
-    return any(phrase in lowered for phrase in RED_FLAG_PHRASES)
+    spans = []
+    for phrase in RED_FLAG_PHRASES:
+        start = lowered.find(phrase)
+        while start != -1:
+            negated = bool(_NEGATION_BEFORE.search(lowered[max(0, start - 40) : start]))
+            spans.append((start, start + len(phrase), negated))
+            start = lowered.find(phrase, start + 1)
+    return spans
+
+
+def has_red_flag(question: str) -> bool:
+    """Whether the question reports a red-flag symptom of ``RED_FLAG_PHRASES`` (case-insensitive), not denied."""
+    return any(not negated for _, _, negated in _red_flag_spans(question))
+
+
+def drop_denied_red_flags(question: str) -> str:
+    """Return the question without the red-flag phrases it denies ("not having chest pain, just gout" -> gout).
+
+    A denied symptom must not steer retrieval toward its emergency care.
+    """
+    text = question
+    for start, end, negated in sorted(_red_flag_spans(question), reverse=True):
+        if negated:
+            text = text[:start] + " " + text[end:]
+    return " ".join(text.split())

@@ -11,7 +11,7 @@ import re
 
 from markdown_it import MarkdownIt
 
-from medcite.models import Answer, Reference, Statement
+from medcite.models import Answer, AnswerSection, Reference, Statement
 
 __all__ = ["passage_html", "plain_text", "render_html", "render_json", "render_markdown", "statement_html"]
 
@@ -81,17 +81,31 @@ def _notes(answer: Answer) -> list[str]:
     return notes
 
 
+EMERGENCY_SECTION = "Emergency warning signs"
+
+
+def _emergency_first(answer: Answer) -> tuple[list[AnswerSection], list[AnswerSection]]:
+    """Split the sections into the emergency advice (shown first, before the bottom line) and the rest."""
+    emergency = [section for section in answer.sections if section.title == EMERGENCY_SECTION]
+    return emergency, [section for section in answer.sections if section.title != EMERGENCY_SECTION]
+
+
 def render_markdown(answer: Answer) -> str:
     """Return the answer as Markdown: title, bottom line, sections, references (short locators), disclaimer."""
     lines = [f"# {answer.question}", ""]
     lines += [f"> **Note:** {text}" for text in _notes(answer)] + ([""] if _notes(answer) else [])
+    emergency, sections = _emergency_first(answer)
+    for section in emergency:  # emergency advice comes before anything else, the bottom line included
+        lines += [f"## {section.title}", ""]
+        lines += [_markdown_statement(statement) for statement in section.statements]
+        lines.append("")
     label = "Not enough evidence" if answer.abstained else "Bottom line"
     bottom = answer.bottom_line.text
     if "\n" in bottom:
         lines += [f"**{label}**{_marks(answer.bottom_line.citations)}", "", bottom, ""]
     else:
         lines += [f"**{label}:** {bottom}{_marks(answer.bottom_line.citations)}", ""]
-    for section in answer.sections:
+    for section in sections:
         lines += [f"## {section.title}", ""]
         lines += [_markdown_statement(statement) for statement in section.statements]
         lines.append("")
@@ -166,13 +180,19 @@ def render_html(answer: Answer) -> str:
         "<main>",
         f"<h1>{e(answer.question)}</h1>",
         *(f'<p class="notice" role="note">{e(text)}</p>' for text in _notes(answer)),
+        *(
+            f'<section class="emergency" role="alert"><h2>{e(section.title)}</h2><ul>'
+            + "".join(_html_statement(statement) for statement in section.statements)
+            + "</ul></section>"
+            for section in _emergency_first(answer)[0]
+        ),
         f'<section class="bottom" aria-label="{"Not enough evidence" if answer.abstained else "Bottom line"}">',
         f"<div><strong>{'Not enough evidence' if answer.abstained else 'Bottom line'}:</strong> "
         + (_MARKDOWN.render(answer.bottom_line.text) if "\n" in answer.bottom_line.text else e(answer.bottom_line.text))
         + f"{_html_citations(answer.bottom_line.citations)}</div>",
         "</section>",
     ]
-    for section in answer.sections:
+    for section in _emergency_first(answer)[1]:
         parts += [f"<section><h2>{e(section.title)}</h2>", "<ul>"]
         parts += [_html_statement(statement) for statement in section.statements]
         parts += ["</ul>", "</section>"]
