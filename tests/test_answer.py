@@ -291,6 +291,12 @@ def test_ask_clinician_with_chest_pain_gets_no_emergency_section_or_reading_grad
     assert answer.reading_grade is None
 
 
+@pytest.mark.parametrize("question", ["AND OR NOT", "NEAR", "0", "not without"])
+def test_ask_question_of_connectives_or_numbers_only_raises_query_error(retriever, question):
+    with pytest.raises(QueryError, match="has no words to search for"):
+        ask(question, retriever=retriever)
+
+
 def test_ask_empty_question_raises_query_error(retriever):
     with pytest.raises(QueryError):
         ask("  ?  ", retriever=retriever)

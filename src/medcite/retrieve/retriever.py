@@ -24,6 +24,16 @@ __all__ = ["Mode", "Retriever", "search_lexical"]
 Mode = Literal["lexical", "dense", "hybrid"]
 
 
+# Words kept in queries for their meaning next to other terms ("pain without fever"), but that alone, like a
+# bare number or FTS5's operator words, ask about nothing.
+_NOT_ALONE = frozenset({"not", "no", "without", "after", "before", "during", "and", "or", "near"})
+
+
+def _is_content_term(term: str) -> bool:
+    """Whether a query term can carry a search on its own: two letters or more, not a connective."""
+    return sum(character.isalpha() for character in term) >= 2 and term.lower() not in _NOT_ALONE
+
+
 class Retriever:
     """Search one library.
 
@@ -64,7 +74,7 @@ class Retriever:
         if not query or not query.strip():
             raise QueryError("The query is empty; type a question or some search words.")
         expanded = self.vocabulary.expand(query, max_expansions=self.settings.query_expansions)
-        if not expanded.terms and not expanded.expansions:
+        if not any(_is_content_term(term) for term in [*expanded.terms, *expanded.expansions]):
             raise QueryError(f"The query {query!r} has no words to search for; add a clinical term.")
         return expanded
 
