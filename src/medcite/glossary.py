@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+from medcite.errors import QueryError
 from medcite.models import Audience, Hit
 from medcite.quote import split_units
 from medcite.retrieve import ABBREVIATIONS, Retriever, query_terms
@@ -105,7 +106,10 @@ def define_terms(
         if any(term.lower() in d or d in term.lower() for d in defined):
             continue  # "asthma" after "asthma exacerbation" was defined, or the other way round
         pattern = _definition_pattern(term, retriever.vocabulary.equivalents(term))
-        hits = retriever.search(term, limit=_SEARCH_HITS, mode="lexical")
+        try:
+            hits = retriever.search(term, limit=_SEARCH_HITS, mode="lexical")
+        except QueryError:  # a connective or a number: nothing to define
+            continue
         if audience == "patient":
             hits = sorted(hits, key=lambda h: (h.evidence_type != "consumer", h.rank))
         for hit in hits:
