@@ -261,7 +261,7 @@ def test_compose_llm_timeout_falls_back_with_notice(httpserver, retriever):
     ("delta", "why"),
     [
         ({"refusal": "I can't help with that."}, "the model declined to answer"),
-        ({"content": ""}, "the model returned nothing"),
+        ({"content": ""}, "the model returned no readable answer"),
         ({"content": '{"bottom_line": {"text": "", "citations": []}, "sections": []}'}, "the model found no answer"),
     ],
     ids=["refusal", "empty", "no-answer"],
@@ -361,6 +361,12 @@ def test_llm_client_http_error_names_status_and_server_reply(httpserver):
     with _client(httpserver, structured_output="json_schema") as client, pytest.raises(LLMError) as caught:
         client.complete([{"role": "user", "content": "x"}], schema={"type": "object"})
     assert caught.value.reason == "http" and "HTTP 404: model not found" in str(caught.value)
+
+
+@pytest.mark.parametrize("base_url", ["not-a-url", "ftp://example.org/v1", "localhost:8000/v1"])
+def test_llm_client_with_a_base_url_that_is_not_http_is_a_config_error(base_url):
+    with pytest.raises(ConfigError, match="must be an http:// or https:// URL"):
+        LLMClient(base_url, "some-model")
 
 
 def test_llm_client_without_base_url_is_a_config_error():

@@ -99,7 +99,7 @@ def _why(error: LLMError) -> str:
         "connection": "the model server could not be reached",
         "http": "the model server returned an error",
         "refusal": "the model declined to answer",
-        "empty": "the model returned nothing",
+        "empty": "the model returned no readable answer",
         "truncated": "the model's answer was cut off",
         "malformed": "the model's output was not valid JSON of the answer's shape",
     }

@@ -213,6 +213,11 @@ class LLMClient:
                 "The LLM composer needs a model server and a model: set MEDCITE_LLM_BASE_URL "
                 "(e.g. http://localhost:8000/v1) and MEDCITE_LLM_MODEL."
             )
+        if not base_url.lower().startswith(("http://", "https://")):
+            raise ConfigError(
+                f"MEDCITE_LLM_BASE_URL must be an http:// or https:// URL such as http://localhost:8000/v1 "
+                f"(got {base_url!r})."
+            )
         self.url = base_url.rstrip("/") + "/chat/completions"
         self.model = model
         self.max_tokens = max_tokens
