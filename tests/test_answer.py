@@ -21,9 +21,9 @@ from medcite.answer import (
     save_answer,
 )
 from medcite.cli import run
-from medcite.intent import has_red_flag
 from medcite.errors import CitationError, NotFound, QueryError
 from medcite.index import default_guideline_pack, ingest
+from medcite.intent import has_red_flag
 from medcite.models import Answer, Hit, Statement
 from medcite.quote import split_units
 from medcite.render import render_markdown

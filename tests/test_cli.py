@@ -118,6 +118,7 @@ def test_every_command_has_help_and_appears_in_readme():
         "search",
         "serve",
         "users add",
+        "users disable",
         "users token",
     ]
     for name in names:

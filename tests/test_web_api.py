@@ -144,9 +144,9 @@ def test_every_transition_is_applied_logged_and_shown(client: TestClient, librar
         ("unpublish", "eddie", 2),
     ]
     client.post("/api/logout", headers=eddie)
-    assert client.get("/api/articles/1").status_code == 404  # unpublished: hidden from the public
+    assert client.get("/api/articles/1").status_code == 410  # unpublished: hidden from the public
     diff = client.get("/api/articles/1/revisions")
-    assert diff.status_code == 404
+    assert diff.status_code == 410
 
 
 def test_stale_edit_gets_409_and_keeps_the_first_edit(client: TestClient, library: Path):
@@ -367,7 +367,7 @@ def test_users_commands_create_an_account_and_a_working_token(library: Path, mon
 
     monkeypatch.setattr("sys.stdin", io.StringIO("another long password\n"))
     assert run(["users", "add", "nora", "--role", "editor", "--password-stdin", "--library", str(library)]) == 0
-    assert capsys.readouterr().out == "Account nora (editor) saved.\n"
+    assert capsys.readouterr().out == "Account nora (editor) created.\n"
     assert run(["users", "token", "nora", "--library", str(library)]) == 0
     token = capsys.readouterr().out.strip()
     assert len(token) == 43

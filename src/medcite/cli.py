@@ -535,6 +535,15 @@ def serve(
         "127.0.0.1"
     ),
     port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")] = 8000,
+    forwarded_allow_ips: Annotated[
+        str | None,
+        typer.Option(
+            help="Comma-separated addresses of your reverse proxies (e.g. 127.0.0.1): only requests from them "
+            "may set the client address with X-Forwarded-For (rate limits count per client). Default: the "
+            "header is ignored.",
+            show_default=False,
+        ),
+    ] = None,
     library: LibraryOption = None,
 ) -> None:
     """Run the web app: ask, articles with medical review, accounts and the JSON API (/docs)."""
@@ -544,7 +553,14 @@ def serve(
 
     settings = _settings(library)
     stderr.print(f"medcite web app on http://{host}:{port} (library {settings.library}); Ctrl-C stops it.")
-    uvicorn.run(create_app(settings), host=host, port=port, proxy_headers=True, log_level="info")
+    uvicorn.run(
+        create_app(settings),
+        host=host,
+        port=port,
+        proxy_headers=bool(forwarded_allow_ips),
+        forwarded_allow_ips=forwarded_allow_ips or None,
+        log_level="info",
+    )
 
 
 class RoleChoice(StrEnum):
@@ -566,7 +582,7 @@ def users_add(
     ] = False,
     library: LibraryOption = None,
 ) -> None:
-    """Create an account (or reset its role and password); the password is stored as an argon2 hash."""
+    """Create an account, or update an existing one's role and password (says which); stored as an argon2 hash."""
     from medcite.review import add_user
 
     if password_stdin:
@@ -576,10 +592,38 @@ def users_add(
     settings = _settings(library)
     with _open(settings, fill_default=False) as store:
         try:
-            user = add_user(store, name, role.value, password)
+            change = add_user(store, name, role.value, password)
         except ValueError as exc:
             raise typer.BadParameter(str(exc)) from exc
-    stdout.print(f"Account {user.username} ({user.role}) saved.", markup=False)
+    user = change.user
+    if change.is_created:
+        stdout.print(f"Account {user.username} ({user.role}) created.", markup=False)
+        return
+    changes = []
+    if change.previous_role != user.role:
+        changes.append(f"role {change.previous_role} -> {user.role}")
+    if change.has_new_password:
+        changes.append("new password; its web sessions were signed out")
+    what = "; ".join(changes) if changes else "nothing changed"
+    stdout.print(f"Account {user.username} ({user.role}) updated: {what}.", markup=False)
+
+
+@users_app.command("disable")
+def users_disable(
+    name: Annotated[str, typer.Argument(help="Account name.", show_default=False)],
+    library: LibraryOption = None,
+) -> None:
+    """Disable an account: sign it out everywhere, delete its API tokens, refuse its password (re-enable: users add)."""
+    from medcite.review import disable_user
+
+    settings = _settings(library)
+    with _open(settings, fill_default=False) as store:
+        n_sessions, n_tokens = disable_user(store, name)
+    stdout.print(
+        f"Account {name} disabled: {n_sessions} web sessions signed out, {n_tokens} API tokens deleted; "
+        f"`medcite users add {name}` with a new password enables it again.",
+        markup=False,
+    )
 
 
 @users_app.command("token")

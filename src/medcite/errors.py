@@ -8,11 +8,13 @@ imports nothing from medcite.
     ├── ConfigError                     500     2   a MEDCITE_* setting is invalid
     ├── CorpusError                     422     2   unreadable input file or record
     ├── QueryError                      400     2   a query with nothing to search for
+    ├── InvalidInput                    422     2   a request field with an unusable value
     ├── SourceUnavailable               502     6   a remote source (E-utilities) failed
     ├── LLMError                        502     6   the language-model server failed or answered unusably
     ├── StoreError                      500     3   library unusable
     │   ├── SchemaMismatch              500     3   library written by a newer schema
     │   └── NotFound                    404     4   unknown document/passage/answer id
+    │       └── Unpublished             410     4   an article an editor unpublished
     ├── CitationError                   500     3   answer cites unseen evidence
     ├── ReviewError                     409     5   transition not allowed
     │   └── Conflict                    409     5   edit or transition based on a stale revision
@@ -30,6 +32,7 @@ __all__ = [
     "Conflict",
     "CorpusError",
     "Forbidden",
+    "InvalidInput",
     "LLMError",
     "MedciteError",
     "NotFound",
@@ -39,6 +42,7 @@ __all__ = [
     "SchemaMismatch",
     "SourceUnavailable",
     "StoreError",
+    "Unpublished",
 ]
 
 
@@ -79,6 +83,13 @@ class QueryError(MedciteError):
     """A search query or question cannot be searched (empty, or nothing but punctuation and filler)."""
 
     http_status = 400
+    exit_code = 2
+
+
+class InvalidInput(MedciteError):
+    """A request field has a value medcite cannot use (a malformed statement location, an id out of range)."""
+
+    http_status = 422
     exit_code = 2
 
 
@@ -140,6 +151,24 @@ class NotFound(StoreError):
         super().__init__(f"No {kind} with id {object_id!r} in the library.")
         self.kind = kind
         self.object_id = object_id
+
+
+class Unpublished(NotFound):
+    """An editor unpublished the article: it is hidden from the public (HTTP 410 Gone).
+
+    Attributes:
+        kind: "article".
+        object_id: The article id.
+    """
+
+    http_status = 410
+
+    def __init__(self, article_id: int) -> None:
+        MedciteError.__init__(
+            self, f"Article {article_id} was unpublished by an editor and is no longer available to the public."
+        )
+        self.kind = "article"
+        self.object_id = str(article_id)
 
 
 class CitationError(MedciteError):

@@ -32,7 +32,17 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from pydantic import BaseModel, ConfigDict, Field
 
 from medcite.answer import ask
-from medcite.errors import AuthenticationFailed, ConfigError, Conflict, Forbidden, NotFound, QueryError, ReviewError
+from medcite.errors import (
+    AuthenticationFailed,
+    ConfigError,
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    QueryError,
+    ReviewError,
+    Unpublished,
+)
 from medcite.models import Answer, AnswerSection, Audience, BottomLine, ComposeEvent, Statement
 from medcite.privacy import ScrubResult, scrub_question
 from medcite.retrieve import Retriever
@@ -44,14 +54,17 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AUDIENCES",
+    "EDITED_NOTICE",
     "ROLES",
     "TRANSITIONS",
+    "AccountChange",
     "Action",
     "Article",
     "ArticleSummary",
     "AuditEntry",
     "Role",
     "RevisionInfo",
+    "StatementEdit",
     "Status",
     "Transition",
     "User",
@@ -60,7 +73,9 @@ __all__ = [
     "article_url",
     "audit_log",
     "authenticate",
+    "disable_user",
     "edit_statement",
+    "end_session",
     "get_article",
     "issue_token",
     "list_queue",
@@ -68,9 +83,11 @@ __all__ = [
     "revision_diff",
     "revisions",
     "slugify",
+    "start_session",
     "statement_locations",
     "submit_article",
     "transition",
+    "user_for_session",
     "user_for_token",
 ]
 
@@ -83,6 +100,12 @@ AUDIENCES: tuple[Audience, ...] = ("clinician", "student", "patient")
 EDITABLE_STATUSES: tuple[str, ...] = ("under_review",)
 QUEUE_STATUSES: tuple[str, ...] = ("submitted", "changes_requested", "under_review")
 MAX_QUESTION_CHARS = 2000
+QUOTED_CLAIM = "Every statement is quoted from the cited source."
+EDITED_NOTICE = (
+    "Statements marked \u201cedited by a reviewer\u201d were reworded by a medical reviewer and are not verbatim "
+    "quotes of the cited source; the other statements are quoted from it."
+)
+"""Replaces ``QUOTED_CLAIM`` in the disclaimer of an answer with reviewer-edited statements (product copy)."""
 
 
 @dataclass(frozen=True)
@@ -112,6 +135,24 @@ class User(BaseModel):
 
     username: str = Field(description="Account name.")
     role: Role = Field(description="reviewer < editor < admin; each may do what the roles before it may.")
+
+
+class AccountChange(BaseModel):
+    """What ``add_user`` did: created the account, or updated an existing one (and what changed)."""
+
+    user: User
+    is_created: bool = Field(description="True: a new account; False: an existing one was updated.")
+    previous_role: Role | None = Field(default=None, description="The role before the update (None: created).")
+    has_new_password: bool = Field(description="The password differs from the previous one (always True: created).")
+
+
+class StatementEdit(BaseModel):
+    """A statement of the shown answer that a reviewer reworded: derived from the revision history."""
+
+    location: str = Field(description="'bottom_line' or 'SECTION.STATEMENT' (0-based), as in an edit.")
+    author: str = Field(description="Reviewer who last changed this statement.")
+    at: str = Field(description="When, ISO 8601 UTC.")
+    revision: int = Field(ge=1, description="The revision that last changed it.")
 
 
 class ArticleSummary(BaseModel):
@@ -146,6 +187,11 @@ class Article(BaseModel):
     revision_author: str | None = Field(default=None, description="Author of the current revision (None: composed).")
     revision_at: str = Field(description="When the current revision was written, ISO 8601 UTC.")
     answer: Answer = Field(description="The answer for `audience`, as `medcite ask --format json` prints it.")
+    edits: list[StatementEdit] = Field(
+        default_factory=list,
+        description="Statements of `answer` a reviewer reworded (no longer verbatim quotes), in reading order; "
+        "empty when every statement is as composed.",
+    )
     thread: list[ArticleSummary] = Field(default_factory=list, description="Every article of the thread, in order.")
 
 
@@ -179,14 +225,18 @@ def _user(row: UserRow) -> User:
     return User(username=row.username, role=row.role)  # type: ignore[arg-type]
 
 
-def add_user(store: Store, username: str, role: str, password: str) -> User:
+def add_user(store: Store, username: str, role: str, password: str) -> AccountChange:
     """Create an account (or reset an existing one's role and password); the password is hashed with argon2id.
 
-    Writes to the store (and its audit log).
+    A new password ends the account's web sessions (it is signed out everywhere). Writes to the store
+    (and its audit log).
+
+    Returns:
+        Whether the account was created or updated, its previous role and whether the password changed.
 
     Raises:
         ValueError: ``role`` is not one of ``ROLES``, the name is not 1-64 letters, digits, '.', '_' or '-',
-            or the password is shorter than 8 characters.
+            differs only in case from an existing account's, or the password is shorter than 8 characters.
     """
     if role not in ROLES:
         raise ValueError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
@@ -194,7 +244,46 @@ def add_user(store: Store, username: str, role: str, password: str) -> User:
         raise ValueError("a username is 1-64 letters, digits, '.', '_' or '-'")
     if len(password) < 8:
         raise ValueError("a password needs at least 8 characters")
-    return _user(ReviewStore(store).add_user(username, role, _HASHER.hash(password)))
+    reviews = ReviewStore(store)
+    clashes = [name for name in reviews.usernames_like(username) if name != username]
+    if clashes:
+        raise ValueError(
+            f"the account {clashes[0]!r} already exists and differs only in case; use that name to update it"
+        )
+    try:
+        previous: UserRow | None = reviews.get_user(username)
+    except NotFound:
+        previous = None
+    is_same_password = False
+    if previous is not None:
+        try:
+            is_same_password = _HASHER.verify(previous.password_hash, password)
+        except (VerificationError, InvalidHashError):
+            is_same_password = False
+    row = reviews.add_user(username, role, _HASHER.hash(password), end_sessions=not is_same_password)
+    return AccountChange(
+        user=_user(row),
+        is_created=previous is None,
+        previous_role=None if previous is None else previous.role,  # type: ignore[arg-type]
+        has_new_password=not is_same_password,
+    )
+
+
+_DISABLED_HASH = "!disabled"  # matches no password: argon2 refuses it as a hash
+
+
+def disable_user(store: Store, username: str) -> tuple[int, int]:
+    """Disable an account: no password signs it in, its web sessions end and its API tokens are deleted.
+
+    ``add_user`` with a new password enables it again. Writes to the store (and its audit log).
+
+    Returns:
+        ``(n_sessions, n_tokens)``: web sessions ended and API tokens deleted.
+
+    Raises:
+        NotFound: No such account.
+    """
+    return ReviewStore(store).disable_user(username, _DISABLED_HASH)
 
 
 def authenticate(store: Store, username: str, password: str) -> User:
@@ -209,6 +298,9 @@ def authenticate(store: Store, username: str, password: str) -> User:
     except NotFound:
         _HASHER.hash(password)  # spend the same time as a real check
         raise failure from None
+    if row.password_hash == _DISABLED_HASH:
+        _HASHER.hash(password)
+        raise failure
     try:
         _HASHER.verify(row.password_hash, password)
     except (VerificationError, InvalidHashError):
@@ -239,6 +331,34 @@ def user_for_token(store: Store, token: str) -> User:
     return _user(row)
 
 
+def start_session(store: Store, username: str, *, max_age_s: int) -> str:
+    """Open a web session for ``username`` and return its id (32 URL-safe characters; only its SHA-256 is stored).
+
+    Sessions older than ``max_age_s`` seconds are dropped. Writes to the store.
+
+    Raises:
+        NotFound: No such account.
+    """
+    session_id = secrets.token_urlsafe(24)
+    ReviewStore(store).add_session(username, hashlib.sha256(session_id.encode()).hexdigest(), max_age_s=max_age_s)
+    return session_id
+
+
+def user_for_session(store: Store, session_id: str) -> User | None:
+    """Return the account of a live web session, or None once it was ended (sign-out, password reset)."""
+    row = ReviewStore(store).user_for_session(hashlib.sha256(session_id.encode()).hexdigest())
+    return None if row is None else _user(row)
+
+
+def end_session(store: Store, session_id: str) -> None:
+    """End a web session (sign-out): its cookie no longer signs anyone in. Writes to the store."""
+    ReviewStore(store).delete_session(hashlib.sha256(session_id.encode()).hexdigest())
+
+
+def _a(word: str) -> str:
+    return f"an {word}" if word[:1] in "aeiou" else f"a {word}"
+
+
 def require_role(user: User | None, role: str, doing: str) -> User:
     """Return ``user`` when it holds ``role`` or a stronger one.
 
@@ -246,9 +366,9 @@ def require_role(user: User | None, role: str, doing: str) -> User:
         Forbidden: ``user`` is None (signed out) or its role is weaker (HTTP 403).
     """
     if user is None:
-        raise Forbidden(f"Sign in as a {role} to {doing}.")
+        raise Forbidden(f"Sign in as {_a(role)} to {doing}.")
     if ROLES.index(user.role) < ROLES.index(role):
-        raise Forbidden(f"{user.username} is a {user.role}; only a {role} or above may {doing}.")
+        raise Forbidden(f"{user.username} is {_a(user.role)}; only {_a(role)} or above may {doing}.")
     return user
 
 
@@ -371,6 +491,18 @@ def _scrub(question: str) -> ScrubResult:
     return scrubbed
 
 
+def _scrub_reviewer_text(text: str) -> tuple[str, list[str]]:
+    """Scrub text a reviewer wrote (statement, note, comment) as questions are: (clean text, kinds removed)."""
+    scrubbed = scrub_question(text)
+    return scrubbed.text.strip(), scrubbed.kinds
+
+
+def _with_removed(text: str, kinds: Sequence[str]) -> str:
+    """Append which identifier kinds were removed (as the submit entry of the audit log says it)."""
+    removed = "identifiers removed: " + ", ".join(sorted(set(kinds)))
+    return (f"{text} ({removed})" if text else removed) if kinds else text
+
+
 def answer_events(
     retriever: Retriever,
     question: str,
@@ -427,18 +559,27 @@ def get_article(
 ) -> Article:
     """Return an article with its current answer for ``audience`` (default: the asker's) and its thread.
 
-    Unpublished articles are visible to reviewers only.
+    Unpublished articles are visible to reviewers only. Statements a reviewer reworded are listed in
+    ``edits`` (from the revision history), and the answer's disclaimer then no longer claims that
+    every statement is quoted from its source (``EDITED_NOTICE``).
 
     Raises:
-        NotFound: No such article, or it is unpublished and ``viewer`` is not a reviewer.
+        Unpublished: It is unpublished and ``viewer`` is not a reviewer (HTTP 410).
+        NotFound: No such article.
     """
     reviews = ReviewStore(store)
     row = reviews.get_article(article_id)
     if row.status == "unpublished" and viewer is None:
-        raise NotFound("article", str(article_id))
+        raise Unpublished(article_id)
     revision = reviews.get_revision(article_id, row.revision)
     reader = audience or row.audience
     answer = Answer.model_validate_json(revision.answers[reader])
+    edits = _statement_edits(reviews.list_revisions(article_id), reader) if row.revision > 1 else []
+    if edits:
+        disclaimer = answer.disclaimer.replace(QUOTED_CLAIM, EDITED_NOTICE)
+        if EDITED_NOTICE not in disclaimer:
+            disclaimer = f"{disclaimer} {EDITED_NOTICE}".strip()
+        answer = answer.model_copy(update={"disclaimer": disclaimer})
     thread = [_summary(item) for item in reviews.thread(row.thread_id) if item.status != "unpublished" or viewer]
     return Article(
         id=row.article_id,
@@ -458,8 +599,43 @@ def get_article(
         revision_author=revision.author,
         revision_at=revision.created_at,
         answer=answer,
+        edits=edits,
         thread=thread,
     )
+
+
+def _statement_texts(answer: Answer) -> dict[str, str]:
+    return {location: statement.text for location, _title, statement in statement_locations(answer)}
+
+
+def _statement_edits(history: Sequence[RevisionRow], audience: str) -> list[StatementEdit]:
+    """Return the statements of the latest revision that differ from the composed one (revision 1).
+
+    Each names the reviewer and time of the last revision that changed it; reading order.
+    """
+    texts = [
+        (row, _statement_texts(Answer.model_validate_json(row.answers[audience])))
+        for row in history
+        if audience in row.answers
+    ]
+    if len(texts) < 2:
+        return []
+    composed, current = texts[0][1], texts[-1][1]
+    last_change: dict[str, RevisionRow] = {}
+    for (_before_row, before), (row, after) in zip(texts, texts[1:], strict=False):
+        for location, text in after.items():
+            if before.get(location) != text:
+                last_change[location] = row
+    return [
+        StatementEdit(
+            location=location,
+            author=last_change[location].author or "a reviewer",
+            at=last_change[location].created_at,
+            revision=last_change[location].revision,
+        )
+        for location, text in current.items()
+        if composed.get(location) != text and location in last_change
+    ]
 
 
 def list_queue(store: Store, viewer: User | None) -> list[ArticleSummary]:
@@ -492,7 +668,8 @@ def transition(
         action: One of ``TRANSITIONS``.
         revision: The revision the actor saw; a newer one on the server raises ``Conflict``.
         actor: The signed-in account.
-        comment: Why (required for request_changes), kept in the audit log.
+        comment: Why (required for request_changes), kept in the audit log scrubbed of personal identifiers
+            (``privacy.scrub_question``; the kinds removed are appended, "(identifiers removed: email)").
         audience: Audience of the returned answer (default: the asker's).
 
     Returns:
@@ -508,7 +685,9 @@ def transition(
     if rule is None:
         raise ReviewError(f"Unknown review action {action!r}; use one of {', '.join(TRANSITIONS)}.")
     user = require_role(actor, rule.min_role, action.replace("_", " ") + " articles")
-    if rule.needs_comment and not comment.strip():
+    comment, removed = _scrub_reviewer_text(comment)  # kept in the audit log: no identifiers
+    # A wrong status is the first thing to fix: only then ask for the missing comment.
+    if rule.needs_comment and not comment and ReviewStore(store).get_article(article_id).status in rule.allowed_from:
         raise ReviewError("Say what needs to change: requesting changes needs a comment.")
     ReviewStore(store).set_status(
         article_id,
@@ -517,7 +696,7 @@ def transition(
         to_status=rule.to_status,
         action=action,
         actor=user.username,
-        comment=comment.strip(),
+        comment=_with_removed(comment, removed),
     )
     return get_article(store, article_id, audience=audience, viewer=user)
 
@@ -527,9 +706,11 @@ def _replace_statement(answer: Answer, location: str, text: str) -> tuple[Answer
         old = answer.bottom_line.text
         bottom = BottomLine(text=text, citations=answer.bottom_line.citations)
         return answer.model_copy(update={"bottom_line": bottom}), old
-    match = re.fullmatch(r"(\d+)\.(\d+)", location)
+    match = re.fullmatch(r"(\d{1,6})\.(\d{1,6})", location)
     if match is None:
-        raise ReviewError(f"Unknown statement {location!r}; use 'bottom_line' or 'SECTION.STATEMENT' (0-based).")
+        raise InvalidInput(
+            "The location must be 'bottom_line' or 'SECTION.STATEMENT' with 0-based numbers, e.g. '0.1'."
+        )
     n_section, n_statement = int(match.group(1)), int(match.group(2))
     if n_section >= len(answer.sections) or n_statement >= len(answer.sections[n_section].statements):
         raise ReviewError(f"The answer has no statement {location!r}; reload the article.")
@@ -563,8 +744,10 @@ def edit_statement(
         actor: The signed-in reviewer.
         audience: Whose answer to edit.
         location: 'bottom_line', or 'SECTION.STATEMENT' with 0-based indices (e.g. '0.1').
-        text: The new statement text (non-empty).
-        note: What and why, for the revision history (default: a description of the location).
+        text: The new statement text (non-empty); scrubbed of personal identifiers (``privacy.scrub_question``)
+            before it is stored.
+        note: What and why, for the revision history (default: a description of the location); scrubbed too.
+            The kinds removed from either are appended to the note, "(identifiers removed: name, phone)".
 
     Returns:
         The article at its new revision, showing ``audience``'s answer.
@@ -573,10 +756,12 @@ def edit_statement(
         Forbidden: ``actor`` is not a reviewer or above (HTTP 403); nothing changes.
         Conflict: ``revision`` is stale (HTTP 409).
         ReviewError: The article is not under review, the location does not exist, or the text is empty.
+        InvalidInput: ``location`` is malformed (HTTP 422).
         NotFound: No such article.
     """
     user = require_role(actor, "reviewer", "edit articles")
-    text = text.strip()
+    text, removed = _scrub_reviewer_text(text)  # stored, published and diffed: no identifiers
+    note, note_removed = _scrub_reviewer_text(note)
     if not text:
         raise ReviewError("The new statement is empty; write the corrected text or leave the statement alone.")
     reviews = ReviewStore(store)
@@ -595,7 +780,9 @@ def edit_statement(
         allowed_from=EDITABLE_STATUSES,
         answers={reader: answer.model_dump_json() for reader, answer in answers.items()},
         author=user.username,
-        note=note.strip() or f"edited {where} of the {audience} answer (was: {old[:120]})",
+        note=_with_removed(
+            note or f"edited {where} of the {audience} answer (was: {old[:120]})", [*removed, *note_removed]
+        ),
     )
     return get_article(store, article_id, audience=audience, viewer=user)
 

@@ -27,8 +27,8 @@ from medcite.models import EVIDENCE_TYPES, Document, LibraryStats, Passage, Voca
 __all__ = ["BatchCounts", "FtsRow", "PassageDetail", "Store"]
 
 MIGRATIONS_DIR = Path(__file__).parent.parent / "migrations"
-HEAD_REVISION = "0004"
-_KNOWN_REVISIONS = {"0001", "0002", "0003", "0004"}
+HEAD_REVISION = "0005"
+_KNOWN_REVISIONS = {"0001", "0002", "0003", "0004", "0005"}
 _SQLITE_MAX_VARS = 900
 
 

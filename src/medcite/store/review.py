@@ -1,6 +1,6 @@
-"""Articles, revisions, accounts, API tokens and the audit log: the SQL of the review workflow.
+"""Articles, revisions, accounts, API tokens, web sessions and the audit log: the SQL of the review workflow.
 
-Tables come from migration 0004 on the same library file as the evidence. Every change of an
+Tables come from migrations 0004 and 0005 on the same library file as the evidence. Every change of an
 article is one write transaction that also appends to ``audit_log`` (which triggers keep
 append-only). Optimistic locking: a change names the revision it was based on, and a stale one
 raises ``Conflict``. Imports ``errors`` and ``store.library`` only; the rules (which transition is
@@ -146,8 +146,11 @@ class ReviewStore:
             conn.exec_driver_sql("INSERT OR IGNORE INTO web_secrets(name, value) VALUES (?, ?)", (name, make))
             return str(conn.exec_driver_sql("SELECT value FROM web_secrets WHERE name = ?", (name,)).scalar())
 
-    def add_user(self, username: str, role: str, password_hash: str) -> UserRow:
-        """Create an account, or replace the role and password of an existing one; writes to the store."""
+    def add_user(self, username: str, role: str, password_hash: str, *, end_sessions: bool = False) -> UserRow:
+        """Create an account, or replace the role and password of an existing one; writes to the store.
+
+        ``end_sessions`` also deletes the account's web sessions (a password reset signs it out everywhere).
+        """
         now = _now()
         with self.store.writing() as conn:
             conn.exec_driver_sql(
@@ -155,6 +158,11 @@ class ReviewStore:
                 "ON CONFLICT(username) DO UPDATE SET role = excluded.role, password_hash = excluded.password_hash",
                 (username, role, password_hash, now),
             )
+            if end_sessions:
+                conn.exec_driver_sql(
+                    "DELETE FROM web_sessions WHERE user_id = (SELECT user_id FROM users WHERE username = ?)",
+                    (username,),
+                )
             _audit(
                 conn,
                 at=now,
@@ -180,6 +188,75 @@ class ReviewStore:
         if row is None:
             raise NotFound("account", username)
         return UserRow(int(row[0]), str(row[1]), str(row[2]), str(row[3]), str(row[4]))
+
+    def disable_user(self, username: str, unusable_hash: str) -> tuple[int, int]:
+        """Disable an account: set an unusable password hash, end its web sessions, delete its API tokens.
+
+        One transaction, logged. Writes to the store.
+
+        Returns:
+            ``(n_sessions, n_tokens)`` deleted.
+
+        Raises:
+            NotFound: No such account.
+        """
+        user = self.get_user(username)
+        with self.store.writing() as conn:
+            conn.exec_driver_sql("UPDATE users SET password_hash = ? WHERE user_id = ?", (unusable_hash, user.user_id))
+            n_sessions = conn.exec_driver_sql("DELETE FROM web_sessions WHERE user_id = ?", (user.user_id,)).rowcount
+            n_tokens = conn.exec_driver_sql("DELETE FROM api_tokens WHERE user_id = ?", (user.user_id,)).rowcount
+            _audit(
+                conn,
+                at=_now(),
+                actor=None,
+                article_id=None,
+                action=f"account {username} disabled",
+                from_status=None,
+                to_status=None,
+                revision=None,
+            )
+        return int(n_sessions), int(n_tokens)
+
+    def usernames_like(self, username: str) -> list[str]:
+        """Return the account names equal to ``username`` ignoring ASCII case, in name order."""
+        with self.store.reading() as conn:
+            rows = conn.exec_driver_sql(
+                "SELECT username FROM users WHERE lower(username) = lower(?) ORDER BY username", (username,)
+            ).fetchall()
+        return [str(row[0]) for row in rows]
+
+    def add_session(self, username: str, session_sha256: str, *, max_age_s: int) -> None:
+        """Store the SHA-256 (hex) of a new web session of ``username``, dropping sessions older than ``max_age_s``.
+
+        Writes to the store.
+
+        Raises:
+            NotFound: No such account.
+        """
+        user = self.get_user(username)
+        now = dt.datetime.now(dt.UTC)
+        oldest = (now - dt.timedelta(seconds=max_age_s)).isoformat(timespec="seconds")
+        with self.store.writing() as conn:
+            conn.exec_driver_sql("DELETE FROM web_sessions WHERE created_at < ?", (oldest,))
+            conn.exec_driver_sql(
+                "INSERT INTO web_sessions(session_sha256, user_id, created_at) VALUES (?, ?, ?)",
+                (session_sha256, user.user_id, now.isoformat(timespec="seconds")),
+            )
+
+    def user_for_session(self, session_sha256: str) -> UserRow | None:
+        """Return the account a live web session belongs to, or None (ended, replaced or unknown)."""
+        with self.store.reading() as conn:
+            row = conn.exec_driver_sql(
+                "SELECT u.user_id, u.username, u.role, u.password_hash, u.created_at FROM web_sessions s "
+                "JOIN users u ON u.user_id = s.user_id WHERE s.session_sha256 = ?",
+                (session_sha256,),
+            ).first()
+        return None if row is None else UserRow(int(row[0]), str(row[1]), str(row[2]), str(row[3]), str(row[4]))
+
+    def delete_session(self, session_sha256: str) -> None:
+        """End one web session (nothing happens when it is unknown); writes to the store."""
+        with self.store.writing() as conn:
+            conn.exec_driver_sql("DELETE FROM web_sessions WHERE session_sha256 = ?", (session_sha256,))
 
     def add_token(self, username: str, token_sha256: str) -> None:
         """Store the SHA-256 (hex) of a new API token of ``username``; writes to the store.

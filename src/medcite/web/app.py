@@ -6,7 +6,9 @@ is only ever used from one thread (a small review board's traffic; asks take abo
 composer, which waits seconds for a model server, runs instead on one worker thread with its own
 connection to the library (``_ModelWorker``), so the event loop stays free while the model writes. Sessions
 are signed cookies (itsdangerous; HttpOnly, SameSite=Lax, Secure over HTTPS) that carry a CSRF
-token; scripts use bearer tokens. This is the only place that turns a ``MedciteError`` into an HTTP
+token and name a server-side session (ended by sign-out and password resets); scripts use bearer
+tokens. Request bodies are limited to ``MAX_BODY_BYTES``; API errors are always
+``{"ok": false, "error", "status"}``. This is the only place that turns a ``MedciteError`` into an HTTP
 response. Nothing imports this module but ``cli``.
 """
 
@@ -21,11 +23,13 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import jinja2
 import markupsafe
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Query, Request
+from fastapi import Path as PathParam
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from itsdangerous import BadSignature, URLSafeTimedSerializer
@@ -33,10 +37,12 @@ from limits import parse
 from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
 from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from medcite import review
 from medcite.answer import PENDING_REVIEW_NOTICE
-from medcite.errors import ConfigError, Forbidden, MedciteError, NotFound, QueryError, RateLimited
+from medcite.errors import ConfigError, Forbidden, InvalidInput, MedciteError, QueryError, RateLimited
 from medcite.llm import LLMClient
 from medcite.models import Audience, ComposeEvent
 from medcite.render import passage_html, plain_text, statement_html
@@ -50,6 +56,12 @@ __all__ = ["create_app"]
 
 HERE = Path(__file__).parent
 SESSION_COOKIE = "medcite_session"
+MAX_ID = 2**63 - 1
+"""Largest article id or revision number (SQLite's INTEGER); larger ones are refused with 422."""
+MAX_BODY_BYTES = 64 * 1024
+"""Largest request body, bytes; a larger one gets 413 (questions are at most 2,000 characters, edits 20,000)."""
+ArticleId = Annotated[int, PathParam(ge=1, le=MAX_ID, description="Article id.")]
+RevisionNumber = Annotated[int, Query(ge=1, le=MAX_ID, description="Revision number.")]
 CSRF_HEADER = "x-csrf-token"
 Composer = Literal["extractive", "llm"]
 AUDIENCE_LABELS = {"clinician": "Clinician", "student": "Student", "patient": "Patient or carer"}
@@ -78,7 +90,9 @@ class AskRequest(BaseModel):
 
     question: str = Field(min_length=1, max_length=2000, description="The question; identifiers are removed.")
     audience: Audience = Field(default="clinician", description="clinician, student or patient.")
-    follow_up_of: int | None = Field(default=None, description="Id of the article this question follows up.")
+    follow_up_of: int | None = Field(
+        default=None, ge=1, le=MAX_ID, description="Id of the article this question follows up."
+    )
     composer: Composer = Field(
         default="extractive",
         description="'extractive' (default: statements quoted from the sources) or 'llm' (written by the "
@@ -99,16 +113,19 @@ class TransitionRequest(BaseModel):
     """A review action on an article."""
 
     action: review.Action = Field(description="claim | request_changes | approve | unpublish.")
-    revision: int = Field(ge=1, description="The revision you saw; a newer one on the server gives 409.")
+    revision: int = Field(ge=1, le=MAX_ID, description="The revision you saw; a newer one on the server gives 409.")
     comment: str = Field(default="", max_length=4000, description="Why (required for request_changes).")
 
 
 class EditRequest(BaseModel):
     """A reviewer's edit of one statement."""
 
-    revision: int = Field(ge=1, description="The revision you edited; a newer one on the server gives 409.")
+    revision: int = Field(ge=1, le=MAX_ID, description="The revision you edited; a newer one on the server gives 409.")
     audience: Audience = Field(default="clinician", description="Whose answer to edit.")
-    location: str = Field(description="'bottom_line' or 'SECTION.STATEMENT' (0-based), e.g. '0.1'.")
+    location: str = Field(
+        pattern=r"^(bottom_line|\d{1,6}\.\d{1,6})$",
+        description="'bottom_line' or 'SECTION.STATEMENT' (0-based), e.g. '0.1'; anything else gives 422.",
+    )
     text: str = Field(min_length=1, max_length=20000, description="The corrected statement.")
     note: str = Field(default="", max_length=2000, description="What and why, for the revision history.")
 
@@ -116,8 +133,8 @@ class EditRequest(BaseModel):
 class LoginRequest(BaseModel):
     """Credentials for ``POST /api/login``."""
 
-    username: str
-    password: str
+    username: str = Field(max_length=64)
+    password: str = Field(max_length=1024)
 
 
 class LoginResponse(BaseModel):
@@ -217,7 +234,11 @@ def _web(request: Request) -> _Web:
 
 
 def _session(request: Request) -> dict[str, Any]:
-    """Return the signed session (``{"u": username | None, "c": csrf}``), starting a new one when absent."""
+    """Return the signed session (``{"u": username | None, "c": csrf, "s": session id}``), new when absent.
+
+    The cookie only names the server-side session ``s``; the account is signed in while that session
+    lives in the library (sign-out and password resets end it).
+    """
     cached = getattr(request.state, "session", None)
     if cached is not None:
         return cached  # type: ignore[no-any-return]
@@ -237,7 +258,14 @@ def _session(request: Request) -> dict[str, Any]:
 
 
 def _start_session(request: Request, username: str | None) -> dict[str, Any]:
-    session = {"u": username, "c": secrets.token_urlsafe(24)}  # a new CSRF token at every sign-in and sign-out
+    """Replace the caller's session: end the server-side one, open one for ``username`` (None: signed out)."""
+    web = _web(request)
+    old = _session(request).get("s")
+    if isinstance(old, str):
+        review.end_session(web.store, old)
+    session: dict[str, Any] = {"u": username, "c": secrets.token_urlsafe(24)}  # a new CSRF token each time
+    if username is not None:
+        session["s"] = review.start_session(web.store, username, max_age_s=web.settings.web_session_max_age_s)
     request.state.session = session
     request.state.session_changed = True
     return session
@@ -250,11 +278,9 @@ def _caller(request: Request) -> Caller:
         return Caller(user=review.user_for_token(web.store, header[7:].strip()), via="bearer", csrf="")
     session = _session(request)
     user: User | None = None
-    if session.get("u"):
-        try:
-            row = ReviewStore(web.store).get_user(str(session["u"]))
-            user = User(username=row.username, role=row.role)  # type: ignore[arg-type]
-        except NotFound:
+    if session.get("u") and isinstance(session.get("s"), str):
+        user = review.user_for_session(web.store, session["s"])
+        if user is not None and user.username != session["u"]:
             user = None
     return Caller(user=user, via="cookie" if user else "none", csrf=str(session["c"]))
 
@@ -293,11 +319,29 @@ def _audience(value: str | None, default: str = "clinician") -> Audience:
     return value if value in review.AUDIENCES else default  # type: ignore[return-value]
 
 
+def _form_audience(value: str | None) -> Audience:
+    """Return the audience a form chose (default clinician).
+
+    Raises:
+        InvalidInput: An audience other than clinician, student or patient (HTTP 422).
+    """
+    if not value:
+        return "clinician"
+    if value not in review.AUDIENCES:
+        raise InvalidInput("The form field audience must be clinician, student or patient.")
+    return value  # type: ignore[return-value]
+
+
 def _int(value: str | None, name: str) -> int:
-    try:
-        return int(value or "")
-    except ValueError:
-        raise QueryError(f"The form field {name} must be a whole number.") from None
+    """Return a form field as a whole number from 1 to ``MAX_ID``.
+
+    Raises:
+        InvalidInput: Not a whole number in that range (HTTP 422).
+    """
+    text = (value or "").strip()
+    if not (text.isascii() and text.isdigit()) or len(text) > 19 or not 1 <= int(text) <= MAX_ID:
+        raise InvalidInput(f"The form field {name} must be a whole number from 1 to {MAX_ID}.")
+    return int(text)
 
 
 # --- templates ------------------------------------------------------------------------------------------------
@@ -444,23 +488,128 @@ def create_app(settings: Settings) -> FastAPI:
             )
         return response
 
-    @app.exception_handler(MedciteError)
-    async def medcite_error(request: Request, exc: MedciteError) -> Response:
-        headers = {"retry-after": str(exc.retry_after_s)} if isinstance(exc, RateLimited) else None
-        if request.url.path.startswith("/api/") or request.url.path == "/openapi.json":
-            return JSONResponse(
-                {"ok": False, "error": str(exc), "status": exc.http_status},
-                status_code=exc.http_status,
-                headers=headers,
-            )
-        response = _page(request, "error.html", status_code=exc.http_status, message=str(exc))
+    async def error_response(request: Request, exc: Exception) -> Response:
+        """The one error handler: ``{"ok": false, "error", "status"}`` under /api/, the error page elsewhere.
+
+        Handles ``MedciteError``, request validation (422; names the field, never echoes the value) and
+        Starlette's HTTP errors (unknown path 404, wrong method 405).
+        """
+        headers: dict[str, str] | None = None
+        if isinstance(exc, MedciteError):
+            status, message = exc.http_status, str(exc)
+            if isinstance(exc, RateLimited):
+                headers = {"retry-after": str(exc.retry_after_s)}
+        elif isinstance(exc, RequestValidationError):
+            status, message = 422, _validation_message(exc)
+        elif isinstance(exc, StarletteHTTPException):
+            status, headers = exc.status_code, dict(exc.headers) if exc.headers else None
+            message = _HTTP_MESSAGES.get(status, f"The request failed (HTTP {status}).")
+        else:  # pragma: no cover - only the three types above are registered
+            raise exc
+        if _is_api(request.url.path):
+            return JSONResponse({"ok": False, "error": message, "status": status}, status_code=status, headers=headers)
+        response = _page(request, "error.html", status_code=status, message=message)
         if headers:
             response.headers.update(headers)
         return response
 
+    for kind in (MedciteError, RequestValidationError, StarletteHTTPException):
+        app.add_exception_handler(kind, error_response)
+    app.add_middleware(_BodyLimit, max_bytes=MAX_BODY_BYTES)
+
     _add_pages(app, settings)
     _add_api(app, settings)
     return app
+
+
+_HTTP_MESSAGES = {
+    404: "There is nothing at this address; see /docs for the API.",
+    405: "This address does not accept that method; see /docs for the API.",
+}
+_LOCATION_KINDS = ("body", "query", "path", "header", "cookie")
+
+
+def _is_api(path: str) -> bool:
+    return path.startswith("/api/") or path == "/openapi.json"
+
+
+def _validation_message(exc: RequestValidationError) -> str:
+    """Return one sentence naming each invalid field and what is wrong (at most 3), never the value sent."""
+    problems: list[str] = []
+    for error in exc.errors()[:3]:
+        location = [str(part) for part in error.get("loc", ()) if part not in _LOCATION_KINDS]
+        field = ".".join(location) or "body"
+        kind = str(error.get("type", ""))
+        if kind == "missing":
+            problems.append(f"{field} is required" if location else "the request body is missing")
+        elif kind == "json_invalid":
+            problems.append("the request body is not valid JSON")
+        else:
+            problems.append(f"{field}: {str(error.get('msg', 'invalid value'))[:200]}")
+    more = len(exc.errors()) - len(problems)
+    text = "Invalid request: " + "; ".join(problems) + (f" (and {more} more)" if more > 0 else "") + "."
+    return text.encode("utf-8", "replace").decode("utf-8")
+
+
+class _BodyLimit:
+    """ASGI middleware: answer 413 to a request whose body is larger than ``max_bytes`` (read before the app).
+
+    The body is read into memory (at most ``max_bytes``) and replayed, so chunked uploads are limited too.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers", ())).get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > self.max_bytes:
+            await self._refuse(scope, send)
+            return
+        chunks: list[bytes] = []
+        n_bytes = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                break
+            chunks.append(message.get("body", b""))
+            n_bytes += len(chunks[-1])
+            if n_bytes > self.max_bytes:
+                await self._refuse(scope, send)
+                return
+            if not message.get("more_body", False):
+                break
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+    async def _refuse(self, scope: Scope, send: Send) -> None:
+        message = f"The request body is larger than {self.max_bytes // 1024} KiB; send less."
+        response: Response
+        if _is_api(str(scope.get("path", ""))):
+            response = JSONResponse({"ok": False, "error": message, "status": 413}, status_code=413)
+        else:
+            env: jinja2.Environment = scope["app"].state.templates
+            html = env.get_template("error.html").render(user=None, csrf_token="", message=message)
+            response = HTMLResponse(html, status_code=413)
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        response.headers["connection"] = "close"
+        await response(scope, self._no_receive, send)
+
+    @staticmethod
+    async def _no_receive() -> Message:
+        return {"type": "http.disconnect"}
 
 
 async def _submit(
@@ -529,7 +678,7 @@ def _add_pages(app: FastAPI, settings: Settings) -> None:
         article = await _submit(
             request,
             form.get("question", ""),
-            audience=_audience(form.get("audience")),
+            audience=_form_audience(form.get("audience")),
             follow_up_of=_int(follow, "follow_up_of") if follow else None,
             author=caller.user,
             composer="llm" if form.get("composer") == "llm" else "extractive",
@@ -537,12 +686,12 @@ def _add_pages(app: FastAPI, settings: Settings) -> None:
         return RedirectResponse(f"{article.url}?audience={article.audience}", status_code=303)
 
     @app.get("/articles/{article_id}", include_in_schema=False)
-    async def article_short(request: Request, article_id: int) -> Response:
+    async def article_short(request: Request, article_id: ArticleId) -> Response:
         article = review.get_article(_web(request).store, article_id, viewer=_caller(request).user)
         return RedirectResponse(article.url, status_code=301)
 
     @app.get("/articles/{article_id}/{slug}", response_class=HTMLResponse, include_in_schema=False)
-    async def article_page(request: Request, article_id: int, slug: str, audience: str | None = None) -> Response:
+    async def article_page(request: Request, article_id: ArticleId, slug: str, audience: str | None = None) -> Response:
         caller = _caller(request)
         store = _web(request).store
         article = review.get_article(
@@ -554,13 +703,14 @@ def _add_pages(app: FastAPI, settings: Settings) -> None:
             request,
             "article.html",
             article=article,
+            edited={edit.location: edit for edit in article.edits},
             statements=review.statement_locations(article.answer) if _may(caller.user, "reviewer") else [],
             may_review=_may(caller.user, "reviewer"),
             may_unpublish=_may(caller.user, "editor"),
         )
 
     @app.post("/articles/{article_id}/transition", include_in_schema=False)
-    async def transition_form(request: Request, article_id: int) -> Response:
+    async def transition_form(request: Request, article_id: ArticleId) -> Response:
         form = await _form(request)
         caller = _caller(request)
         _check_csrf(request, caller, form.get("csrf_token"), always=True)
@@ -571,12 +721,12 @@ def _add_pages(app: FastAPI, settings: Settings) -> None:
             revision=_int(form.get("revision"), "revision"),
             actor=caller.user,
             comment=form.get("comment", ""),
-            audience=_audience(form.get("audience")),
+            audience=_form_audience(form.get("audience")),
         )
         return RedirectResponse(f"{article.url}?audience={article.audience}", status_code=303)
 
     @app.post("/articles/{article_id}/edit", include_in_schema=False)
-    async def edit_form(request: Request, article_id: int) -> Response:
+    async def edit_form(request: Request, article_id: ArticleId) -> Response:
         form = await _form(request)
         caller = _caller(request)
         _check_csrf(request, caller, form.get("csrf_token"), always=True)
@@ -585,7 +735,7 @@ def _add_pages(app: FastAPI, settings: Settings) -> None:
             article_id,
             revision=_int(form.get("revision"), "revision"),
             actor=caller.user,
-            audience=_audience(form.get("audience")),
+            audience=_form_audience(form.get("audience")),
             location=form.get("location", ""),
             text=form.get("text", ""),
             note=form.get("note", ""),
@@ -595,10 +745,10 @@ def _add_pages(app: FastAPI, settings: Settings) -> None:
     @app.get("/articles/{article_id}/{slug}/revisions", response_class=HTMLResponse, include_in_schema=False)
     async def revisions_page(
         request: Request,
-        article_id: int,
+        article_id: ArticleId,
         slug: str,
-        old: int | None = None,
-        new: int | None = None,
+        old: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+        new: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
         audience: str | None = None,
     ) -> HTMLResponse:
         caller = _caller(request)
@@ -710,12 +860,12 @@ def _add_api(app: FastAPI, settings: Settings) -> None:
         return StreamingResponse(frames(), media_type="text/event-stream", headers={"x-accel-buffering": "no"})
 
     @app.get("/api/articles/{article_id}", response_model=Article, tags=["articles"])
-    async def read_article(request: Request, article_id: int, audience: Audience | None = None) -> Article:
+    async def read_article(request: Request, article_id: ArticleId, audience: Audience | None = None) -> Article:
         """Return an article with its current answer for `audience` (default: the asker's)."""
         return review.get_article(_web(request).store, article_id, audience=audience, viewer=_caller(request).user)
 
     @app.post("/api/articles/{article_id}/transitions", response_model=Article, tags=["review"])
-    async def transition(request: Request, article_id: int, body: TransitionRequest) -> Article:
+    async def transition(request: Request, article_id: ArticleId, body: TransitionRequest) -> Article:
         """Claim, request changes, approve or unpublish (reviewers; unpublish: editors). 403, 409 on errors."""
         caller = _caller(request)
         _check_csrf(request, caller, request.headers.get(CSRF_HEADER), always=False)
@@ -729,7 +879,7 @@ def _add_api(app: FastAPI, settings: Settings) -> None:
         )
 
     @app.post("/api/articles/{article_id}/edits", response_model=Article, tags=["review"])
-    async def edit(request: Request, article_id: int, body: EditRequest) -> Article:
+    async def edit(request: Request, article_id: ArticleId, body: EditRequest) -> Article:
         """Replace one statement (new revision with author and time); 409 when `revision` is stale."""
         caller = _caller(request)
         _check_csrf(request, caller, request.headers.get(CSRF_HEADER), always=False)
@@ -745,13 +895,19 @@ def _add_api(app: FastAPI, settings: Settings) -> None:
         )
 
     @app.get("/api/articles/{article_id}/revisions", response_model=list[RevisionInfo], tags=["review"])
-    async def list_revisions(request: Request, article_id: int) -> list[RevisionInfo]:
+    async def list_revisions(request: Request, article_id: ArticleId) -> list[RevisionInfo]:
         """Return the article's revisions, oldest first."""
         review.get_article(_web(request).store, article_id, viewer=_caller(request).user)
         return review.revisions(_web(request).store, article_id)
 
     @app.get("/api/articles/{article_id}/diff", response_model=DiffResponse, tags=["review"])
-    async def diff(request: Request, article_id: int, old: int, new: int, audience: Audience = "clinician") -> Any:
+    async def diff(
+        request: Request,
+        article_id: ArticleId,
+        old: RevisionNumber,
+        new: RevisionNumber,
+        audience: Audience = "clinician",
+    ) -> Any:
         """Return a unified diff of one audience's answer between revisions `old` and `new`."""
         review.get_article(_web(request).store, article_id, viewer=_caller(request).user)
         lines = review.revision_diff(_web(request).store, article_id, old, new, audience=audience)
@@ -763,7 +919,9 @@ def _add_api(app: FastAPI, settings: Settings) -> None:
         return review.list_queue(_web(request).store, _caller(request).user)
 
     @app.get("/api/audit", response_model=list[AuditEntry], tags=["review"])
-    async def audit(request: Request, article_id: int | None = None) -> list[AuditEntry]:
+    async def audit(
+        request: Request, article_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None
+    ) -> list[AuditEntry]:
         """Return the audit log, newest first (editors and admins)."""
         return review.audit_log(_web(request).store, _caller(request).user, article_id=article_id)
 
