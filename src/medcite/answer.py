@@ -4,9 +4,11 @@ The default composer is extractive and deterministic: every statement is a
 sentence, list item, table or algorithm block quoted from the passage it cites
 (only list markers, Markdown bold markers and whitespace are trimmed), so
 citations are correct by construction, and ``check_citations`` proves it before
-an answer leaves this module. Same library and question, same answer. This
-module imports ``models``, ``errors``, ``store``, ``index`` (the sentence
-splitter) and ``retrieve``; never ``render``, ``web`` or ``cli``.
+an answer leaves this module. Same library and question, same answer. Which
+statements are chosen is decided in ``statements`` (scoring, MMR, bottom line);
+this module assembles, checks, abstains and saves. It imports ``models``,
+``errors``, ``store``, ``intent``, ``quote``, ``glossary``, ``statements`` and
+``retrieve``; never ``render``, ``web`` or ``cli``.
 
 A follow-up (``ask(..., follow_up_of=earlier)``) is read in the light of the
 earlier answer: the earlier question's content terms join the follow-up's words
@@ -17,33 +19,17 @@ are saved in the library (``save_answer``) so a later call can load them.
 
 from __future__ import annotations
 
-import functools
 import hashlib
-import math
-import re
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
-
-import snowballstemmer
 
 from medcite.errors import CitationError, ConfigError, QueryError, StoreError
 from medcite.glossary import define_terms, glossary_title, key_terms
 from medcite.intent import (
     ANAPHORIC,
-    CHOICE,
-    INTENT_HEADINGS,
-    INTENT_SECTIONS,
-    MODERATE,
-    OFF_TOPIC_SECTIONS,
-    PRIMARY_SECTION,
     RED_FLAG_PHRASES,
-    SECTION_CUES,
     SECTION_ORDER,
-    STRONG,
-    TIME_CUE,
-    TIME_WINDOW_CUE,
     TIMING_QUESTION,
     classify_intent,
     drop_denied_red_flags,
@@ -60,8 +46,18 @@ from medcite.models import (
     Statement,
     Timings,
 )
-from medcite.quote import is_list_item, is_option_list, normalise_quote, spans_verbatim, split_units
-from medcite.retrieve import EVIDENCE_PRIOR, Retriever, fts_query, query_terms
+from medcite.quote import normalise_quote, spans_verbatim
+from medcite.retrieve import Retriever, query_terms
+from medcite.statements import (
+    Query,
+    Unit,
+    choose_bottom_line,
+    item_coverage,
+    reading_grade,
+    score_units,
+    select_units,
+    stem_set,
+)
 from medcite.store import Store
 
 if TYPE_CHECKING:
@@ -129,20 +125,10 @@ PASSAGE_MIN_COVERAGE_RATIO = 0.5
 """A passage contributes statements only when its coverage is at least this fraction of the best one's."""
 MIN_STATEMENT_RELEVANCE = 0.35
 """A statement (with its passage heading at half weight) must cover this fraction (0-1) of the question."""
-BOTTOM_LINE_MIN_COVERAGE = 0.45
-"""A bottom-line statement must itself (heading at 0.75 weight, title at 0.5) cover this fraction of the question."""
-BLOCK_ITEM_SLACK = 0.15
-"""A list's coverage may fall this much (0-1) below its whole text's toward the mean of its items' coverage."""
 MAX_BLOCKS = 1
 """Tables or algorithm blocks quoted whole in one answer."""
 MAX_STATEMENTS = 12
 MAX_STATEMENTS_PER_SECTION = 4
-DUPLICATE_JACCARD = 0.6
-"""Statements whose stem sets overlap this much (Jaccard, 0-1) with a chosen one are near-duplicates."""
-MMR_LAMBDA = 0.75
-"""Maximal marginal relevance trade-off (Carbonell and Goldstein, SIGIR 1998): 1 = relevance only."""
-FOLLOW_UP_EMPHASIS = 2.0
-"""In a follow-up, the follow-up's own terms weigh this many times their IDF against the carried-over ones."""
 FOLLOW_UP_MIN_TOPIC_COVERAGE = 0.5
 """In a follow-up, a passage (with its heading and document title) must cover this IDF-weighted fraction (0-1)
 of the earlier question's terms to be used: "What about in pregnancy?" stays on the earlier topic."""
@@ -160,341 +146,6 @@ EVIDENCE_LABELS: dict[str, str] = {
     "other": "Research",
 }
 """Reference type label shown to readers, by evidence type."""
-
-_WORD = re.compile(r"[a-z0-9]+(?:[-.][a-z0-9]+)*", re.I)
-_STEMMER = snowballstemmer.stemmer("english")
-
-
-@functools.lru_cache(maxsize=65536)
-def _stem(word: str) -> tuple[str, ...]:
-    """Snowball (Porter2) stems of a lower-cased word; hyphenated words also by their parts."""
-    if "-" in word:
-        return (_STEMMER.stemWord(word), *(_STEMMER.stemWord(part) for part in word.split("-") if part))
-    return (_STEMMER.stemWord(word),)
-
-
-def _stems(text: str) -> set[str]:
-    return {stem for word in _WORD.findall(text) for stem in _stem(word.lower())}
-
-
-def reading_grade(texts: Sequence[str]) -> float | None:
-    """Return the Flesch-Kincaid grade level of the texts (textstat; Kincaid et al. 1975), None when empty."""
-    prose = " ".join(t for t in texts if t and not t.lstrip().startswith("|"))
-    if not prose.strip():
-        return None
-    import textstat
-
-    return round(float(textstat.flesch_kincaid_grade(prose)), 1)
-
-
-# --- Candidate statements --------------------------------------------------------------------------------------
-
-
-TREATMENT_STEMS = frozenset({"treatment", "treat", "therapi", "manag"})
-"""Stems of the words for treatment that stand in for one another when a statement's coverage is scored."""
-
-
-@dataclass
-class _Unit:
-    """A candidate statement: verbatim text from one passage, with what scoring needs."""
-
-    text: str
-    hit: Hit
-    is_block: bool
-    order: int
-    stems: set[str] = field(default_factory=set)
-    section: str = ""
-    relevance: float = 0.0
-    score: float = 0.0
-
-
-# --- Scoring ---------------------------------------------------------------------------------------------------
-
-
-class _Weights:
-    """Inverse document frequencies of query stems, read from the library (cached per library version)."""
-
-    _cache: dict[tuple[int, int, str], float] = {}
-
-    def __init__(self, retriever: Retriever) -> None:
-        self.store = retriever.store
-        self.version = self.store.library_version()
-        self.n_passages = max(self.store.count_passages(), 1)
-
-    def idf(self, term: str) -> float:
-        key = (id(self.store), self.version, term.lower())
-        if key not in self._cache:
-            match = fts_query([term])
-            df = self.store.count_fts_matches(match) if match else 0
-            self._cache[key] = math.log(1.0 + self.n_passages / (1.0 + df))  # BM25-style IDF, always > 0
-        return self._cache[key]
-
-
-@dataclass
-class _Query:
-    """The question's own stems weighted by IDF, and vocabulary aliases that stand in for some of them.
-
-    An alias (e.g. the stems of 'DKA') found in a text counts as the own terms it expands
-    ('diabetic ketoacidosis'), so a passage in shorthand covers the question as fully as one in full words.
-    """
-
-    weights: dict[str, float]
-    aliases: list[tuple[frozenset[str], frozenset[str]]]
-    total: float
-    emphasised: frozenset[str] = frozenset()  # a follow-up's own stems
-
-    @classmethod
-    def build(cls, question: str, retriever: Retriever, *, emphasis: str = "") -> _Query:
-        expanded = retriever.normalize(question)
-        idf = _Weights(retriever)
-        emphasised = _stems(" ".join(query_terms(emphasis))) if emphasis else set()
-        weights: dict[str, float] = {}
-        for term in expanded.terms:
-            stems = _stems(term) - set(weights)
-            for stem in stems:
-                factor = FOLLOW_UP_EMPHASIS if stem in emphasised else 1.0
-                weights[stem] = factor * idf.idf(term) / len(stems)
-        aliases = []
-        for expansion in expanded.expansions:
-            stands_for = {stem for term in retriever.vocabulary.equivalents(expansion) for stem in _stems(term)}
-            covered = frozenset(stands_for & set(weights))
-            if covered:
-                aliases.append((frozenset(_stems(expansion)), covered))
-        # Guidelines say "management" or "therapy" where a question says "treatment" (plain English, not a
-        # clinical fact): any of these words covers the others.
-        for stem in TREATMENT_STEMS & set(weights):
-            aliases += [(frozenset({other}), frozenset({stem})) for other in sorted(TREATMENT_STEMS - {stem})]
-        return cls(
-            weights=weights,
-            aliases=aliases,
-            total=max(sum(weights.values()), 1e-9),
-            emphasised=frozenset(emphasised & set(weights)),
-        )
-
-    def key_coverage(self, stems: set[str], *, n_terms: int = 2) -> float:
-        """Fraction (0-1) of the weight of the question's ``n_terms`` most specific terms (highest IDF) in ``stems``.
-
-        The most specific terms usually name the condition and the intervention; a statement that misses
-        them ("hydroxyethyl starches for acute resuscitation" for a pancreatitis question) answers another
-        question even when it shares many common words.
-        """
-        if not self.weights:
-            return 1.0
-        key = sorted(self.weights, key=lambda stem: (-self.weights[stem], stem))[:n_terms]
-        found = self._found(stems)
-        return sum(self.weights[stem] for stem in key if stem in found) / sum(self.weights[stem] for stem in key)
-
-    def _found(self, stems: set[str]) -> set[str]:
-        found = {stem for stem in self.weights if stem in stems}
-        for alias, covered in self.aliases:
-            if alias <= stems:
-                found |= covered
-        return found
-
-    def coverage(self, body: set[str], *contexts: set[str] | float) -> float:
-        """IDF-weighted fraction (0-1) of the question's terms found in ``body``.
-
-        ``contexts`` alternate stem sets and weights (0-1): a term missing from the body but found in a
-        context set (a heading, a title) counts at that set's weight; the first matching set wins.
-        """
-        found = self._found(body)
-        score = sum(self.weights[stem] for stem in found)
-        for position in range(0, len(contexts) - 1, 2):
-            stems, factor = contexts[position], contexts[position + 1]
-            extra = self._found(stems) - found  # type: ignore[arg-type]
-            score += factor * sum(self.weights[stem] for stem in extra)  # type: ignore[operator]
-            found |= extra
-        return min(score / self.total, 1.0)
-
-
-def _jaccard(a: set[str], b: set[str]) -> float:
-    return len(a & b) / len(a | b) if a and b else 0.0
-
-
-def _section_of(unit: _Unit, intent: Intent) -> str:
-    heading = unit.hit.section.split(" > ")[-1] if unit.hit.section else ""
-    if unit.is_block:  # a table or algorithm belongs where its heading puts it, whatever words it contains
-        for title, cue in SECTION_CUES:
-            if title != "Pitfalls" and cue.search(heading):
-                return title
-        return PRIMARY_SECTION[intent] if intent != "overview" else "Key points"
-    if CHOICE.search(unit.text) and not SECTION_CUES[0][1].search(unit.text):
-        return "Treatment"  # "First-line: amoxicillin 500 mg ..." is a treatment choice before it is a dose
-    for title, cue in SECTION_CUES:
-        if cue.search(unit.text):
-            return title
-    for title, cue in SECTION_CUES:
-        if cue.search(heading):
-            return title
-    if re.search(r"treat|therap|manag|recommend|antibiotic|agent|drug", unit.text + " " + heading, re.I):
-        return "Treatment"
-    return PRIMARY_SECTION[intent] if intent != "overview" else "Key points"
-
-
-def _evidence_prior(evidence_type: str, audience: Audience) -> float:
-    if audience == "patient" and evidence_type == "consumer":
-        return 1.0
-    return EVIDENCE_PRIOR.get(evidence_type, 0.0)
-
-
-def _score_units(
-    query: _Query, hits: Sequence[Hit], intent: Intent, audience: Audience, extra: set[str]
-) -> list[_Unit]:
-    top_score = max((h.score for h in hits if h.passage_id not in extra), default=1.0) or 1.0
-    units: list[_Unit] = []
-    order = 0
-    for hit in hits:
-        heading, title = _stems(hit.section), _stems(hit.title)
-        for text, is_block in split_units(hit.text):
-            unit = _Unit(text=text, hit=hit, is_block=is_block, order=order, stems=_stems(text))
-            order += 1
-            unit.relevance = query.coverage(unit.stems, heading, 0.75, title, 0.5)
-            unit.section = _section_of(unit, intent)
-            strength = 0.2 if STRONG.search(text) else 0.08 if MODERATE.search(text) else 0.0
-            rank_factor = 0.0 if hit.passage_id in extra else hit.score / top_score
-            recency = 0.05 * min(max(((hit.year or 2000) - 2000) / 25.0, 0.0), 1.0)
-            fit = 0.1 if unit.section == PRIMARY_SECTION[intent] else 0.0
-            block_penalty = 0.15 if is_block and intent not in ("dosing", "diagnosis") else 0.0
-            unit.score = (
-                0.55 * unit.relevance
-                + 0.2 * rank_factor
-                + 0.1 * _evidence_prior(hit.evidence_type, audience)
-                + strength
-                + recency
-                + fit
-                - block_penalty
-            )
-            units.append(unit)
-    return units
-
-
-def _overlaps(unit: _Unit, other: _Unit) -> bool:
-    if unit.hit.passage_id != other.hit.passage_id:
-        return normalise_quote(unit.text) == normalise_quote(other.text)
-    a, b = normalise_quote(unit.text), normalise_quote(other.text)
-    return a in b or b in a
-
-
-def _select(units: list[_Unit], *, limit: int, chosen: Sequence[_Unit] = ()) -> list[_Unit]:
-    """Pick up to ``limit`` units by maximal marginal relevance, dropping near-duplicates of chosen ones."""
-    picked: list[_Unit] = []
-    pool = sorted(units, key=lambda u: (-u.score, u.order))
-    taken = list(chosen)
-    while pool and len(picked) < limit:
-        best: tuple[float, _Unit] | None = None
-        for unit in pool:
-            similarity = max((_jaccard(unit.stems, other.stems) for other in taken), default=0.0)
-            if similarity >= DUPLICATE_JACCARD or any(_overlaps(unit, other) for other in taken):
-                continue
-            value = MMR_LAMBDA * unit.score - (1 - MMR_LAMBDA) * similarity
-            if best is None or value > best[0]:
-                best = (value, unit)
-        if best is None:
-            break
-        picked.append(best[1])
-        taken.append(best[1])
-        pool.remove(best[1])
-    return picked
-
-
-def _intent_fit(unit: _Unit, intent: Intent, *, headings: bool = True) -> float:
-    """How well a statement's section and heading fit what the question asks for (-0.25 to 0.25).
-
-    A treatment question is answered by a treatment or dosing statement under a treatment heading, not by
-    a test to skip ("Do NOT routinely obtain sputum Gram stain ...") that shares its words.
-    """
-    primary = PRIMARY_SECTION[intent]
-    fitting = INTENT_SECTIONS.get(intent, (primary,))
-    value = 0.1 if unit.section == primary else 0.05 if unit.section in fitting else 0.0
-    heading = INTENT_HEADINGS.get(intent) if headings else None
-    if heading is not None and heading.search(unit.hit.section):
-        return value + 0.15  # the guideline files it under the question's topic, whatever words it uses
-    if intent != "overview" and unit.section not in fitting and unit.section in OFF_TOPIC_SECTIONS:
-        value -= 0.25
-    return value
-
-
-def _item_coverage(query: _Query, unit: _Unit, *context: set[str] | float) -> float:
-    """Mean coverage (0-1) of a list's top-level items, each read with the list's lead-in line.
-
-    A list answers only as well as its items do on average: one item's words must not carry a list of
-    unrelated items ("No dose titration required." under another drug's heading). Tables and algorithm
-    blocks get their whole text's coverage.
-    """
-    if not is_option_list(unit.text):
-        return query.coverage(unit.stems, *context)
-    lines = unit.text.splitlines()
-    lead, items = ("", lines) if is_list_item(lines[0]) else (lines[0], lines[1:])
-    items = [item for item in items if not item[:1].isspace()] or items
-    return sum(query.coverage(_stems(f"{lead} {item}"), *context) for item in items) / len(items)
-
-
-def _timing_fit(unit: _Unit) -> float:
-    """Bonus (0-0.4) for a statement that answers 'when': a time window or onset time beats a bare duration.
-
-    A heading that names the window ("Time Windows") counts most: the guideline files the answer there.
-    """
-    if TIME_WINDOW_CUE.search(unit.hit.section.split(" > ")[-1]):
-        return 0.4
-    if TIME_WINDOW_CUE.search(unit.text):
-        return 0.3
-    return 0.1 if TIME_CUE.search(unit.text) else 0.0
-
-
-def _bottom_line(query: _Query, units: list[_Unit], intent: Intent, *, timing: bool = False) -> list[_Unit]:
-    """Choose the 1-2 most direct statements: they name the question's terms themselves and carry weight.
-
-    Candidates are prose or short option lists that do not lean on an earlier sentence ('These ...').
-    A second statement is added only from the same document and when nearly as good as the first.
-    """
-    scored: list[tuple[float, _Unit]] = []
-    for unit in units:
-        if unit.is_block and not is_option_list(unit.text):
-            continue
-        if ANAPHORIC.match(unit.text):
-            continue
-        # A guideline passage names its topic in the document title ("... Community-acquired Pneumonia"),
-        # its setting in the heading ("Outpatient Treatment") and the choice in its own words.
-        context = (_stems(unit.hit.section), 0.75, _stems(unit.hit.title), 0.5)
-        direct = query.coverage(unit.stems, *context)
-        if unit.is_block:
-            direct = min(direct, max(_item_coverage(query, unit, *context), direct - BLOCK_ITEM_SLACK))
-        if direct < BOTTOM_LINE_MIN_COVERAGE:
-            continue
-        strength = 1.0 if STRONG.search(unit.text) else 0.4 if MODERATE.search(unit.text) else 0.0
-        value = (
-            direct
-            + 0.3 * query.key_coverage(unit.stems | _stems(unit.hit.section) | _stems(unit.hit.title))
-            + 0.3 * strength
-            + (0.15 if CHOICE.search(unit.text) else 0.0)
-            + _intent_fit(unit, intent, headings=not timing)
-            + (_timing_fit(unit) if timing else 0.0)
-            + 0.1 * EVIDENCE_PRIOR.get(unit.hit.evidence_type, 0.0)
-            + 0.2 * (unit.score - 0.55 * unit.relevance > 0.3)  # a retrieved passage, not only a sibling
-            + 0.1 * query.coverage(_stems(unit.hit.title))  # the guideline about the topic before one that mentions it
-        )
-        scored.append((value, unit))
-    scored.sort(key=lambda item: (-item[0], item[1].order))
-    if not scored:
-        return []
-    first_value, first = scored[0]
-    chosen = [first]
-    for value, unit in scored[1:]:
-        if value < 0.85 * first_value:
-            break
-        # A follow-up's own words ('pregnancy') that the first statement answers must be in the second too,
-        # or the bottom line would mix the follow-up's answer with general advice.
-        needed = query.emphasised & (first.stems | _stems(first.hit.section))
-        if (
-            unit.hit.doc_id == first.hit.doc_id
-            and needed <= unit.stems | _stems(unit.hit.section)
-            and not _overlaps(unit, first)
-            and _jaccard(unit.stems, first.stems) < DUPLICATE_JACCARD
-        ):
-            chosen.append(unit)
-            break
-    return chosen
-
 
 # --- Composition -----------------------------------------------------------------------------------------------
 
@@ -529,9 +180,9 @@ def _tidy(question: str) -> str:
     return text[:1].upper() + text[1:] if text else text
 
 
-def _best_coverage(query: _Query, retrieved: Sequence[Hit]) -> float:
+def _best_coverage(query: Query, retrieved: Sequence[Hit]) -> float:
     return max(
-        (query.coverage(_stems(f"{h.text} {h.section} {h.title}")) for h in retrieved[:ABSTAIN_TOP_HITS]), default=0.0
+        (query.coverage(stem_set(f"{h.text} {h.section} {h.title}")) for h in retrieved[:ABSTAIN_TOP_HITS]), default=0.0
     )
 
 
@@ -545,7 +196,7 @@ def evidence_coverage(question: str, hits: Sequence[Hit], *, retriever: Retrieve
     Raises:
         QueryError: The question has nothing to search for.
     """
-    return _best_coverage(_Query.build(question, retriever), hits)
+    return _best_coverage(Query.build(question, retriever), hits)
 
 
 def compose_answer(
@@ -582,10 +233,10 @@ def compose_answer(
     started = time.perf_counter()
     earlier_id = follow_up_of.id if follow_up_of is not None else None
     if follow_up_of is None:
-        query = _Query.build(drop_denied_red_flags(question), retriever)
+        query = Query.build(drop_denied_red_flags(question), retriever)
     else:
         combined = follow_up_query(follow_up_of.question, drop_denied_red_flags(question), retriever=retriever)
-        query = _Query.build(combined, retriever, emphasis=question)
+        query = Query.build(combined, retriever, emphasis=question)
     intent = classify_intent(question)
     if intent == "overview" and follow_up_of is not None:
         intent = follow_up_of.intent  # "What about in pregnancy?" after a treatment question asks about treatment
@@ -593,9 +244,11 @@ def compose_answer(
     answer_id = _answer_id(question, audience, version, earlier_id)
     retrieved = [h for h in hits if h.passage_id not in extra_passage_ids]
     if follow_up_of is not None:
-        topic = _Query.build(follow_up_of.question, retriever)
+        topic = Query.build(follow_up_of.question, retriever)
         on_topic = [
-            h for h in hits if topic.coverage(_stems(f"{h.text} {h.section} {h.title}")) >= FOLLOW_UP_MIN_TOPIC_COVERAGE
+            h
+            for h in hits
+            if topic.coverage(stem_set(f"{h.text} {h.section} {h.title}")) >= FOLLOW_UP_MIN_TOPIC_COVERAGE
         ]
         if not any(h.passage_id not in extra_passage_ids for h in on_topic):
             return _abstain(question, combined, retrieved, retriever, audience, intent, answer_id, started, earlier_id)
@@ -608,28 +261,28 @@ def compose_answer(
     # Passages compete on their own words and headings; the document title, which every passage of it shares,
     # counts a little (a guideline's regimen list often names its disease only in the title).
     focus = {
-        h.passage_id: query.coverage(_stems(h.text), _stems(h.section), 0.75, _stems(h.title), TITLE_WEIGHT)
+        h.passage_id: query.coverage(stem_set(h.text), stem_set(h.section), 0.75, stem_set(h.title), TITLE_WEIGHT)
         for h in hits
     }
     best_focus = max(focus.values())
     usable = [h for h in hits if focus[h.passage_id] >= PASSAGE_MIN_COVERAGE_RATIO * best_focus]
-    units = _score_units(query, usable, intent, audience, set(extra_passage_ids))
+    units = score_units(query, usable, intent, audience, set(extra_passage_ids))
     units = [u for u in units if u.relevance >= MIN_STATEMENT_RELEVANCE and not ANAPHORIC.match(u.text)]
     # Bottom line: the most direct, strongest prose statements of the primary section (else any section).
-    bottom = _bottom_line(query, units, intent, timing=bool(TIMING_QUESTION.search(question)))
+    bottom = choose_bottom_line(query, units, intent, timing=bool(TIMING_QUESTION.search(question)))
     blocks = [
         u
         for u in units
-        if u.is_block and min(u.relevance, _item_coverage(query, u, _stems(u.hit.section), 0.75)) >= 0.5
+        if u.is_block and min(u.relevance, item_coverage(query, u, stem_set(u.hit.section), 0.75)) >= 0.5
     ]
-    blocks = _select(blocks, limit=MAX_BLOCKS, chosen=bottom)
+    blocks = select_units(blocks, limit=MAX_BLOCKS, chosen=bottom)
     prose = [u for u in units if not u.is_block and u not in bottom]
-    body = blocks + _select(prose, limit=MAX_STATEMENTS - len(blocks), chosen=[*bottom, *blocks])
+    body = blocks + select_units(prose, limit=MAX_STATEMENTS - len(blocks), chosen=[*bottom, *blocks])
 
     references: list[Reference] = []
     number_of: dict[str, int] = {}
 
-    def cite(unit: _Unit) -> list[int]:
+    def cite(unit: Unit) -> list[int]:
         if unit.hit.passage_id not in number_of:
             number_of[unit.hit.passage_id] = len(references) + 1
             references.append(_reference(len(references) + 1, unit.hit))
@@ -638,7 +291,7 @@ def compose_answer(
     bottom_citations: list[int] = []
     for unit in bottom:
         bottom_citations += [n for n in cite(unit) if n not in bottom_citations]
-    grouped: dict[str, list[_Unit]] = {}
+    grouped: dict[str, list[Unit]] = {}
     for unit in sorted(body, key=lambda u: (-u.score, u.order)):
         if len(grouped.setdefault(unit.section, [])) < MAX_STATEMENTS_PER_SECTION:
             grouped[unit.section].append(unit)
@@ -658,7 +311,7 @@ def compose_answer(
         )
         if definitions:
             statements = [
-                Statement(text=text, citations=cite(_Unit(text=text, hit=hit, is_block=False, order=-1)))
+                Statement(text=text, citations=cite(Unit(text=text, hit=hit, is_block=False, order=-1)))
                 for text, hit in definitions
             ]
             sections.append(AnswerSection(title=glossary_title(audience), statements=statements))
