@@ -233,6 +233,7 @@ def test_html_forms_sign_in_claim_edit_and_approve(client: TestClient):
     login_page = client.get("/login")
     wrong = client.post("/login", data={"username": "rita", "password": "nope", "csrf_token": _csrf(login_page.text)})
     assert wrong.status_code == 401 and "Wrong username or password." in wrong.text
+    assert '<form method="post" action="/login"' in wrong.text and 'value="rita"' in wrong.text  # the form again
     signed_in = client.post(
         "/login", data={"username": "rita", "password": PASSWORD, "csrf_token": _csrf(login_page.text)}
     )

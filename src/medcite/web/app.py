@@ -42,7 +42,15 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from medcite import review
 from medcite.answer import PENDING_REVIEW_NOTICE
-from medcite.errors import ConfigError, Forbidden, InvalidInput, MedciteError, QueryError, RateLimited
+from medcite.errors import (
+    AuthenticationFailed,
+    ConfigError,
+    Forbidden,
+    InvalidInput,
+    MedciteError,
+    QueryError,
+    RateLimited,
+)
 from medcite.llm import LLMClient
 from medcite.models import Audience, ComposeEvent
 from medcite.render import passage_html, plain_text, statement_html
@@ -787,7 +795,10 @@ def _add_pages(app: FastAPI, settings: Settings) -> None:
         caller = _caller(request)
         _check_csrf(request, caller, form.get("csrf_token"), always=True)
         _limit(request, settings.web_login_rate_limit, "sign-in")
-        user = review.authenticate(_web(request).store, form.get("username", ""), form.get("password", ""))
+        try:
+            user = review.authenticate(_web(request).store, form.get("username", ""), form.get("password", ""))
+        except AuthenticationFailed as exc:  # the form again, with the reason, rather than an error page
+            return _page(request, "login.html", status_code=401, error=str(exc), username=form.get("username", ""))
         _start_session(request, user.username)
         return RedirectResponse("/review", status_code=303)
 
