@@ -270,6 +270,10 @@ def test_ask_patient_denying_chest_pain_gets_no_emergency_section_and_a_gout_ans
         ("I don't have chest pain", False),
         ("no shortness of breath but chest pain", True),
         ("He denies suicidal thoughts", False),
+        ("I want to end my life", True),
+        ("I think I am having a heart attack, what do I do?", True),
+        ("My throat is swelling after a bee sting", True),
+        ("What is the first-line treatment for gout?", False),
     ],
 )
 def test_has_red_flag_ignores_denied_symptoms(question, red_flag):
@@ -423,6 +427,13 @@ PREGNANCY = "What about in pregnancy?"
 
 def _guidelines(answer: Answer) -> set[str]:
     return {reference.passage_id.split("#")[0] for reference in answer.references}
+
+
+def test_follow_up_about_pregnancy_abstains_when_the_earlier_topic_never_mentions_pregnancy(answers, retriever):
+    # acr_gout_2020 has no passage on pregnancy: repeating the gout answer would mislead.
+    earlier = answers[FIRST_LINE[0][0]]
+    follow_up = ask(PREGNANCY, retriever=retriever, follow_up_of=earlier)
+    assert follow_up.abstained and follow_up.follow_up_of == earlier.id
 
 
 def test_follow_up_query_carries_the_earlier_question_terms(retriever):

@@ -127,6 +127,8 @@ def test_every_transition_is_applied_logged_and_shown(client: TestClient, librar
     approved = _act(client, rita, 1, "approve", 2).json()
     assert approved["status"] == "approved" and approved["approved_by"] == "rita"
     assert approved["approved_at"][:4] == approved["updated_at"][:4]
+    assert "pending human review" not in approved["answer"]["disclaimer"]
+    assert "Reviewed and approved by a medical reviewer." in approved["answer"]["disclaimer"]
     page = client.get(article["url"]).text
     assert "Approved by rita" in page and "Pending human review" not in page and "Reviewed bottom line." in page
     assert _act(client, rita, 1, "unpublish", 2).status_code == 403  # reviewers cannot unpublish

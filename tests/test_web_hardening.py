@@ -224,7 +224,7 @@ def test_reviewer_edits_are_marked_with_who_and_when_and_the_disclaimer_says_so(
     assert page.count('class="edited"') == 1
     assert "Edited by a reviewer (rita," in page and "not a verbatim quote of the cited source" in page
     assert "were reworded by a medical reviewer" in page and "Every statement is quoted" not in page
-    assert "Reviewed and approved by a medical reviewer (see above)." in page
+    assert "Reviewed and approved by a medical reviewer." in page
 
 
 def test_editing_a_statement_back_to_its_quote_removes_the_mark(client: TestClient):

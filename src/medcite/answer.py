@@ -254,6 +254,12 @@ def compose_answer(
             return _abstain(question, combined, retrieved, retriever, audience, intent, answer_id, started, earlier_id)
         hits = on_topic
         retrieved = [h for h in hits if h.passage_id not in extra_passage_ids]
+        # The follow-up's own words ("pregnancy") must occur in the topic's evidence, or the earlier answer
+        # would be repeated as if it answered them.
+        if query.emphasised and not any(
+            query.emphasised & query.found(stem_set(f"{h.text} {h.section}")) for h in hits
+        ):
+            return _abstain(question, combined, retrieved, retriever, audience, intent, answer_id, started, earlier_id)
     if _best_coverage(query, retrieved) < ABSTAIN_MIN_COVERAGE:
         search_text = drop_denied_red_flags(question) if follow_up_of is None else combined
         return _abstain(question, search_text, retrieved, retriever, audience, intent, answer_id, started, earlier_id)

@@ -473,7 +473,7 @@ def ask(
     if stdout.is_terminal:
         from rich.markdown import Markdown
 
-        stdout.print(Markdown(markdown))
+        stdout.print(Markdown(markdown), soft_wrap=False)  # Markdown wraps to the terminal width itself
     else:
         print(markdown, end="")
 

@@ -40,6 +40,12 @@ RED_FLAG_PHRASES: tuple[str, ...] = (
     "can't breathe", "cannot breathe", "shortness of breath", "severe bleeding", "heavy bleeding",
     "vomiting blood", "coughing up blood", "blood in stool", "black stool", "unconscious", "fainted",
     "seizure", "stiff neck", "confusion",
+    # Lay ways of saying the same (what patients type): heart attack, stroke, self-harm, anaphylaxis, bleeding.
+    "heart attack", "face is drooping", "drooping face", "arm is weak", "arm weakness", "leg is weak",
+    "slurred", "can't speak", "cannot speak", "trouble speaking", "end my life", "take my own life", "end it all",
+    "want to die", "better off dead", "hurt myself", "harm myself", "throat is swelling", "throat is closing",
+    "tongue is swelling", "lips are swelling", "can't swallow", "worst headache of my life", "sudden severe headache",
+    "passed out", "passing out", "won't stop bleeding", "bleeding heavily", "blue lips", "choking",
 )  # fmt: skip
 """Symptom phrases that make a patient answer lead with emergency advice (matched case-insensitively)."""
 

@@ -31,7 +31,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from pydantic import BaseModel, ConfigDict, Field
 
-from medcite.answer import ask
+from medcite.answer import PENDING_REVIEW_NOTICE, ask
 from medcite.errors import (
     AuthenticationFailed,
     ConfigError,
@@ -106,6 +106,8 @@ EDITED_NOTICE = (
     "quotes of the cited source; the other statements are quoted from it."
 )
 """Replaces ``QUOTED_CLAIM`` in the disclaimer of an answer with reviewer-edited statements (product copy)."""
+APPROVED_NOTICE = "Reviewed and approved by a medical reviewer."
+"""Replaces ``answer.PENDING_REVIEW_NOTICE`` in the disclaimer of an approved article (product copy)."""
 
 
 @dataclass(frozen=True)
@@ -580,6 +582,10 @@ def get_article(
         if EDITED_NOTICE not in disclaimer:
             disclaimer = f"{disclaimer} {EDITED_NOTICE}".strip()
         answer = answer.model_copy(update={"disclaimer": disclaimer})
+    if row.status == "approved":  # the answer's own notice says it awaits review: no longer true
+        answer = answer.model_copy(
+            update={"disclaimer": answer.disclaimer.replace(PENDING_REVIEW_NOTICE, APPROVED_NOTICE).strip()}
+        )
     thread = [_summary(item) for item in reviews.thread(row.thread_id) if item.status != "unpublished" or viewer]
     return Article(
         id=row.article_id,

@@ -194,6 +194,10 @@ class Query:
         found = self._found(stems)
         return sum(self.weights[stem] for stem in key if stem in found) / sum(self.weights[stem] for stem in key)
 
+    def found(self, stems: set[str]) -> set[str]:
+        """The question's stems that ``stems`` hold, directly or through a vocabulary alias."""
+        return self._found(stems)
+
     def _found(self, stems: set[str]) -> set[str]:
         found = {stem for stem in self.weights if stem in stems}
         for alias, covered in self.aliases:

@@ -41,7 +41,6 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from medcite import review
-from medcite.answer import PENDING_REVIEW_NOTICE
 from medcite.errors import (
     AuthenticationFailed,
     ConfigError,
@@ -372,7 +371,6 @@ def _environment() -> jinja2.Environment:
     env.filters["passage_html"] = lambda text: markupsafe.Markup(passage_html(text))
     env.filters["plain"] = plain_text
     env.globals.update(
-        PENDING_REVIEW_NOTICE=PENDING_REVIEW_NOTICE,
         AUDIENCE_LABELS=AUDIENCE_LABELS,
         STATUS_LABELS=STATUS_LABELS,
         REDACTION_LABELS={
