@@ -304,3 +304,15 @@ def test_read_file_markdown_html_block_keeps_visible_text_only(tmp_path: Path) -
         encoding="utf-8",
     )
     assert _document(path).sections == [Section(heading_path=["Heading"], text="Visible block text\n\nAfter.")]
+
+
+def test_expand_inputs_reports_files_a_protocol_folder_cannot_read(tmp_path: Path) -> None:
+    from medcite.index import expand_inputs
+
+    (tmp_path / "sepsis.md").write_text("# Local protocol\n\nProtocol text.\n", encoding="utf-8")
+    (tmp_path / "sepsis.md.meta.json").write_text("{}", encoding="utf-8")
+    (tmp_path / "stroke.docx").write_bytes(b"PK\x03\x04")
+    (tmp_path / ".DS_Store").write_bytes(b"\x00")
+    files, problems = expand_inputs("files", [tmp_path])
+    assert files == [tmp_path / "sepsis.md"]
+    assert len(problems) == 1 and problems[0].startswith(f"{tmp_path / 'stroke.docx'}: not read")

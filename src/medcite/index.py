@@ -231,7 +231,8 @@ def expand_inputs(kind: str, paths: Iterable[Path]) -> tuple[list[Path], list[st
     problems: list[str] = []
     for path in paths:
         if path.is_dir() and adapter.patterns:
-            found, folder_problems = _walk(path, adapter.patterns)
+            # A hospital's protocol folder: a file medcite cannot read (a .docx) is reported, not passed over.
+            found, folder_problems = _walk(path, adapter.patterns, report_others=kind == "files")
             problems.extend(folder_problems)
             if not found and not folder_problems:
                 problems.append(f"{path}: no {', '.join(adapter.patterns)} files in this folder for kind {kind!r}.")
@@ -249,7 +250,7 @@ def expand_inputs(kind: str, paths: Iterable[Path]) -> tuple[list[Path], list[st
     return files, problems
 
 
-def _walk(folder: Path, patterns: tuple[str, ...]) -> tuple[list[Path], list[str]]:
+def _walk(folder: Path, patterns: tuple[str, ...], *, report_others: bool = False) -> tuple[list[Path], list[str]]:
     found: list[Path] = []
     problems: list[str] = []
 
@@ -258,7 +259,14 @@ def _walk(folder: Path, patterns: tuple[str, ...]) -> tuple[list[Path], list[str
 
     for root, _dirs, names in os.walk(folder, onerror=report):
         for name in names:
-            if name.endswith(".meta.json") or not any(fnmatch.fnmatch(name, pattern) for pattern in patterns):
+            if name.endswith(".meta.json"):
+                continue
+            if not any(fnmatch.fnmatch(name.lower(), pattern) for pattern in patterns):
+                if report_others and not name.startswith("."):
+                    problems.append(
+                        f"{Path(root) / name}: not read (medcite reads {', '.join(patterns)}); "
+                        "save it as PDF, HTML, Markdown or text to include it."
+                    )
                 continue
             path = Path(root) / name
             if path.is_symlink() and not path.exists():

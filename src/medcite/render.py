@@ -204,7 +204,7 @@ def render_html(answer: Answer) -> str:
             parts.append(
                 f'<li id="ref-{reference.n}"><strong>{e(reference.type)}.</strong> {e(reference.title)}. '
                 f"{where}.{link} <code>{e(reference.passage_id)}</code>"
-                f"<blockquote>{e(reference.passage)}</blockquote></li>"
+                f"<blockquote>{passage_html(reference.passage)}</blockquote></li>"
             )
         parts += ["</ol>", "</section>"]
     if answer.reading_grade is not None:
