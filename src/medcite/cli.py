@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated
 import pydantic
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from medcite.corpus import ADAPTERS
@@ -103,11 +103,12 @@ def _open(settings: Settings, *, fill_default: bool = True) -> Store:
     return store
 
 
-def _progress() -> Progress:
+def _progress(*, in_bytes: bool = False) -> Progress:
+    """A progress bar on a terminal's stderr: bytes read (``in_bytes``, with units) or items done of a total."""
     return Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
-        MofNCompleteColumn(),
+        DownloadColumn() if in_bytes else MofNCompleteColumn(),
         TimeElapsedColumn(),
         console=stderr,
         transient=True,
@@ -162,7 +163,7 @@ def ingest(
             raise typer.BadParameter(f"`medcite ingest {kind_name}` needs at least one file or folder.")
         paths = [default_guideline_pack()]
     with _open(settings, fill_default=kind_name != "guidelines") as store:
-        with _progress() as progress:
+        with _progress(in_bytes=True) as progress:
             task = progress.add_task("ingest", total=None)
             report = run_ingest(
                 store,
