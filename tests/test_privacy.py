@@ -58,6 +58,10 @@ def test_scrub_question_lower_case_name_pair_without_a_cue_is_removed():
     assert result.text == "can [name] take colchicine? [name] asked"
 
 
+def test_scrub_question_lower_case_name_with_two_family_names_is_removed_whole():
+    assert scrub_question("patient maria garcia lopez has gout").text == "patient [name] has gout"
+
+
 def test_scrub_question_lower_case_name_after_a_relation_cue_is_removed():
     assert scrub_question("my daughter emily has asthma").text == "my daughter [name] has asthma"
 

@@ -360,7 +360,12 @@ def _name_spans(text: str) -> list[tuple[int, int]]:
             and _listed(following.group(), folded_last)
             and not _is_eponym(text, following.end())
         ):
-            spans.append((word.start(), following.end()))  # "robert johnson", "ROBERT JOHNSON"
+            end = following.end()
+            third = adjacent(at[following.start()])  # a second family name: "maria garcia lopez"
+            if third is not None and is_lower_name(third.group(), allow_eponym=True):
+                if _listed(third.group(), folded_last) and not _is_eponym(text, third.end()):
+                    end = third.end()
+            spans.append((word.start(), end))  # "robert johnson", "ROBERT JOHNSON"
     return spans
 
 
