@@ -30,6 +30,7 @@ MIGRATIONS_DIR = Path(__file__).parent.parent / "migrations"
 HEAD_REVISION = "0005"
 _KNOWN_REVISIONS = {"0001", "0002", "0003", "0004", "0005"}
 _SQLITE_MAX_VARS = 900
+_OPEN_ATTEMPTS = 10  # opening waits up to ~5 s for another process creating the same library
 
 
 @dataclass
@@ -123,13 +124,18 @@ class Store:
         sa.event.listen(engine, "begin", _begin)
         store = cls(path, engine)
         try:
-            try:
-                store._migrate()
-            except sa.exc.OperationalError as exc:
-                if "already exists" not in str(exc.orig):
-                    raise
-                time.sleep(0.5)  # another process created the library at the same moment: use its work
-                store._migrate()
+            for attempt in range(_OPEN_ATTEMPTS):
+                try:
+                    store._migrate()
+                    break
+                except sa.exc.OperationalError as exc:
+                    # Another process is creating the same new library at this moment: its tables appear
+                    # under us, or SQLite refuses the switch to WAL without waiting. Use its work.
+                    racing = "already exists" in str(exc.orig) or "locked" in str(exc.orig)
+                    if not racing or attempt == _OPEN_ATTEMPTS - 1:
+                        raise
+                    engine.dispose()
+                    time.sleep(0.5)
         except sa.exc.OperationalError as exc:
             engine.dispose()
             raise StoreError(
