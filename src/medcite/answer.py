@@ -36,6 +36,7 @@ from medcite.intent import (
     has_red_flag,
 )
 from medcite.models import (
+    EMERGENCY_SECTION,
     Answer,
     AnswerSection,
     Audience,
@@ -77,6 +78,8 @@ __all__ = [
     "compose_answer",
     "evidence_coverage",
     "follow_up_query",
+    "reference_for",
+    "retrieve_evidence",
     "load_answer",
     "normalise_quote",
     "reading_grade",
@@ -150,7 +153,8 @@ EVIDENCE_LABELS: dict[str, str] = {
 # --- Composition -----------------------------------------------------------------------------------------------
 
 
-def _reference(n: int, hit: Hit) -> Reference:
+def reference_for(n: int, hit: Hit) -> Reference:
+    """Return reference number ``n`` for a hit: evidence label, source, year, DOI/PMID link and the passage."""
     url = f"https://doi.org/{hit.doi}" if hit.doi else None
     if url is None and hit.pmid:
         url = f"https://pubmed.ncbi.nlm.nih.gov/{hit.pmid}/"
@@ -232,10 +236,11 @@ def compose_answer(
     """
     started = time.perf_counter()
     earlier_id = follow_up_of.id if follow_up_of is not None else None
+    asked = drop_denied_red_flags(question)  # what the question asks about: a denied symptom is not a topic
     if follow_up_of is None:
-        query = Query.build(drop_denied_red_flags(question), retriever)
+        query = Query.build(asked, retriever)
     else:
-        combined = follow_up_query(follow_up_of.question, drop_denied_red_flags(question), retriever=retriever)
+        combined = follow_up_query(follow_up_of.question, asked, retriever=retriever)
         query = Query.build(combined, retriever, emphasis=question)
     intent = classify_intent(question)
     if intent == "overview" and follow_up_of is not None:
@@ -261,7 +266,7 @@ def compose_answer(
         ):
             return _abstain(question, combined, retrieved, retriever, audience, intent, answer_id, started, earlier_id)
     if _best_coverage(query, retrieved) < ABSTAIN_MIN_COVERAGE:
-        search_text = drop_denied_red_flags(question) if follow_up_of is None else combined
+        search_text = asked if follow_up_of is None else combined
         return _abstain(question, search_text, retrieved, retriever, audience, intent, answer_id, started, earlier_id)
 
     # Passages compete on their own words and headings; the document title, which every passage of it shares,
@@ -291,7 +296,7 @@ def compose_answer(
     def cite(unit: Unit) -> list[int]:
         if unit.hit.passage_id not in number_of:
             number_of[unit.hit.passage_id] = len(references) + 1
-            references.append(_reference(len(references) + 1, unit.hit))
+            references.append(reference_for(len(references) + 1, unit.hit))
         return [number_of[unit.hit.passage_id]]
 
     bottom_citations: list[int] = []
@@ -303,14 +308,12 @@ def compose_answer(
             grouped[unit.section].append(unit)
     sections: list[AnswerSection] = []
     if audience == "patient" and has_red_flag(question):
-        sections.append(
-            AnswerSection(title="Emergency warning signs", statements=[Statement(text=EMERGENCY_ADVICE, citations=[])])
-        )
+        sections.append(_emergency_section())
     definitions: list[tuple[str, Hit]] = []
     if audience in ("student", "patient"):
         already = [u.text for u in bottom] + [u.text for u in body]
         definitions = define_terms(
-            key_terms(drop_denied_red_flags(question), retriever, extra_text=" ".join(u.text for u in bottom)),
+            key_terms(asked, retriever, extra_text=" ".join(u.text for u in bottom)),
             retriever,
             audience=audience,
             exclude_texts=already,
@@ -369,9 +372,7 @@ def _abstain(
     text = PATIENT_ABSTENTION_TEXT if audience == "patient" else ABSTENTION_TEXT.format(command=command)
     sections = []
     if audience == "patient" and has_red_flag(question):
-        sections.append(
-            AnswerSection(title="Emergency warning signs", statements=[Statement(text=EMERGENCY_ADVICE, citations=[])])
-        )
+        sections.append(_emergency_section())
     return Answer(
         id=answer_id,
         question=_tidy(question),
@@ -381,7 +382,7 @@ def _abstain(
         abstained=True,
         bottom_line=BottomLine(text=text, citations=[]),
         sections=sections,
-        references=[_reference(n, hit) for n, hit in enumerate(closest, start=1)],
+        references=[reference_for(n, hit) for n, hit in enumerate(closest, start=1)],
         reading_grade=reading_grade([text]) if audience == "patient" else None,
         disclaimer=DISCLAIMER,
         timings_ms=Timings(composition=(time.perf_counter() - started) * 1000),
@@ -452,6 +453,31 @@ def check_citations(answer: Answer, hits: Sequence[Hit], *, strict: bool = True)
 
 
 # --- The main job ----------------------------------------------------------------------------------------------
+
+
+def _emergency_section() -> AnswerSection:
+    return AnswerSection(title=EMERGENCY_SECTION, statements=[Statement(text=EMERGENCY_ADVICE, citations=[])])
+
+
+def retrieve_evidence(
+    question: str, *, retriever: Retriever, follow_up_of: Answer | None = None
+) -> tuple[list[Hit], frozenset[str]]:
+    """Return the evidence set ``ask`` composes from: the hits for the question, then their documents' siblings.
+
+    A red-flag symptom the question denies is left out of the search; a follow-up searches
+    ``follow_up_query(earlier question, question)``. Used by both composers (``ask``, ``compose_llm``).
+
+    Returns:
+        ``(evidence, extra_passage_ids)``: hits best first, then sibling passages (ids in the second item).
+
+    Raises:
+        QueryError: The question has nothing to search for.
+    """
+    search_text = drop_denied_red_flags(question)  # a denied symptom must not steer retrieval
+    if follow_up_of is not None:
+        search_text = follow_up_query(follow_up_of.question, search_text, retriever=retriever)
+    hits = retriever.search(search_text, limit=RETRIEVAL_LIMIT_PASSAGES)
+    return _with_neighbours(retriever, hits)
 
 
 def _with_neighbours(retriever: Retriever, hits: list[Hit]) -> tuple[list[Hit], frozenset[str]]:
@@ -544,11 +570,7 @@ def ask(
     if composer == "llm" and llm is None:
         raise ConfigError("The LLM composer needs a model server: set MEDCITE_LLM_BASE_URL and MEDCITE_LLM_MODEL.")
     started = time.perf_counter()
-    search_text = drop_denied_red_flags(question)  # a denied symptom must not steer retrieval
-    if follow_up_of is not None:
-        search_text = follow_up_query(follow_up_of.question, search_text, retriever=retriever)
-    hits = retriever.search(search_text, limit=RETRIEVAL_LIMIT_PASSAGES)
-    evidence, extra = _with_neighbours(retriever, hits)
+    evidence, extra = retrieve_evidence(question, retriever=retriever, follow_up_of=follow_up_of)
     retrieved_s = time.perf_counter() - started
     if composer == "llm" and llm is not None:
         from medcite.compose_llm import compose_llm

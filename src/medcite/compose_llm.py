@@ -18,17 +18,11 @@ import hashlib
 import time
 from collections.abc import Callable, Iterator, Sequence
 
-from medcite.answer import (
-    RETRIEVAL_LIMIT_PASSAGES,
-    _reference,
-    _with_neighbours,
-    compose_answer,
-    follow_up_query,
-    reading_grade,
-)
+from medcite.answer import compose_answer, reading_grade, reference_for, retrieve_evidence
 from medcite.errors import CitationError, LLMError
 from medcite.llm import Draft, DraftStatement, LLMClient, build_messages, parse_draft, source_label
 from medcite.models import (
+    EMERGENCY_SECTION,
     Answer,
     AnswerSection,
     Audience,
@@ -245,7 +239,7 @@ def _verified_answer(
             hit = by_label[label]
             if hit.passage_id not in number_of:
                 number_of[hit.passage_id] = len(references) + 1
-                references.append(_reference(len(references) + 1, hit))
+                references.append(reference_for(len(references) + 1, hit))
             if number_of[hit.passage_id] not in numbers:
                 numbers.append(number_of[hit.passage_id])
         return numbers
@@ -259,7 +253,7 @@ def _verified_answer(
         text, labels, _ = kept[position]
         heading = " ".join((title or "Key points").split())[:MAX_SECTION_TITLE_CHARS] or "Key points"
         grouped.setdefault(heading, []).append(Statement(text=text, citations=cite(labels)))
-    sections = [s for s in extractive.sections if s.title == "Emergency warning signs"]  # product advice, kept
+    sections = [s for s in extractive.sections if s.title == EMERGENCY_SECTION]  # product advice, kept
     sections += [AnswerSection(title=title, statements=statements) for title, statements in grouped.items()]
     texts = [bottom.text] + [s.text for section in sections for s in section.statements]
     key = f"{extractive.id}\nllm {model}"
@@ -356,12 +350,8 @@ def stream_answer(
         QueryError: The question is empty or has nothing to search for.
     """
     started = time.perf_counter()
-    search_text = question
-    if follow_up_of is not None:
-        search_text = follow_up_query(follow_up_of.question, question, retriever=retriever)
     yield ComposeEvent(kind="status", text="Searching the library")
-    hits = retriever.search(search_text, limit=RETRIEVAL_LIMIT_PASSAGES)
-    evidence, extra = _with_neighbours(retriever, hits)
+    evidence, extra = retrieve_evidence(question, retriever=retriever, follow_up_of=follow_up_of)
     retrieved_ms = (time.perf_counter() - started) * 1000
     for event in iter_compose_llm(
         question,

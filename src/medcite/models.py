@@ -237,12 +237,16 @@ class Hit(BaseModel):
 # --- Answers (``medcite ask``) -------------------------------------------------------------------------------
 
 __all__ += ["Answer", "AnswerSection", "Audience", "BottomLine", "Intent", "Reference", "Statement", "Timings"]
-__all__ += ["ComposeEvent", "DroppedStatement", "Verification"]
+__all__ += ["ComposeEvent", "DroppedStatement", "EMERGENCY_SECTION", "Verification"]
 
 Audience = Literal["clinician", "student", "patient"]
 Intent = Literal[
     "treatment", "diagnosis", "dosing", "monitoring", "prognosis", "prevention", "adverse_effects", "overview"
 ]
+
+
+EMERGENCY_SECTION = "Emergency warning signs"
+"""Title of the section that leads a patient answer naming a red-flag symptom (product copy)."""
 
 
 class Statement(BaseModel):

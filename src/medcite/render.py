@@ -11,7 +11,7 @@ import re
 
 from markdown_it import MarkdownIt
 
-from medcite.models import Answer, AnswerSection, Reference, Statement
+from medcite.models import EMERGENCY_SECTION, Answer, AnswerSection, Reference, Statement
 
 __all__ = ["passage_html", "plain_text", "render_html", "render_json", "render_markdown", "statement_html"]
 
@@ -79,9 +79,6 @@ def _notes(answer: Answer) -> list[str]:
             + (f" (estimated citation precision {precision:.0%})." if precision is not None else ".")
         )
     return notes
-
-
-EMERGENCY_SECTION = "Emergency warning signs"
 
 
 def _emergency_first(answer: Answer) -> tuple[list[AnswerSection], list[AnswerSection]]:

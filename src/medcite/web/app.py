@@ -51,7 +51,7 @@ from medcite.errors import (
     RateLimited,
 )
 from medcite.llm import LLMClient
-from medcite.models import Audience, ComposeEvent
+from medcite.models import EMERGENCY_SECTION, Audience, ComposeEvent
 from medcite.render import passage_html, plain_text, statement_html
 from medcite.retrieve import Retriever
 from medcite.review import Article, ArticleSummary, AuditEntry, RevisionInfo, User
@@ -371,6 +371,7 @@ def _environment() -> jinja2.Environment:
     env.filters["passage_html"] = lambda text: markupsafe.Markup(passage_html(text))
     env.filters["plain"] = plain_text
     env.globals.update(
+        EMERGENCY_SECTION=EMERGENCY_SECTION,
         AUDIENCE_LABELS=AUDIENCE_LABELS,
         STATUS_LABELS=STATUS_LABELS,
         REDACTION_LABELS={
