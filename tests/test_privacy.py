@@ -32,7 +32,7 @@ def test_scrub_question_every_safe_harbor_kind_is_replaced():
         "Is Hodgkin lymphoma curable?",
         "What about Wilson disease?",
         "Will colchicine help a gout flare that started in 2019?",
-        "What dose of amoxicillin 500 mg is used for otitis media?",
+        "Is Amoxicillin 500 mg TDS orally for 5 days the first-line choice?",  # bts_cap_2009's dose, verbatim
         "What is the first-line vasopressor in septic shock?",
         "Should DOACs or warfarin be used to treat DVT or PE?",
     ],
