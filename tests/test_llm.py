@@ -18,7 +18,8 @@ from werkzeug import Request, Response
 
 from medcite.answer import ask
 from medcite.cli import run
-from medcite.compose_llm import LLM_DISCLAIMER, stream_answer
+from medcite.answer import stream_answer
+from medcite.compose.llm import LLM_DISCLAIMER
 from medcite.errors import ConfigError, LLMError
 from medcite.index import default_guideline_pack, ingest, split_sentences
 from medcite.llm import SYSTEM_PROMPT, LLMClient, build_messages, parse_draft

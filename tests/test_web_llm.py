@@ -15,7 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 from markupsafe import escape
 
-from medcite.compose_llm import LLM_DISCLAIMER
+from medcite.compose.llm import LLM_DISCLAIMER
 from medcite.models import Answer
 from medcite.web import create_app
 from test_llm import _good_draft, _reply, _serve, _sources_of

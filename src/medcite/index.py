@@ -24,6 +24,7 @@ from medcite.corpus._io import report_progress_to
 from medcite.models import Deletion, Document, IngestReport, Passage, Section, SkippedRecord, VocabularyEntry
 from medcite.settings import Settings
 from medcite.store import Store
+from medcite.vocabulary import vocabulary_entries
 
 __all__ = [
     "BLOCK_MAX_FACTOR",
@@ -380,6 +381,8 @@ def ingest_records(
         else:
             passages = build_passages(record, max_chars=settings.passage_max_chars)
             batch.items.append((record, passages))
+            if not record.is_retracted:  # the names it defines or mentions join the library's vocabulary
+                batch.vocabulary.extend(vocabulary_entries([record.title, *(s.text for s in record.sections)]))
             notice_pmid = record.pmid or record.external_id
             batch.retractions.extend((str(pmid), notice_pmid) for pmid in record.metadata.get("retraction_of", []))
             if len(batch.items) >= settings.ingest_batch_documents:

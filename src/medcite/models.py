@@ -250,29 +250,65 @@ EMERGENCY_SECTION = "Emergency warning signs"
 
 
 class Statement(BaseModel):
-    """One statement of an answer: a sentence, list item, table or algorithm block quoted from its sources."""
+    """One statement of an answer: a sentence, list item, table row or block quoted from its sources.
+
+    ``context`` holds what the quoted words depend on, verbatim from the cited passage or its heading path,
+    outermost first: the passage heading, a list's lead-in line, the parent item, a table's header row, the
+    algorithm branch, the sentence a pronoun points back to. Readers are shown it set apart from ``text``.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
     text: str = Field(
         description="Extractive composer: verbatim from each cited passage (whitespace and Markdown bold "
-        "markers normalised); tables and algorithm blocks keep their line breaks. LLM composer: a sentence the "
-        "model wrote that passed verification against its cited passages."
+        "markers normalised; a table row's cells joined by ' | '); tables, lists and algorithm blocks keep their "
+        "line breaks. LLM composer: a sentence the model wrote that passed verification against its cited passages."
     )
     citations: list[int] = Field(
         default_factory=list,
         description="1-based reference numbers (Answer.references[n - 1]); empty only for product notices "
         "such as the emergency advice.",
     )
+    context: list[str] = Field(
+        default_factory=list,
+        description="Verbatim words of the cited passage or its heading that the statement depends on, outermost "
+        "first (heading, list lead-in, parent item, table header row, algorithm branch, antecedent sentence); "
+        "empty when the statement stands alone.",
+    )
+
+    def plain(self) -> str:
+        """The statement as one line of plain text: its context, then the quoted words.
+
+        A table row under a header row of as many cells reads 'Header: cell; Header: cell'.
+        """
+        text = self.text
+        context = list(self.context)
+        if context and " | " in text and "\n" not in text:
+            header = [cell.strip() for cell in context[-1].split(" | ")]
+            cells = [cell.strip() for cell in text.split(" | ")]
+            if len(header) == len(cells) > 1:
+                context.pop()
+                text = "; ".join(f"{h}: {c}" if h else c for h, c in zip(header, cells, strict=True))
+        if not context:
+            return text
+        lead = " › ".join(piece.rstrip(":").rstrip() for piece in context)
+        return f"{lead}: {text}"
 
 
 class BottomLine(BaseModel):
-    """The most direct, highest-evidence answer: one or two statements run together."""
+    """The most direct, highest-evidence answer: one to three statements, each with its own citations."""
 
     model_config = ConfigDict(extra="forbid")
 
-    text: str = Field(default="", description="One or two quoted statements joined by a space ('' on abstention).")
-    citations: list[int] = Field(default_factory=list, description="1-based reference numbers.")
+    text: str = Field(
+        default="",
+        description="The statements as plain text (each ``Statement.plain()``: context, then the quoted words), "
+        "joined by a space ('' or the abstention notice when abstained).",
+    )
+    citations: list[int] = Field(default_factory=list, description="1-based reference numbers of every statement.")
+    statements: list[Statement] = Field(
+        default_factory=list, description="The bottom line's statements (1-3), each with its context and citations."
+    )
 
 
 class AnswerSection(BaseModel):
@@ -301,6 +337,7 @@ class Reference(BaseModel):
     pmid: str | None = Field(default=None, description="PubMed id.")
     url: str | None = Field(default=None, description="DOI link, else PubMed link, else None.")
     passage_id: str = Field(description="'<doc_id>#p<n>' of the cited passage.")
+    section: str = Field(default="", description="Heading path of the cited passage, joined with ' > '.")
     passage: str = Field(description="The cited passage, in full, as stored.")
 
 

@@ -523,7 +523,7 @@ def answer_events(
         question: The question as typed.
         audience: 'clinician', 'student' or 'patient'.
         composer: 'extractive' (one 'status' event, then the answer) or 'llm'
-            (``compose_llm.stream_answer``: 'status' and 'delta' events while the model writes; calls the network).
+            (``answer.stream_answer``: 'status' and 'delta' events while the model writes; calls the network).
         llm: The model server client; required when ``composer='llm'``.
 
     Returns:
@@ -540,7 +540,7 @@ def answer_events(
 
     def events() -> Iterator[ComposeEvent]:
         if composer == "llm" and llm is not None:
-            from medcite.compose_llm import stream_answer
+            from medcite.answer import stream_answer
 
             stream = stream_answer(scrubbed.searchable, retriever=retriever, client=llm, audience=audience)
         else:

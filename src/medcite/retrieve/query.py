@@ -166,6 +166,7 @@ class Vocabulary:
         self._sets_of: dict[str, list[int]] = {}
         self._sets: list[list[str]] = []
         self._max_words = 1
+        self._named: dict[str, set[str]] = {}
         for abbreviation, expansions in ABBREVIATIONS.items():
             self.add_group([abbreviation, *expansions], curated=True)
         for group in groups:
@@ -239,10 +240,17 @@ class Vocabulary:
                 position += 1
         return ExpandedQuery(text=text, terms=terms, expansions=expansions[:max_expansions])
 
+    def names_of(self, kind: str) -> frozenset[str]:
+        """Lower-cased terms of the concepts of one kind ('drug', 'mesh', 'abbr': the concept key's prefix)."""
+        return frozenset(self._named.get(kind, ()))
+
     @classmethod
     def from_store(cls, store: Store) -> Vocabulary:
         """Build the vocabulary from the library's synonym sets (``Store.vocabulary_groups``)."""
         vocabulary = cls()
         for concept, terms in store.vocabulary_groups():
             vocabulary.add_group(terms, directed=concept.startswith("brand:"))
+            kind = concept.split(":", 1)[0] if ":" in concept else ""
+            if kind in ("drug", "mesh", "abbr"):
+                vocabulary._named.setdefault(kind, set()).update(t.lower() for t in terms)
         return vocabulary

@@ -6,12 +6,17 @@ Imports ``store``, ``models``, ``settings`` and the other ``retrieve`` modules;
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 from medcite.errors import QueryError
 from medcite.models import Hit
+from medcite.retrieve.match import TermMatcher
 from medcite.retrieve.query import ExpandedQuery, Vocabulary, fts_query
-from medcite.retrieve.rank import Candidate, cap_per_document, evidence_rerank, fuse_rrf
+from medcite.retrieve.question import QuestionFrame, parse_question
+from medcite.retrieve.rank import Candidate, evidence_rerank, fuse_rrf
+from medcite.retrieve.rerank import PASSAGE_FEATURES, Model, load_model, passage_features
 from medcite.settings import Settings
 from medcite.store import FtsRow, Store
 
@@ -19,7 +24,7 @@ if TYPE_CHECKING:
     from medcite.embed import Embedder
     from medcite.retrieve.dense import DenseIndex
 
-__all__ = ["Mode", "Retriever", "search_lexical"]
+__all__ = ["Candidates", "Mode", "Retriever", "search_lexical"]
 
 Mode = Literal["lexical", "dense", "hybrid"]
 
@@ -98,20 +103,49 @@ class Retriever:
         Such terms carry almost no BM25 weight (low IDF) but make FTS5 score most of the library; dropping
         them keeps latency flat as the library grows. Document frequencies are cached per library version.
         """
+        self._refresh_statistics()
+        limit = max(self.settings.common_term_fraction * self._n_passages, self.settings.common_term_min_passages)
+        kept = []
+        for term in terms:
+            if self.document_frequency(term) <= limit:
+                kept.append(term)
+        return kept or terms
+
+    def _refresh_statistics(self) -> None:
         version = self.store.library_version()
         if self._df_version != version:
             self._df_cache.clear()
             self._n_passages = max(self.store.count_passages(), 1)
             self._df_version = version
-        limit = max(self.settings.common_term_fraction * self._n_passages, self.settings.common_term_min_passages)
-        kept = []
-        for term in terms:
-            if term not in self._df_cache:
+
+    @property
+    def n_passages(self) -> int:
+        """Passages in the library (at least 1), cached per library version."""
+        self._refresh_statistics()
+        return self._n_passages
+
+    def document_frequency(self, term: str, *, prefix: bool = False, all_words: bool = False) -> int:
+        """Passages holding a term (as a phrase; ``prefix``: any word it begins; ``all_words``: every word).
+
+        Cached per library version.
+        """
+        self._refresh_statistics()
+        key = f"{'P' if prefix else 'A' if all_words else 'T'}:{term}"
+        if key not in self._df_cache:
+            if prefix:
+                match = '"' + term.replace('"', '""') + '"*' if term.strip() else None
+            elif all_words:
+                words = [w for w in term.split() if w]
+                match = " AND ".join('"' + w.replace('"', '""') + '"' for w in words) if words else None
+            else:
                 match = fts_query([term])
-                self._df_cache[term] = self.store.count_fts_matches(match) if match else 0
-            if self._df_cache[term] <= limit:
-                kept.append(term)
-        return kept or terms
+            self._df_cache[key] = self.store.count_fts_matches(match) if match else 0
+        return self._df_cache[key]
+
+    def idf(self, term: str, *, prefix: bool = False) -> float:
+        """BM25-style inverse document frequency of a term in the library, ``log(1 + N / (1 + df))`` (> 0)."""
+        df = self.document_frequency(term, prefix=prefix)
+        return math.log(1.0 + self.n_passages / (1.0 + df))
 
     def dense(self, query: str, *, limit: int) -> list[tuple[int, float]]:
         """Return ``(rowid, cosine similarity)`` pairs, best first (empty without an embedder)."""
@@ -122,6 +156,121 @@ class Retriever:
 
             self._dense = DenseIndex(self.store, self.embedder)
         return self._dense.search(query, limit=limit)
+
+    def candidates(self, query: str, *, depth: int | None = None, mode: Mode | None = None) -> Candidates:
+        """Return the first-stage candidates of a query, with what the second stage needs.
+
+        The question is parsed (``question.parse_question``) and its concepts weighted (``match.TermMatcher``);
+        BM25 rankings of its own words, of its words with vocabulary equivalents and of its word families, and
+        (hybrid) the dense ranking are fused by reciprocal rank fusion; the best ``depth`` passages are kept.
+
+        Raises:
+            QueryError: The query is empty or has nothing to search for.
+            ConfigError: 'dense' or 'hybrid' was asked for without an embedder.
+        """
+        mode = mode or self.default_mode
+        if mode != "lexical" and self.embedder is None:
+            from medcite.errors import ConfigError
+
+            raise ConfigError(
+                f"Search mode {mode!r} needs a sentence-embedding model; install medcite[dense] or use --mode lexical."
+            )
+        expanded = self.normalize(query)
+        frame = parse_question(query)
+        try:
+            matcher = TermMatcher.build(frame, self)
+        except QueryError:  # the focus (question without its measured values) has no words: match the whole
+            matcher = TermMatcher.build(frame, self, text=query)
+        depth = depth or self.settings.retrieval_candidates
+        stage_scores: dict[int, dict[str, float]] = {}
+        stage_ranks: dict[int, dict[str, int]] = {}
+        rankings: list[list[int]] = []
+        weights: list[float] = []
+
+        def add(name: str, ranking: list[tuple[int, float]], weight: float) -> None:
+            rankings.append([rowid for rowid, _ in ranking])
+            weights.append(weight)
+            for position, (rowid, score) in enumerate(ranking, start=1):
+                stage_scores.setdefault(rowid, {})[name] = score
+                stage_ranks.setdefault(rowid, {})[name] = position
+
+        if mode in ("lexical", "hybrid"):
+            for number, lexical in enumerate(self.lexical(expanded, limit=depth)):
+                add("lexical" if number == 0 else "lexical_expanded", lexical, 1.0)
+            family = matcher.prefix_query()
+            if family is not None:
+                add(
+                    "lexical_family",
+                    self.store.search_fts_rowids(family, limit=depth, weights=self.settings.bm25_weights),
+                    1.0,
+                )
+        if mode in ("dense", "hybrid"):
+            add("dense", self.dense(query, limit=depth), self.settings.dense_weight)
+        fused = fuse_rrf(rankings, k=self.settings.rrf_k, weights=weights)[:depth] if rankings else []
+        details = self.store.passage_details([rowid for rowid, _ in fused])
+        hits: list[Hit] = []
+        ranks: list[dict[str, int]] = []
+        scores: list[float] = []
+        for rowid, score in fused:
+            detail = details.get(rowid)
+            if detail is None:
+                continue
+            hits.append(
+                Hit(
+                    passage_id=detail.passage.passage_id,
+                    doc_id=detail.passage.doc_id,
+                    rank=len(hits) + 1,
+                    score=score,
+                    title=detail.title,
+                    section=detail.passage.section,
+                    text=detail.passage.text,
+                    kind=detail.kind,
+                    evidence_type=detail.evidence_type,
+                    year=detail.year,
+                    organization=detail.organization,
+                    journal=detail.journal,
+                    doi=detail.doi,
+                    pmid=detail.pmid,
+                    scores={**stage_scores.get(rowid, {}), "rrf": score},
+                )
+            )
+            ranks.append(stage_ranks.get(rowid, {}))
+            scores.append(score)
+        return Candidates(frame=frame, matcher=matcher, hits=hits, stage_ranks=ranks, fused=scores)
+
+    def rank(self, candidates: Candidates, *, model: Model | None = None) -> list[Hit]:
+        """Order first-stage candidates by the learned passage model (``rerank``), best first, ties by id.
+
+        ``model`` overrides the shipped one (``rerank.load_model``: 'passage_dense' with an embedder, else
+        'passage'). Without any model the first-stage order is kept, with evidence-aware re-ranking of near-ties.
+        """
+        hits = candidates.hits
+        if not hits:
+            return []
+        if model is None:
+            model = (load_model("passage_dense") if self.embedder is not None else None) or load_model("passage")
+        if model is None:
+            ranked = evidence_rerank(
+                [
+                    Candidate(rowid=i, doc_id=h.doc_id, passage_id=h.passage_id, evidence_type=h.evidence_type,
+                              year=h.year, score=h.score)
+                    for i, h in enumerate(hits)
+                ],
+                weight=self.settings.evidence_weight,
+            )  # fmt: skip
+            order = [(candidate.rowid, final) for candidate, final in ranked]
+        else:
+            features = passage_features(
+                candidates.frame, candidates.matcher, hits, candidates.stage_ranks, candidates.fused
+            )
+            values = model.score(features, PASSAGE_FEATURES)
+            order = sorted(
+                ((i, float(values[i])) for i in range(len(hits))), key=lambda item: (-item[1], hits[item[0]].passage_id)
+            )
+        return [
+            hits[i].model_copy(update={"rank": position, "score": score, "scores": {**hits[i].scores, "final": score}})
+            for position, (i, score) in enumerate(order, start=1)
+        ]
 
     def search(self, query: str, *, limit: int = 10, mode: Mode | None = None) -> list[Hit]:
         """Return the passages that best answer a query.
@@ -143,78 +292,29 @@ class Retriever:
         """
         if limit < 1:
             raise ValueError(f"limit must be >= 1 (got {limit})")
-        mode = mode or self.default_mode
-        if mode != "lexical" and self.embedder is None:
-            from medcite.errors import ConfigError
-
-            raise ConfigError(
-                f"Search mode {mode!r} needs a sentence-embedding model; install medcite[dense] or use --mode lexical."
-            )
-        expanded = self.normalize(query)
         depth = max(self.settings.retrieval_candidates, limit * self.settings.max_passages_per_document)
-        stage_scores: dict[int, dict[str, float]] = {}
-        rankings: list[list[int]] = []
-        weights: list[float] = []
-        if mode in ("lexical", "hybrid"):
-            for number, lexical in enumerate(self.lexical(expanded, limit=depth)):
-                rankings.append([rowid for rowid, _ in lexical])
-                weights.append(1.0)
-                for rowid, score in lexical:
-                    stage_scores.setdefault(rowid, {})["lexical" if number == 0 else "lexical_expanded"] = score
-        if mode in ("dense", "hybrid"):
-            dense = self.dense(query, limit=depth)
-            rankings.append([rowid for rowid, _ in dense])
-            weights.append(self.settings.dense_weight)
-            for rowid, score in dense:
-                stage_scores.setdefault(rowid, {})["dense"] = score
-        if len(rankings) > 1:
-            fused = fuse_rrf(rankings, k=self.settings.rrf_k, weights=weights)
-            for rowid, score in fused:
-                stage_scores[rowid]["rrf"] = score
-        elif rankings:
-            key = "lexical" if mode == "lexical" else "dense"
-            fused = [(rowid, stage_scores[rowid][key]) for rowid in rankings[0]]
-        else:
-            fused = []
-        fused = fused[:depth]
-        details = self.store.passage_details([rowid for rowid, _ in fused])
-        candidates = [
-            Candidate(
-                rowid=rowid,
-                doc_id=details[rowid].passage.doc_id,
-                passage_id=details[rowid].passage.passage_id,
-                evidence_type=details[rowid].evidence_type,
-                year=details[rowid].year,
-                score=score,
-            )
-            for rowid, score in fused
-            if rowid in details
-        ]
-        ranked = evidence_rerank(candidates, weight=self.settings.evidence_weight)
-        kept = cap_per_document(ranked, max_per_document=self.settings.max_passages_per_document, limit=limit)
-        hits = []
-        for rank, (candidate, final) in enumerate(kept, start=1):
-            detail = details[candidate.rowid]
-            hits.append(
-                Hit(
-                    passage_id=detail.passage.passage_id,
-                    doc_id=detail.passage.doc_id,
-                    rank=rank,
-                    score=final,
-                    title=detail.title,
-                    section=detail.passage.section,
-                    text=detail.passage.text,
-                    kind=detail.kind,
-                    evidence_type=detail.evidence_type,
-                    year=detail.year,
-                    organization=detail.organization,
-                    journal=detail.journal,
-                    doi=detail.doi,
-                    pmid=detail.pmid,
-                    scores={**stage_scores.get(candidate.rowid, {}), "final": final},
-                )
-            )
-        return hits
+        ranked = self.rank(self.candidates(query, depth=depth, mode=mode))
+        kept: list[Hit] = []
+        per_document: dict[str, int] = {}
+        for hit in ranked:
+            if per_document.get(hit.doc_id, 0) >= self.settings.max_passages_per_document:
+                continue
+            per_document[hit.doc_id] = per_document.get(hit.doc_id, 0) + 1
+            kept.append(hit.model_copy(update={"rank": len(kept) + 1}))
+            if len(kept) == limit:
+                break
+        return kept
+
+
+@dataclass
+class Candidates:
+    """First-stage candidates of one query and what the second stage needs to rank them."""
+
+    frame: QuestionFrame
+    matcher: TermMatcher
+    hits: list[Hit]
+    stage_ranks: list[dict[str, int]] = field(default_factory=list)
+    fused: list[float] = field(default_factory=list)
 
 
 def search_lexical(store: Store, query: str, *, limit: int = 10) -> list[FtsRow]:

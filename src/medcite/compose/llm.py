@@ -1,4 +1,4 @@
-"""Hits -> Answer with a language model: prose statements, each verified against the passages it cites.
+"""Evidence -> Answer with a language model: prose statements, each verified against the passages it cites.
 
 The optional LLM composer. The model sees only the question and the evidence set (each passage labelled
 ``S1``, ``S2``, ...; ``llm.build_messages``) and returns a ``Draft`` (bottom line and sections of cited
@@ -8,8 +8,9 @@ and listed in ``Answer.verification``; references are numbered in order of first
 extractive composer numbers them. On any failure (timeout, HTTP error, refusal, empty or malformed
 output, an unsupported bottom line, nothing left after verification) the extractive answer is returned
 with a ``notice`` saying why. ``stream_answer`` yields ``ComposeEvent`` objects for a progress line or
-server-sent events. This module imports ``answer``, ``llm``, ``verify``, ``models`` and ``errors``;
-never ``render``, ``web`` or ``cli``.
+server-sent events (``answer.stream_answer``). The extractive answer (fallback, abstention, emergency advice)
+is composed first by the caller and passed in. This module imports ``compose.checks``, ``compose.evidence``,
+``llm``, ``verify``, ``models`` and ``errors``; never ``answer``, ``render``, ``web`` or ``cli``.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ import hashlib
 import time
 from collections.abc import Callable, Iterator, Sequence
 
-from medcite.answer import compose_answer, reading_grade, reference_for, retrieve_evidence
+from medcite.compose.checks import reading_grade, reference_for
+from medcite.compose.evidence import Evidence
 from medcite.errors import CitationError, LLMError
 from medcite.llm import Draft, DraftStatement, LLMClient, build_messages, parse_draft, source_label
 from medcite.models import (
@@ -35,7 +37,6 @@ from medcite.models import (
     Timings,
     Verification,
 )
-from medcite.retrieve import Retriever
 from medcite.verify import Verifier, estimate_precision
 
 __all__ = [
@@ -46,7 +47,6 @@ __all__ = [
     "compose_llm",
     "iter_compose_llm",
     "select_sources",
-    "stream_answer",
 ]
 
 LLM_DISCLAIMER = (
@@ -115,51 +115,37 @@ def _check_structure(answer: Answer, sources: Sequence[Hit]) -> None:
 
 def iter_compose_llm(
     question: str,
-    hits: Sequence[Hit],
+    evidence: Evidence,
+    extractive: Answer,
     *,
-    retriever: Retriever,
     client: LLMClient,
     audience: Audience = "clinician",
-    extra_passage_ids: frozenset[str] = frozenset(),
-    follow_up_of: Answer | None = None,
-    verifier: Verifier | None = None,
+    verifier: Verifier,
 ) -> Iterator[ComposeEvent]:
     """Compose an answer with the language model, yielding progress; the last event carries the answer.
 
-    The extractive answer is composed first (fallback, abstention and the emergency section come from it);
-    an abstention is returned as is, without calling the model.
+    An abstention is returned as is, without calling the model.
 
     Args:
         question: The question as asked.
-        hits: The evidence set, best first.
-        retriever: The library's retriever (for the extractive answer).
+        evidence: The evidence set (``answer.retrieve_evidence``).
+        extractive: The extractive answer composed from it (fallback, abstention, emergency advice).
         client: The model server client.
         audience: 'clinician', 'student' or 'patient'.
-        extra_passage_ids: Passages in ``hits`` that were not retrieved for the question.
-        follow_up_of: The earlier answer when ``question`` follows it up.
-        verifier: The support checker; default ``Verifier(retriever.embedder)``.
+        verifier: The support checker (``verify.Verifier``).
 
     Yields:
         'status' and 'delta' events while the model writes, then one 'answer' event whose answer has
         ``composer='llm'`` and ``verification`` set, or is the extractive answer with a ``notice``.
 
     Raises:
-        QueryError: The question has nothing to search for.
         CitationError: A kept citation does not resolve (a bug; never expected).
     """
     started = time.perf_counter()
-    extractive = compose_answer(
-        question,
-        hits,
-        retriever=retriever,
-        audience=audience,
-        extra_passage_ids=extra_passage_ids,
-        follow_up_of=follow_up_of,
-    )
     if extractive.abstained:
         yield ComposeEvent(kind="answer", answer=extractive)
         return
-    sources = select_sources(hits, extra_passage_ids, extractive)
+    sources = select_sources(evidence.hits, evidence.extra_ids, extractive)
     messages = build_messages(question, sources, audience=audience)
     yield ComposeEvent(kind="status", text=f"Asking {client.model} to write from {len(sources)} passages")
     pieces: list[str] = []
@@ -172,7 +158,6 @@ def iter_compose_llm(
         yield ComposeEvent(kind="answer", answer=_fallback(extractive, _why(error)))
         return
     yield ComposeEvent(kind="status", text="Checking every statement against its cited passages")
-    verifier = verifier or Verifier(retriever.embedder)
     answer = _verified_answer(draft, extractive, sources, client.model, verifier, audience)
     if answer.composer == "llm":
         _check_structure(answer, sources)
@@ -245,7 +230,12 @@ def _verified_answer(
         return numbers
 
     bottom_text, bottom_labels, _ = kept[0]
-    bottom = BottomLine(text=bottom_text, citations=cite(bottom_labels))
+    bottom_citations = cite(bottom_labels)
+    bottom = BottomLine(
+        text=bottom_text,
+        citations=bottom_citations,
+        statements=[Statement(text=bottom_text, citations=bottom_citations)],
+    )
     grouped: dict[str, list[Statement]] = {}
     for position, (title, _statement) in enumerate(drafted):
         if position == 0 or position not in kept:
@@ -274,101 +264,34 @@ def _verified_answer(
 
 def compose_llm(
     question: str,
-    hits: Sequence[Hit],
+    evidence: Evidence,
+    extractive: Answer,
     *,
-    retriever: Retriever,
     client: LLMClient,
     audience: Audience = "clinician",
-    extra_passage_ids: frozenset[str] = frozenset(),
-    follow_up_of: Answer | None = None,
-    verifier: Verifier | None = None,
+    verifier: Verifier,
     on_event: Callable[[ComposeEvent], None] | None = None,
 ) -> Answer:
     """Compose an answer with the language model (``iter_compose_llm`` run to its end); calls the network.
 
     Args:
         question: The question as asked.
-        hits: The evidence set, best first.
-        retriever: The library's retriever.
+        evidence: The evidence set.
+        extractive: The extractive answer composed from it.
         client: The model server client.
         audience: 'clinician', 'student' or 'patient'.
-        extra_passage_ids: Passages in ``hits`` that were not retrieved for the question.
-        follow_up_of: The earlier answer when ``question`` follows it up.
-        verifier: The support checker; default ``Verifier(retriever.embedder)``.
+        verifier: The support checker.
         on_event: Called with each 'status' and 'delta' event (a progress line).
 
     Returns:
         The verified LLM answer, or the extractive answer with a ``notice`` saying why the model's was not used.
 
     Raises:
-        QueryError: The question has nothing to search for.
         CitationError: A kept citation does not resolve (a bug; never expected).
     """
-    for event in iter_compose_llm(
-        question,
-        hits,
-        retriever=retriever,
-        client=client,
-        audience=audience,
-        extra_passage_ids=extra_passage_ids,
-        follow_up_of=follow_up_of,
-        verifier=verifier,
-    ):
+    for event in iter_compose_llm(question, evidence, extractive, client=client, audience=audience, verifier=verifier):
         if event.answer is not None:
             return event.answer
         if on_event is not None:
             on_event(event)
     raise AssertionError("iter_compose_llm ended without an answer")  # pragma: no cover
-
-
-def stream_answer(
-    question: str,
-    *,
-    retriever: Retriever,
-    client: LLMClient,
-    audience: Audience = "clinician",
-    follow_up_of: Answer | None = None,
-    verifier: Verifier | None = None,
-) -> Iterator[ComposeEvent]:
-    """Answer a question from the library with the language model, as a stream of events (for SSE).
-
-    Retrieval is that of ``answer.ask``. Each event serialises with ``event.model_dump_json()``; a web
-    route can send 'status'/'delta' events as they come and the final 'answer' event last.
-
-    Args:
-        question: A clinical question.
-        retriever: The library's retriever.
-        client: The model server client.
-        audience: 'clinician', 'student' or 'patient'.
-        follow_up_of: The earlier answer when ``question`` follows it up.
-        verifier: The support checker; default ``Verifier(retriever.embedder)``.
-
-    Yields:
-        'status', then 'delta' events, then one 'answer' event with ``timings_ms`` filled in.
-
-    Raises:
-        QueryError: The question is empty or has nothing to search for.
-    """
-    started = time.perf_counter()
-    yield ComposeEvent(kind="status", text="Searching the library")
-    evidence, extra = retrieve_evidence(question, retriever=retriever, follow_up_of=follow_up_of)
-    retrieved_ms = (time.perf_counter() - started) * 1000
-    for event in iter_compose_llm(
-        question,
-        evidence,
-        retriever=retriever,
-        client=client,
-        audience=audience,
-        extra_passage_ids=extra,
-        follow_up_of=follow_up_of,
-        verifier=verifier,
-    ):
-        if event.answer is not None:
-            total_ms = (time.perf_counter() - started) * 1000
-            timings = Timings(
-                retrieval=round(retrieved_ms, 2),
-                composition=round(max(total_ms - retrieved_ms, 0.0), 2),
-                total=round(total_ms, 2),
-            )
-            event = event.model_copy(update={"answer": event.answer.model_copy(update={"timings_ms": timings})})
-        yield event

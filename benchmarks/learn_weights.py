@@ -1,0 +1,422 @@
+"""Learn the weights of medcite's linear ranking models with cross-validation, and ship them.
+
+Usage:
+    python benchmarks/learn_weights.py [--models passage,unit,abstain] [--folds 5] [--write]
+                                       [--questions ../shared/data/answers/clinical_questions_dev.jsonl]
+
+Training data: the development questions of ``answers/`` (clinicians' and patients' questions with a gold
+quote from the default guideline pack) on the default library. For each model:
+
+- ``passage`` (``retrieve/rerank.py``): candidates are ``Retriever.candidates`` (first stage, 100 passages);
+  a passage is relevant when it holds the question's gold quote; one model per install (``passage``:
+  lexical only; ``passage_dense``: hybrid with the embedder ``medcite`` loads when the ``dense`` extra is
+  installed).
+- ``unit`` (``compose/``): candidate statements of the evidence ``ask`` reads; a statement is a correct bottom
+  line when it holds the gold quote (or, quoted with its context, every bottom-line term group).
+- ``abstain``: one row per question, the features of its best answer; label: the question is not covered.
+
+The ranking models are listwise (softmax over a question's candidates, the log-probability of its relevant
+ones maximised; Cao et al., "Learning to rank: from pairwise approach to listwise approach", ICML 2007) with an
+L2 penalty; ``abstain`` is logistic regression. Each is cross-validated over questions (``--folds``, questions
+shuffled with a fixed seed): the table shows, per fold, the held-out figure of weights fitted on the other
+folds, beside the first-stage (or hand-set) baseline on the same questions. ``--write`` fits on all questions
+and writes ``src/medcite/retrieve/weights.json`` with the provenance (date, data, CV figures).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import random
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))
+from answers import normalise  # noqa: E402
+
+WEIGHTS = REPO / "src" / "medcite" / "retrieve" / "weights.json"
+
+
+@dataclass
+class Group:
+    """One question's candidates: feature rows, which are relevant, and its id."""
+
+    qid: str
+    features: np.ndarray
+    labels: np.ndarray
+    extra: dict
+
+
+def fit_listwise(groups: list[Group], *, l2: float = 0.01, steps: int = 3000, lr: float = 0.05) -> np.ndarray:
+    """Listwise softmax weights (Adam on the mean negative log-likelihood of the relevant candidates)."""
+    dim = groups[0].features.shape[1]
+    w = np.zeros(dim)
+    m, v = np.zeros(dim), np.zeros(dim)
+    usable = [g for g in groups if g.labels.any()]
+    for step in range(1, steps + 1):
+        grad = 2 * l2 * w
+        for g in usable:
+            s = g.features @ w
+            s -= s.max()
+            p = np.exp(s)
+            p /= p.sum()
+            q = p * g.labels
+            q /= q.sum()
+            grad += (g.features.T @ (p - q)) / len(usable)
+        m = 0.9 * m + 0.1 * grad
+        v = 0.999 * v + 0.001 * grad**2
+        w -= lr * (m / (1 - 0.9**step)) / (np.sqrt(v / (1 - 0.999**step)) + 1e-8)
+    return w
+
+
+def fit_logistic(x: np.ndarray, y: np.ndarray, *, l2: float = 0.01, steps: int = 3000, lr: float = 0.05):
+    """Logistic regression with an intercept (Adam, L2 on the weights); returns (weights, intercept)."""
+    xb = np.hstack([x, np.ones((len(x), 1))])
+    w = np.zeros(xb.shape[1])
+    m, v = np.zeros_like(w), np.zeros_like(w)
+    for step in range(1, steps + 1):
+        p = 1 / (1 + np.exp(-(xb @ w)))
+        grad = xb.T @ (p - y) / len(y)
+        grad[:-1] += 2 * l2 * w[:-1]
+        m = 0.9 * m + 0.1 * grad
+        v = 0.999 * v + 0.001 * grad**2
+        w -= lr * (m / (1 - 0.9**step)) / (np.sqrt(v / (1 - 0.999**step)) + 1e-8)
+    return w[:-1], float(w[-1])
+
+
+def folds_of(ids: list[str], n_folds: int, seed: int = 13) -> dict[str, int]:
+    """Assign each question id to a fold (fixed-seed shuffle)."""
+    order = sorted(ids)
+    random.Random(seed).shuffle(order)
+    return {qid: i % n_folds for i, qid in enumerate(order)}
+
+
+def cross_validate(
+    groups: list[Group], n_folds: int, evaluate: Callable[[Group, np.ndarray], dict], **fit_args
+) -> tuple[list[dict], np.ndarray]:
+    """Held-out figures per question (weights fitted without its fold) and the weights fitted on all."""
+    fold = folds_of([g.qid for g in groups], n_folds)
+    held_out: list[dict] = []
+    for k in range(n_folds):
+        train = [g for g in groups if fold[g.qid] != k]
+        w = fit_listwise(train, **fit_args)
+        held_out += [{"fold": k, **evaluate(g, w)} for g in groups if fold[g.qid] == k]
+    return held_out, fit_listwise(groups, **fit_args)
+
+
+# --- passage model ---------------------------------------------------------------------------------------------
+
+
+def passage_groups(rows: list[dict], retriever) -> list[Group]:
+    """Candidates and features of every covered question (questions whose gold passage was not found included)."""
+    from medcite.retrieve.rerank import passage_features
+
+    groups = []
+    for row in rows:
+        if not row["covered"]:
+            continue
+        candidates = retriever.candidates(row["question"], depth=100)
+        features = passage_features(
+            candidates.frame, candidates.matcher, candidates.hits, candidates.stage_ranks, candidates.fused
+        )
+        gold = normalise(row["gold_quote"])
+        labels = np.array([gold in normalise(h.text) for h in candidates.hits], dtype=float)
+        groups.append(Group(row["id"], features, labels, {"hits": candidates.hits}))
+    return groups
+
+
+def capped_rank(group: Group, scores: np.ndarray, per_document: int = 3) -> int | None:
+    """1-based rank of the first relevant passage after ordering by score and capping passages per document."""
+    order = sorted(range(len(scores)), key=lambda i: (-scores[i], group.extra["hits"][i].passage_id))
+    seen: dict[str, int] = {}
+    rank = 0
+    for i in order:
+        doc = group.extra["hits"][i].doc_id
+        if seen.get(doc, 0) >= per_document:
+            continue
+        seen[doc] = seen.get(doc, 0) + 1
+        rank += 1
+        if group.labels[i]:
+            return rank
+    return None
+
+
+def passage_report(groups: list[Group], n_folds: int, names: tuple[str, ...]) -> tuple[dict, np.ndarray]:
+    def evaluate(group: Group, w: np.ndarray) -> dict:
+        return {"rank": capped_rank(group, group.features @ w), "base": capped_rank(group, group.features[:, 0])}
+
+    held, w = cross_validate(groups, n_folds, evaluate)
+    n = len(held)
+
+    def at(key: str, k: int) -> float:
+        return round(sum(1 for h in held if h[key] is not None and h[key] <= k) / n, 3)
+
+    report = {
+        "questions": n,
+        "with_gold_candidate": sum(1 for g in groups if g.labels.any()),
+        "heldout_recall_at_1": at("rank", 1),
+        "heldout_recall_at_10": at("rank", 10),
+        "first_stage_recall_at_1": at("base", 1),
+        "first_stage_recall_at_10": at("base", 10),
+        "per_fold_recall_at_1": [
+            round(
+                sum(1 for h in held if h["fold"] == k and h["rank"] == 1) / max(1, sum(h["fold"] == k for h in held)), 3
+            )
+            for k in range(n_folds)
+        ],
+    }
+    print(f"passage model ({n} questions, {n_folds}-fold CV):")
+    base1, base10 = report["first_stage_recall_at_1"], report["first_stage_recall_at_10"]
+    print(f"  first stage (RRF)      recall@1 {base1:.3f}  @10 {base10:.3f}")
+    held1, held10 = report["heldout_recall_at_1"], report["heldout_recall_at_10"]
+    print(f"  learned, held-out      recall@1 {held1:.3f}  @10 {held10:.3f}")
+    print(f"  per fold recall@1      {report['per_fold_recall_at_1']}")
+    for name, weight in sorted(zip(names, w, strict=True), key=lambda item: -abs(item[1])):
+        print(f"    {name:<22}{weight:+.3f}")
+    return report, w
+
+
+# --- unit (statement) model --------------------------------------------------------------------------------------
+
+
+def evidence_for(retriever, question: str, passage_model=None):
+    """The evidence ``ask`` reads (``compose.evidence``) and the candidate statements of it with their features."""
+    from medcite.compose.evidence import gather_evidence
+
+    return gather_evidence(question, retriever=retriever, passage_model=passage_model)
+
+
+def unit_groups(rows: list[dict], retriever, passage_model) -> list[Group]:
+    """Candidate statements and features of every covered question, with labels from its gold quote and terms."""
+    from answers import group_present, has_term
+
+    groups = []
+    for row in rows:
+        if not row["covered"]:
+            continue
+        evidence = evidence_for(retriever, row["question"], passage_model)
+        gold = normalise(row["gold_quote"])
+        terms = row.get("bottom_line_terms") or []
+        wrong = row.get("wrong_terms") or []
+        labels = []
+        correct = []
+        for unit in evidence.units:
+            text = normalise(unit.piece.text)
+            whole = normalise(" ".join((*unit.piece.context, unit.piece.text)))
+            complete = all(group_present(g, whole) for g in terms) and not any(has_term(t, whole) for t in wrong)
+            positive = (gold in text and unit.piece.kind not in ("table", "algorithm")) or (
+                complete and len(terms) >= 2 and unit.hit.doc_id == f"guideline:{row['guideline']}"
+            )
+            labels.append(positive)
+            correct.append(complete)
+        groups.append(
+            Group(
+                row["id"],
+                evidence.features,
+                np.array(labels, dtype=float),
+                {"correct": np.array(correct), "units": evidence.units},
+            )
+        )
+    return groups
+
+
+def unit_report(rows, retriever, n_folds: int, names: tuple[str, ...]) -> tuple[dict, np.ndarray, np.ndarray]:
+    """Nested CV: per outer fold, the passage model and the unit model are fitted on the other folds."""
+    from medcite.retrieve.rerank import PASSAGE_FEATURES, Model
+
+    covered = [r for r in rows if r["covered"]]
+    fold = folds_of([r["id"] for r in covered], n_folds)
+    passage = passage_groups(rows, retriever)
+    held: list[dict] = []
+    for k in range(n_folds):
+        wp = fit_listwise([g for g in passage if fold[g.qid] != k])
+        model = Model(names=PASSAGE_FEATURES, weights=wp)
+        groups = unit_groups(rows, retriever, model)
+        wu = fit_listwise([g for g in groups if fold[g.qid] != k])
+        for g in groups:
+            if fold[g.qid] != k:
+                continue
+            scores = g.features @ wu
+            top = int(np.argmax(scores)) if len(scores) else None
+            held.append({
+                "fold": k,
+                "gold_at_1": bool(top is not None and g.labels[top]),
+                "correct_at_1": bool(top is not None and g.extra["correct"][top]),
+                "any_correct": bool(g.extra["correct"].any()),
+            })  # fmt: skip
+    wp_all = fit_listwise(passage)
+    groups = unit_groups(rows, retriever, Model(names=PASSAGE_FEATURES, weights=wp_all))
+    wu_all = fit_listwise(groups)
+    n = len(held)
+    report = {
+        "questions": n,
+        "heldout_gold_statement_at_1": round(sum(h["gold_at_1"] for h in held) / n, 3),
+        "heldout_bottom_line_terms_at_1": round(sum(h["correct_at_1"] for h in held) / n, 3),
+        "evidence_holds_a_correct_statement": round(sum(h["any_correct"] for h in held) / n, 3),
+    }
+    print(f"unit model ({n} questions, {n_folds}-fold nested CV):")
+    for key, value in report.items():
+        print(f"  {key:<40}{value}")
+    for name, weight in sorted(zip(names, wu_all, strict=True), key=lambda item: -abs(item[1])):
+        print(f"    {name:<22}{weight:+.3f}")
+    return report, wp_all, wu_all
+
+
+# --- abstention model -------------------------------------------------------------------------------------------
+
+
+def abstain_rows(rows: list[dict], retriever, passage_model, unit_model) -> tuple[np.ndarray, np.ndarray]:
+    """Abstention features of every question's composed answer (given models) and labels (1 = not covered)."""
+    from medcite.compose.abstain import abstention_features
+    from medcite.compose.extractive import compose_statements
+
+    features, labels = [], []
+    for row in rows:
+        evidence = evidence_for(retriever, row["question"], passage_model)
+        composition = compose_statements(evidence, evidence.frame.intent, row.get("audience", "clinician"),
+                                         model=unit_model)  # fmt: skip
+        features.append(abstention_features(evidence, composition))
+        labels.append(0.0 if row["covered"] else 1.0)
+    return np.array(features), np.array(labels)
+
+
+def abstain_report(rows, retriever, n_folds: int, names: tuple[str, ...], threshold: float):
+    """Nested CV of the abstention model: passage, unit and abstention weights fitted on the other folds."""
+    from medcite.compose.features import UNIT_FEATURES
+    from medcite.retrieve.rerank import PASSAGE_FEATURES, Model
+
+    fold = folds_of([r["id"] for r in rows], n_folds)
+    passage = passage_groups(rows, retriever)
+    predictions = np.zeros(len(rows))
+    labels = np.array([0.0 if r["covered"] else 1.0 for r in rows])
+    for k in range(n_folds):
+        train_ids = {r["id"] for r in rows if fold[r["id"]] != k}
+        wp = fit_listwise([g for g in passage if g.qid in train_ids])
+        pmodel = Model(names=PASSAGE_FEATURES, weights=wp)
+        units = unit_groups([r for r in rows if r["id"] in train_ids], retriever, pmodel)
+        umodel = Model(names=UNIT_FEATURES, weights=fit_listwise(units))
+        x, y = abstain_rows(rows, retriever, pmodel, umodel)
+        train = np.array([fold[r["id"]] != k for r in rows])
+        w, b = fit_logistic(x[train], y[train])
+        predictions[~train] = 1 / (1 + np.exp(-(x[~train] @ w + b)))
+    wp = fit_listwise(passage)
+    pmodel = Model(names=PASSAGE_FEATURES, weights=wp)
+    umodel = Model(names=UNIT_FEATURES, weights=fit_listwise(unit_groups(rows, retriever, pmodel)))
+    x, y = abstain_rows(rows, retriever, pmodel, umodel)
+    w, b = fit_logistic(x, y)
+    abstained = predictions >= threshold
+    report = {
+        "questions": len(rows),
+        "heldout_covered_abstained": round(float(abstained[labels == 0].mean()), 3),
+        "heldout_uncovered_abstained": round(float(abstained[labels == 1].mean()), 3),
+        "threshold": threshold,
+    }
+    print(f"abstention model ({len(rows)} questions, {n_folds}-fold nested CV, threshold {threshold}):")
+    for key, value in report.items():
+        print(f"  {key:<36}{value}")
+    for t in (0.3, 0.4, 0.5, 0.6, 0.7):
+        a = predictions >= t
+        print(
+            f"  at {t}: covered abstained {a[labels == 0].mean():.3f}, uncovered abstained {a[labels == 1].mean():.3f}"
+        )
+    for name, weight in sorted(zip(names, w, strict=True), key=lambda item: -abs(item[1])):
+        print(f"    {name:<22}{weight:+.3f}")
+    print(f"    {'bias':<22}{b:+.3f}")
+    return report, w, b
+
+
+def main() -> None:
+    """Cross-validate the chosen models, print the figures, and with --write ship the weights fitted on all."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--questions", type=Path, default=REPO.parent / "shared" / "data" / "answers" / "clinical_questions_dev.jsonl"
+    )
+    parser.add_argument("--cache", type=Path, default=REPO / "benchmarks" / ".cache")
+    parser.add_argument("--models", default="passage,unit,abstain")
+    parser.add_argument("--embedder", default="none", help="'none' (the passage model) or 'auto' (passage_dense)")
+    parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--write", action="store_true")
+    args = parser.parse_args()  # fmt: skip
+
+    from medcite.index import default_guideline_pack, ingest
+    from medcite.retrieve import Retriever
+    from medcite.retrieve.rerank import PASSAGE_FEATURES
+    from medcite.settings import Settings
+    from medcite.store import Store
+
+    rows = [json.loads(line) for line in args.questions.read_text().splitlines() if line.strip()]
+    library = args.cache / "learn-default.db"
+    args.cache.mkdir(parents=True, exist_ok=True)
+    settings = Settings(library=library, embedder=args.embedder)
+    shipped = json.loads(WEIGHTS.read_text()) if WEIGHTS.exists() else {}
+    with Store.open(library) as store:
+        if store.count_documents() == 0:
+            ingest(store, "guidelines", [default_guideline_pack()], settings=settings)
+        embedder = None
+        if args.embedder != "none":
+            from medcite.embed import load_embedder
+            from medcite.retrieve.dense import embed_passages
+
+            embedder = load_embedder(args.embedder)
+            embed_passages(store, embedder)
+        retriever = Retriever(store, settings, embedder=embedder)
+        if "passage" in args.models.split(","):
+            groups = passage_groups(rows, retriever)
+            report, w = passage_report(groups, args.folds, PASSAGE_FEATURES)
+            key = "passage" if embedder is None else "passage_dense"
+            shipped[key] = {
+                "names": list(PASSAGE_FEATURES),
+                "weights": [round(float(x), 5) for x in w],
+                "provenance": (
+                    f"benchmarks/learn_weights.py on {datetime.date.today().isoformat()}: listwise softmax, "
+                    f"L2 0.01, fitted on {args.questions.name} ({report['questions']} covered questions, default "
+                    f"library, embedder {embedder.name if embedder else 'none'}); {args.folds}-fold held-out "
+                    f"recall@1 {report['heldout_recall_at_1']}, @10 {report['heldout_recall_at_10']} "
+                    f"(first stage {report['first_stage_recall_at_1']}, {report['first_stage_recall_at_10']})"
+                ),
+                "cross_validation": report,
+            }
+        if "unit" in args.models.split(","):
+            from medcite.compose.features import UNIT_FEATURES
+
+            report, _wp, wu = unit_report(rows, retriever, args.folds, UNIT_FEATURES)
+            shipped["unit"] = {
+                "names": list(UNIT_FEATURES),
+                "weights": [round(float(x), 5) for x in wu],
+                "provenance": (
+                    f"benchmarks/learn_weights.py on {datetime.date.today().isoformat()}: listwise softmax, L2 0.01, "
+                    f"fitted on {args.questions.name} ({report['questions']} covered questions, default library); "
+                    f"{args.folds}-fold nested held-out: gold statement first {report['heldout_gold_statement_at_1']}, "
+                    f"bottom-line terms in the first statement {report['heldout_bottom_line_terms_at_1']}"
+                ),
+                "cross_validation": report,
+            }
+        if "abstain" in args.models.split(","):
+            from medcite.compose.abstain import ABSTAIN_FEATURES, ABSTAIN_THRESHOLD
+
+            report, w, b = abstain_report(rows, retriever, args.folds, ABSTAIN_FEATURES, ABSTAIN_THRESHOLD)
+            shipped["abstain"] = {
+                "names": [*ABSTAIN_FEATURES, "bias"],
+                "weights": [*(round(float(x), 5) for x in w), round(b, 5)],
+                "provenance": (
+                    f"benchmarks/learn_weights.py on {datetime.date.today().isoformat()}: logistic regression, "
+                    f"L2 0.01, fitted on {args.questions.name} ({report['questions']} questions, default library); "
+                    f"{args.folds}-fold nested held-out at {ABSTAIN_THRESHOLD}: covered abstained "
+                    f"{report['heldout_covered_abstained']}, uncovered abstained "
+                    f"{report['heldout_uncovered_abstained']}"
+                ),
+                "cross_validation": report,
+            }
+    if args.write:
+        WEIGHTS.write_text(json.dumps(shipped, indent=1) + "\n")
+        print(f"wrote {WEIGHTS}")
+
+
+if __name__ == "__main__":
+    main()

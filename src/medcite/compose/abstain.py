@@ -1,0 +1,117 @@
+"""Abstention: whether the library covers what a question asks, judged on the evidence and the composed answer.
+
+medcite abstains instead of answering from evidence that does not address the question: the condition, or the
+aspect asked (an exacerbation rather than stable disease, children rather than adults, a dose the source never
+gives). ``abstention_score`` is the probability (0-1) that the question is not covered, from a logistic model
+over features of the question's concepts and of the best statement (``ABSTAIN_FEATURES``), learned with
+cross-validation by ``benchmarks/learn_weights.py``; ``compose`` abstains at ``ABSTAIN_THRESHOLD`` or above.
+Imports ``retrieve`` and ``compose`` modules only.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+import numpy as np
+
+from medcite.compose.evidence import Evidence
+from medcite.compose.extractive import Composition
+from medcite.compose.features import _DOSE, _TIME, UNIT_FEATURES
+from medcite.retrieve.match import stems_of
+from medcite.retrieve.rerank import load_model
+
+__all__ = ["ABSTAIN_FEATURES", "ABSTAIN_THRESHOLD", "abstention_features", "abstention_score"]
+
+ABSTAIN_THRESHOLD = 0.35
+"""Abstain when the probability that the question is not covered is at least this (0-1)."""
+
+ABSTAIN_FEATURES: tuple[str, ...] = (
+    "best_cover_all",
+    "best_key_cover",
+    "best_probability",
+    "bottom_cover",
+    "missing_weight",
+    "absent_weight",
+    "top_passage_cover",
+    "doc_title_cover",
+    "max_missing",
+    "key_missing",
+    "form_missing",
+    "child_mismatch",
+    "follow_up",
+)
+"""Names of the abstention features (each 0-1)."""
+
+_CHILD = re.compile(
+    r"\b(child|children|childhood|pediatric|paediatric|infant|infants|toddler|newborn|neonat\w*|adolescen\w*"
+    r"|teen|teenager|kid|kids|boy|girl|son|daughter|baby|babies|school-age|preschool)\b",
+    re.I,
+)
+"""Words that put a question or a statement in children (product language for the population asked about)."""
+_FALLBACK = {"best_cover_all": -8.0, "missing_weight": 4.0, "absent_weight": 4.0}
+_FALLBACK_BIAS = 3.0
+
+
+def abstention_features(evidence: Evidence, composition: Composition, *, follow_up: bool = False) -> np.ndarray:
+    """The abstention feature row ``(len(ABSTAIN_FEATURES),)`` of a composed answer."""
+    matcher = evidence.matcher
+    row = np.zeros(len(ABSTAIN_FEATURES))
+    best = composition.best
+    if best is None:
+        row[ABSTAIN_FEATURES.index("missing_weight")] = 1.0
+        return row
+    features = evidence.features[best.order]
+    held = set()
+    for unit in composition.bottom:
+        held |= unit.stems | unit.context_stems | stems_of(unit.hit.section) | stems_of(unit.hit.title)
+    total = matcher.total
+    missing = sum(c.weight for c in matcher.concepts if not c.is_finding and c.strength(held) < 0.5)
+    absent = sum(c.weight for c in matcher.concepts if not c.in_library)
+    top = evidence.hits[0] if evidence.hits else None
+    heaviest = max((c.weight for c in matcher.concepts), default=1.0) or 1.0
+    missing_concepts = [c for c in matcher.concepts if not c.is_finding and c.strength(held) < 0.5]
+    key = matcher.key_concepts(1)
+    form = evidence.frame.form
+    bottom_text = " ".join(u.text for u in composition.bottom)
+    form_missing = (
+        (form == "dose" and not _DOSE.search(bottom_text))
+        or (form in ("time", "duration") and not _TIME.search(bottom_text))
+        or (form == "threshold" and not re.search(r"\d", bottom_text))
+    )
+    age = evidence.frame.age_years
+    child = (age is not None and age < 18) or bool(_CHILD.search(evidence.frame.text))
+    child_mismatch = child and not any(
+        _CHILD.search(f"{u.hit.section} {u.text} {' '.join(u.piece.context)}") for u in composition.bottom
+    )
+    row[:] = (
+        features[UNIT_FEATURES.index("cover_all")],
+        features[UNIT_FEATURES.index("key_cover")],
+        float(composition.probabilities[best.order]),
+        matcher.coverage(held),
+        min(missing / total, 1.0),
+        min(absent / total, 1.0),
+        matcher.coverage(stems_of(f"{top.section} {top.text}"), (stems_of(top.title), 0.5)) if top else 0.0,
+        max((matcher.coverage(stems_of(h.title)) for h in evidence.hits[:3]), default=0.0),
+        max((c.weight for c in missing_concepts), default=0.0) / heaviest,
+        1.0 if key and key[0].strength(held) < 0.5 else 0.0,
+        1.0 if form_missing else 0.0,
+        1.0 if child_mismatch else 0.0,
+        1.0 if follow_up else 0.0,
+    )
+    return row
+
+
+def abstention_score(evidence: Evidence, composition: Composition, *, follow_up: bool = False) -> float:
+    """Probability (0-1) that the library does not cover the question (abstain at ``ABSTAIN_THRESHOLD``)."""
+    row = abstention_features(evidence, composition, follow_up=follow_up)
+    model = load_model("abstain")
+    if model is None:
+        weights = np.array([_FALLBACK.get(name, 0.0) for name in ABSTAIN_FEATURES])
+        bias = _FALLBACK_BIAS
+    else:
+        names = list(model.names)
+        weights = np.array([model.weights[names.index(n)] if n in names else 0.0 for n in ABSTAIN_FEATURES])
+        bias = float(model.weights[names.index("bias")]) if "bias" in names else 0.0
+    value = float(row @ weights + bias)
+    return 1.0 / (1.0 + math.exp(-value))

@@ -1,0 +1,257 @@
+"""The extractive composer: which quoted statements answer the question, in context, and in which section.
+
+Candidate statements (``compose.evidence``) are scored by the learned statement model (``UNIT_FEATURES``
+weights in ``retrieve/weights.json``). The bottom line is the best statement, joined by at most two more from
+the same document when they answer a part of the question the first leaves open (another concept it asks
+about, or the form it asks for: a dose, a time, a threshold) and score nearly as well. The other sections
+take the next best statements that are about the question's condition (their document leads the evidence or
+they name its most specific concept), dropping near-duplicates by maximal marginal relevance (Carbonell and
+Goldstein, SIGIR 1998), grouped by section cues (``intent.SECTION_CUES``). Every statement keeps its context
+(heading, lead-in, parent item, header row, algorithm branch, antecedent sentence). Imports ``models``,
+``intent``, ``quote``, ``retrieve`` and ``compose`` modules only.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from medcite.compose.evidence import Evidence
+from medcite.compose.features import UNIT_FEATURES, Candidate
+from medcite.intent import CHOICE, PRIMARY_SECTION, SECTION_CUES, SECTION_ORDER
+from medcite.models import Audience, Intent, Statement
+from medcite.quote import normalise_quote
+from medcite.retrieve.match import stems_of
+from medcite.retrieve.rerank import Model, load_model
+
+__all__ = [
+    "BOTTOM_LINE_MAX_STATEMENTS",
+    "Composition",
+    "choose_bottom_line",
+    "compose_statements",
+    "score_candidates",
+    "section_of",
+    "statement_of",
+]
+
+BOTTOM_LINE_MAX_STATEMENTS = 3
+BOTTOM_LINE_RELATIVE = 0.35
+"""A further bottom-line statement needs at least this share (0-1) of the first one's model probability."""
+BOTTOM_LINE_MAX_CHARS = 900
+"""A list quoted whole in the bottom line is at most this long."""
+SECTION_MIN_COVERAGE = 0.3
+"""A section statement holds at least this IDF-weighted share (0-1) of the question with its context and heading."""
+SECTION_MIN_RELATIVE = 0.02
+"""... and at least this share (0-1) of the best statement's model probability."""
+MAX_STATEMENTS = 12
+MAX_STATEMENTS_PER_SECTION = 4
+MAX_BLOCKS = 1
+DUPLICATE_JACCARD = 0.6
+MMR_LAMBDA = 0.75
+"""Maximal marginal relevance trade-off (Carbonell and Goldstein, SIGIR 1998): 1 = relevance only."""
+
+_FALLBACK_WEIGHTS = {"passage_score": 1.0, "cover_all": 2.0, "cover_heading": 1.0, "key_cover": 1.0, "strong": 0.3}
+"""Used only when no statement model is shipped (a development checkout before ``learn_weights.py --write``)."""
+
+
+@dataclass
+class Composition:
+    """The statements an extractive answer is made of: the bottom line and the sections' statements."""
+
+    bottom: list[Candidate]
+    sections: list[tuple[str, list[Candidate]]]
+    probabilities: np.ndarray
+    best: Candidate | None
+
+
+def score_candidates(evidence: Evidence, model: Model | None = None) -> np.ndarray:
+    """Model scores ``(len(units),)`` of the evidence's candidate statements (higher is better).
+
+    ``model`` overrides the shipped statement model (cross-validation).
+    """
+    if not evidence.units:
+        return np.zeros(0)
+    model = model or load_model("unit")
+    if model is None:
+        weights = np.array([_FALLBACK_WEIGHTS.get(name, 0.0) for name in UNIT_FEATURES])
+        return evidence.features @ weights
+    return model.score(evidence.features, UNIT_FEATURES)
+
+
+def _softmax(scores: np.ndarray) -> np.ndarray:
+    if not len(scores):
+        return scores
+    shifted = np.exp(scores - scores.max())
+    return shifted / shifted.sum()
+
+
+def _overlaps(a: Candidate, b: Candidate) -> bool:
+    """Whether two statements quote the same words (one holds the other, or they share most stems)."""
+    x, y = normalise_quote(a.text), normalise_quote(b.text)
+    if x in y or y in x:
+        return True
+    union = a.stems | b.stems
+    return bool(union) and len(a.stems & b.stems) / len(union) >= DUPLICATE_JACCARD
+
+
+def _is_bottom_line_eligible(unit: Candidate) -> bool:
+    if unit.piece.kind in ("table", "algorithm"):
+        return False
+    return not (unit.piece.kind == "list" and len(unit.text) > BOTTOM_LINE_MAX_CHARS)
+
+
+def _held(evidence: Evidence, units: Sequence[Candidate]) -> set[int]:
+    """Indexes of the question's concepts the units hold (with their context and heading)."""
+    held: set[int] = set()
+    for unit in units:
+        stems = unit.stems | unit.context_stems | stems_of(unit.hit.section)
+        for index, concept in enumerate(evidence.matcher.concepts):
+            if concept.strength(stems) >= 0.7:
+                held.add(index)
+    return held
+
+
+def _form_fit(evidence: Evidence, unit: Candidate) -> bool:
+    row = evidence.features[unit.order]
+    return any(
+        row[UNIT_FEATURES.index(name)] > 0
+        for name in ("form_dose", "form_time", "form_threshold", "form_options", "form_yes_no")
+    )
+
+
+def choose_bottom_line(evidence: Evidence, probabilities: np.ndarray) -> list[Candidate]:
+    """The bottom line: the best eligible statement, then up to two more that answer what it leaves open."""
+    eligible = [u for u in evidence.units if _is_bottom_line_eligible(u)]
+    if not eligible:
+        return []
+    ordered = sorted(eligible, key=lambda u: (-probabilities[u.order], u.order))
+    first = ordered[0]
+    chosen = [first]
+    for unit in ordered[1:]:
+        if len(chosen) == BOTTOM_LINE_MAX_STATEMENTS:
+            break
+        if probabilities[unit.order] < BOTTOM_LINE_RELATIVE * probabilities[first.order]:
+            break
+        if unit.hit.doc_id != first.hit.doc_id or any(_overlaps(unit, other) for other in chosen):
+            continue
+        if any(normalise_quote(unit.text) in normalise_quote(other.text) for other in chosen):
+            continue
+        new_concepts = _held(evidence, [unit]) - _held(evidence, chosen)
+        adds_form = _form_fit(evidence, unit) and not any(_form_fit(evidence, other) for other in chosen)
+        if new_concepts or adds_form:
+            chosen.append(unit)
+    return chosen
+
+
+def section_of(unit: Candidate, intent: Intent) -> str:
+    """The answer section a statement belongs in: cues in its text, then its context, then its heading."""
+    heading = unit.hit.section.split(" > ")[-1] if unit.hit.section else ""
+    if unit.piece.is_block:  # a table or algorithm belongs where its heading puts it
+        for title, cue in SECTION_CUES:
+            if title != "Pitfalls" and cue.search(heading):
+                return title
+        return PRIMARY_SECTION[intent] if intent != "overview" else "Key points"
+    if CHOICE.search(unit.text) and not SECTION_CUES[0][1].search(unit.text):
+        return "Treatment"  # "First-line: amoxicillin 500 mg ..." is a treatment choice before it is a dose
+    for source in (unit.text, " ".join(unit.piece.context), heading):
+        for title, cue in SECTION_CUES:
+            if cue.search(source):
+                return title
+    if re.search(r"treat|therap|manag|recommend|antibiotic|agent|drug", unit.text + " " + heading, re.I):
+        return "Treatment"
+    return PRIMARY_SECTION[intent] if intent != "overview" else "Key points"
+
+
+def statement_of(unit: Candidate, citations: list[int]) -> Statement:
+    """A ``Statement`` for a candidate: its text, with its context.
+
+    The context is the passage's last heading (when it adds words the statement lacks), then the unit's own.
+    """
+    context: list[str] = []
+    heading = unit.hit.section.split(" > ")[-1].strip() if unit.hit.section else ""
+    if heading and not stems_of(heading) <= (unit.stems | unit.context_stems):
+        context.append(heading)
+    context += [piece for piece in unit.piece.context if piece]
+    return Statement(text=unit.text, citations=citations, context=context)
+
+
+def _mmr(
+    units: list[Candidate], probabilities: np.ndarray, *, limit: int, chosen: Sequence[Candidate]
+) -> list[Candidate]:
+    picked: list[Candidate] = []
+    taken = list(chosen)
+    pool = sorted(units, key=lambda u: (-probabilities[u.order], u.order))
+    top = max((probabilities[u.order] for u in pool), default=1.0) or 1.0
+    while pool and len(picked) < limit:
+        best: tuple[float, Candidate] | None = None
+        for unit in pool:
+            if any(_overlaps(unit, other) for other in taken):
+                continue
+            union = [len(unit.stems | o.stems) or 1 for o in taken]
+            similarity = max((len(unit.stems & o.stems) / n for o, n in zip(taken, union, strict=True)), default=0.0)
+            value = MMR_LAMBDA * math.log(probabilities[unit.order] / top + 1e-12) - (1 - MMR_LAMBDA) * 10 * similarity
+            if best is None or value > best[0]:
+                best = (value, unit)
+        if best is None:
+            break
+        picked.append(best[1])
+        taken.append(best[1])
+        pool.remove(best[1])
+    return picked
+
+
+def compose_statements(
+    evidence: Evidence, intent: Intent, audience: Audience, *, model: Model | None = None
+) -> Composition:
+    """Choose the bottom line and the sections' statements of an extractive answer.
+
+    ``model`` overrides the shipped statement model (cross-validation).
+
+    Returns:
+        The ``Composition``; ``bottom`` is empty when the evidence has no quotable statement.
+    """
+    scores = score_candidates(evidence, model)
+    probabilities = _softmax(scores)
+    bottom = choose_bottom_line(evidence, probabilities)
+    if not bottom:
+        return Composition(bottom=[], sections=[], probabilities=probabilities, best=None)
+    first = bottom[0]
+    key = evidence.matcher.key_concepts(1)
+    documents = {u.hit.doc_id for u in bottom}
+    cover = UNIT_FEATURES.index("cover_all")
+    best_p = probabilities[first.order]
+    pool = []
+    for unit in evidence.units:
+        if unit in bottom or any(_overlaps(unit, other) for other in bottom):
+            continue
+        if evidence.features[unit.order, cover] < SECTION_MIN_COVERAGE:
+            continue
+        if probabilities[unit.order] < SECTION_MIN_RELATIVE * best_p:
+            continue
+        stems = unit.stems | unit.context_stems | stems_of(unit.hit.section)
+        about = unit.hit.doc_id in documents or (key and key[0].strength(stems) >= 0.7)
+        if not about:
+            continue  # a statement from a document about another condition must name the question's
+        if unit.piece.kind in ("table", "algorithm") and len(unit.text) > 1400:
+            continue
+        pool.append(unit)
+    blocks = _mmr([u for u in pool if u.piece.is_block and u.piece.kind != "list"], probabilities,
+                  limit=MAX_BLOCKS, chosen=bottom)  # fmt: skip
+    prose = [u for u in pool if not (u.piece.is_block and u.piece.kind != "list")]
+    body = blocks + _mmr(prose, probabilities, limit=MAX_STATEMENTS - len(blocks), chosen=[*bottom, *blocks])
+    grouped: dict[str, list[Candidate]] = {}
+    for unit in sorted(body, key=lambda u: (-probabilities[u.order], u.order)):
+        title = section_of(unit, intent)
+        if len(grouped.setdefault(title, [])) < MAX_STATEMENTS_PER_SECTION:
+            grouped[title].append(unit)
+    order = SECTION_ORDER[intent]
+    sections = [
+        (title, sorted(grouped[title], key=lambda u: u.order))
+        for title in sorted(grouped, key=lambda t: (order.index(t) if t in order else len(order), t))
+    ]
+    del audience  # audiences share the statement choice; patients' consumer sources rank through the features
+    return Composition(bottom=bottom, sections=sections, probabilities=probabilities, best=first)

@@ -1,0 +1,204 @@
+"""Candidate statements of an evidence set and their features, for the learned statement ranker.
+
+Every passage of the evidence is cut into quotable units with their context (``quote.split_passage``); each
+unit gets a feature row (``UNIT_FEATURES``, each 0-1): how much of the question the unit with its context,
+heading and document title holds; whether it has the form the question asks for (a dose for a dosing question,
+a time for a 'when', a threshold for a target, a drug for 'which drug', a recommendation for a yes/no);
+recommendation strength; whether a stated threshold fits the case's values; the kind of unit; and how its
+passage ranked. ``UNIT_FEATURES`` weights are learned by ``benchmarks/learn_weights.py`` (listwise, cross-
+validated by question). Imports ``models``, ``intent``, ``quote`` and ``retrieve`` only.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from medcite.intent import INTENT_HEADINGS, MODERATE, STRONG
+from medcite.models import Hit
+from medcite.quote import Piece, is_anaphoric, split_passage
+from medcite.retrieve.match import TermMatcher, stems_of
+from medcite.retrieve.question import QuestionFrame
+from medcite.retrieve.rerank import numeric_fit, rank_feature
+
+__all__ = ["UNIT_FEATURES", "Candidate", "candidate_units", "unit_features"]
+
+UNIT_FEATURES: tuple[str, ...] = (
+    "passage_score",
+    "passage_rank",
+    "retrieved",
+    "doc_top",
+    "cover_text",
+    "cover_context",
+    "cover_all",
+    "cover_heading",
+    "key_cover",
+    "key_cover_local",
+    "intent_heading",
+    "strong",
+    "moderate",
+    "negative",
+    "has_dose",
+    "has_time",
+    "has_threshold",
+    "has_drug",
+    "form_dose",
+    "form_time",
+    "form_threshold",
+    "form_options",
+    "form_yes_no",
+    "form_actions",
+    "numeric_fit",
+    "numeric_miss",
+    "kind_sentence",
+    "kind_item",
+    "kind_list",
+    "kind_row",
+    "kind_table",
+    "kind_step",
+    "kind_algorithm",
+    "length",
+    "bare_anaphora",
+)
+"""Names of the statement features, in the order of ``unit_features``' columns."""
+
+_DOSE = re.compile(
+    r"\b\d+(?:\.\d+)?\s?(?:-|–|to)?\s?\d*(?:\.\d+)?\s?(?:mg|mcg|µg|g|units?|u|iu|ml|mmol|meq)\b(?:/(?:kg|day|h|hr|min))?"
+    r"|\b\d+(?:\.\d+)?\s?(?:mg|mcg|µg|units?|ml)/kg\b",
+    re.I,
+)
+_TIME = re.compile(
+    r"\b\d+(?:\.\d+)?\s?(?:-|–|to)?\s?\d*\s?(?:h|hr|hrs|hours?|min|minutes?|days?|weeks?|months?|years?|seconds?)\b"
+    r"|\bwithin\b|\bbefore\b|\bafter\b|\buntil\b|\bonce\b|\bfirst hour\b",
+    re.I,
+)
+_THRESHOLD = re.compile(r"[<>≤≥]=?\s?\d|\b(?:at least|more than|less than|above|below|exceeds?)\s+\d|\d\s?%", re.I)
+_NEGATIVE = re.compile(
+    r"\bnot (?:be )?(?:routinely )?(?:recommended|indicated|used|given|offered)|\bnot recommended|\bavoid|\bdo not\b"
+    r"|\bdon't\b|\bcontraindicat|\bagainst\b|\bshould not\b|\bno (?:evidence|benefit|role)\b|\bharm\b",
+    re.I,
+)
+_KINDS = ("sentence", "item", "list", "row", "table", "step", "algorithm")
+
+
+@dataclass
+class Candidate:
+    """A candidate statement: a unit of one evidence passage, with its hit and passage rank."""
+
+    piece: Piece
+    hit: Hit
+    passage_rank: int
+    retrieved: bool
+    order: int
+    stems: frozenset[str] = field(default_factory=frozenset)
+    context_stems: frozenset[str] = field(default_factory=frozenset)
+    score: float = 0.0
+
+    @property
+    def text(self) -> str:
+        """The statement text (verbatim)."""
+        return self.piece.text
+
+
+@functools.lru_cache(maxsize=16384)
+def _pieces(text: str) -> tuple[Piece, ...]:
+    return tuple(split_passage(text))
+
+
+def candidate_units(hits: Sequence[Hit], retrieved_ids: frozenset[str] | set[str]) -> list[Candidate]:
+    """Every quotable unit of the evidence passages, in evidence order (passage rank, then passage order)."""
+    units: list[Candidate] = []
+    for rank, hit in enumerate(hits, start=1):
+        for piece in _pieces(hit.text):
+            units.append(
+                Candidate(
+                    piece=piece,
+                    hit=hit,
+                    passage_rank=rank,
+                    retrieved=hit.passage_id in retrieved_ids,
+                    order=len(units),
+                    stems=stems_of(piece.text),
+                    context_stems=stems_of(" ".join(piece.context)) if piece.context else frozenset(),
+                )
+            )
+    return units
+
+
+def unit_features(
+    frame: QuestionFrame,
+    matcher: TermMatcher,
+    units: Sequence[Candidate],
+    passage_scores: dict[str, float],
+    drugs: frozenset[str],
+) -> np.ndarray:
+    """Feature rows ``(len(units), len(UNIT_FEATURES))`` float64 for one question's candidate statements.
+
+    Args:
+        frame: The parsed question.
+        matcher: Its concepts weighted in the library.
+        units: The candidates (``candidate_units``).
+        passage_scores: Passage id -> its score from the passage ranker (siblings not ranked: absent).
+        drugs: Lower-cased drug names the library's vocabulary knows (``Vocabulary.names_of('drug')``).
+    """
+    rows = np.zeros((len(units), len(UNIT_FEATURES)))
+    if not units:
+        return rows
+    values = list(passage_scores.values())
+    low, high = (min(values), max(values)) if values else (0.0, 1.0)
+    spread = (high - low) or 1.0
+    top_doc = units[0].hit.doc_id
+    heading_cue = INTENT_HEADINGS.get(frame.intent)
+    form = frame.form
+    for i, unit in enumerate(units):
+        hit, piece = unit.hit, unit.piece
+        heading, title = stems_of(hit.section), stems_of(hit.title)
+        with_context = unit.stems | unit.context_stems
+        full = f"{' '.join(piece.context)} {piece.text}"
+        has_dose = bool(_DOSE.search(piece.text))
+        has_time = bool(_TIME.search(piece.text))
+        has_threshold = bool(_THRESHOLD.search(piece.text))
+        words = re.findall(r"[a-z][a-z\-]+", piece.text.lower())
+        has_drug = any(word in drugs for word in words)
+        strong = bool(STRONG.search(full))
+        moderate = bool(MODERATE.search(full))
+        negative = bool(_NEGATIVE.search(piece.text))
+        fit, miss = numeric_fit(frame.facts, piece.text, f"{' '.join(piece.context)} {hit.section}")
+        score = passage_scores.get(hit.passage_id)
+        kind = [1.0 if piece.kind == k else 0.0 for k in _KINDS]
+        rows[i] = (
+            0.0 if score is None else (score - low) / spread,
+            rank_feature(unit.passage_rank),
+            1.0 if unit.retrieved else 0.0,
+            1.0 if hit.doc_id == top_doc else 0.0,
+            matcher.coverage(unit.stems),
+            matcher.coverage(with_context),
+            matcher.coverage(with_context, (heading, 0.75), (title, 0.5)),
+            matcher.coverage(heading),
+            matcher.key_coverage(with_context | heading | title),
+            matcher.key_coverage(with_context | heading),
+            1.0 if heading_cue is not None and heading_cue.search(hit.section) else 0.0,
+            1.0 if strong else 0.0,
+            1.0 if moderate else 0.0,
+            1.0 if negative else 0.0,
+            1.0 if has_dose else 0.0,
+            1.0 if has_time else 0.0,
+            1.0 if has_threshold else 0.0,
+            1.0 if has_drug else 0.0,
+            1.0 if form == "dose" and has_dose else 0.0,
+            1.0 if form in ("time", "duration") and has_time else 0.0,
+            1.0 if form == "threshold" and has_threshold else 0.0,
+            1.0 if form == "options" and has_drug else 0.0,
+            1.0 if form == "yes_no" and (strong or moderate or negative) else 0.0,
+            1.0 if form == "actions" and piece.kind in ("list", "step", "item") else 0.0,
+            fit,
+            miss,
+            *kind,
+            min(math.log(1 + len(piece.text.split())) / math.log(200), 1.0),
+            1.0 if is_anaphoric(piece.text) and not piece.context else 0.0,
+        )
+    return rows

@@ -1,0 +1,257 @@
+"""Which of a question's concepts a text holds: IDF-weighted matching with morphology and vocabularies.
+
+A question's content words become ``Concept`` objects weighted by their inverse document frequency in the
+library. A text holds a concept when it has the word's Snowball stem, one of its vocabulary equivalents (the
+library's synonym sets, clinical shorthand, abbreviations its documents define, brand and lay names from the
+maintained drug and disease vocabularies), or, for less credit, a word of the same family (a shared stem
+prefix: 'pregnant' and 'pregnancy', 'prophylactic' and 'prophylaxis'; Snowball stems them apart). A short word
+the library never uses ('eos', 'bicarb', 'subcut') matches the library's words it begins. Words naming a case's
+measured findings ('HR', 'Hb') weigh less: they describe the patient, not what is asked. Imports ``store``,
+``retrieve.query`` and ``retrieve.question`` only.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import snowballstemmer
+
+from medcite.retrieve.query import fts_query
+from medcite.vocabulary import EVERYDAY_MIN_COUNT, everyday_count
+
+if TYPE_CHECKING:
+    from medcite.retrieve.question import QuestionFrame
+    from medcite.retrieve.retriever import Retriever
+
+__all__ = [
+    "FAMILY_CREDIT",
+    "FINDING_WEIGHT",
+    "PREFIX_CREDIT",
+    "Concept",
+    "TermMatcher",
+    "family_prefix",
+    "stem_set",
+    "stem_word",
+    "stems_of",
+]
+
+FAMILY_CREDIT = 0.7
+"""Credit (0-1) for a word of the same family (shared stem prefix) instead of the question's own word."""
+PREFIX_CREDIT = 0.8
+"""Credit (0-1) for a library word that begins with a short word the library never uses ('eos' -> eosinophil)."""
+FINDING_WEIGHT = 0.3
+"""Weight factor for a word that names a measured finding of the case ('HR 115': 'HR')."""
+FAMILY_MIN_CHARS = 6
+"""Stems at least this long get a family prefix: 80% of the stem, at least 5 characters."""
+CONVERSATIONAL_MAX_DF = 2
+"""A word in at most this many passages of the library ..."""
+"""... that occurs at least ``vocabulary.EVERYDAY_MIN_COUNT`` times in everyday English (``everyday_count``) is
+conversation ('mom', 'gone', 'shaky'), not a clinical concept the library lacks; it weighs ``CONVERSATIONAL_WEIGHT``."""
+CONVERSATIONAL_WEIGHT = 0.1
+
+_WORD = re.compile(r"[a-z0-9]+(?:[-.][a-z0-9]+)*", re.I)
+_STEMMER = snowballstemmer.stemmer("english")
+
+
+@functools.lru_cache(maxsize=131072)
+def stem_word(word: str) -> tuple[str, ...]:
+    """Snowball (Porter2) stems of a lower-cased word; hyphenated words also by their parts."""
+    if "-" in word:
+        return (_STEMMER.stemWord(word), *(_STEMMER.stemWord(part) for part in word.split("-") if part))
+    return (_STEMMER.stemWord(word),)
+
+
+def stem_set(text: str) -> set[str]:
+    """Snowball stems of every word of a text (hyphenated words also by their parts)."""
+    return {stem for word in _WORD.findall(text) for stem in stem_word(word.lower())}
+
+
+def stems_of(text: str) -> frozenset[str]:
+    """``stem_set`` as a frozenset (cached for repeated texts such as headings and titles)."""
+    return _stems_cached(text)
+
+
+@functools.lru_cache(maxsize=65536)
+def _stems_cached(text: str) -> frozenset[str]:
+    return frozenset(stem_set(text))
+
+
+def family_prefix(stem: str) -> str | None:
+    """The prefix shared by a stem's word family (80% of a stem of 6+ characters, at least 5), else None."""
+    if len(stem) < FAMILY_MIN_CHARS or not stem.isalpha():
+        return None
+    return stem[: max(5, math.ceil(0.8 * len(stem)))]
+
+
+@dataclass(frozen=True)
+class Concept:
+    """One content word (or phrase) of a question and what in a text counts as holding it."""
+
+    text: str
+    weight: float
+    stems: frozenset[str]
+    aliases: tuple[frozenset[str], ...] = ()
+    family: str | None = None
+    prefix: str | None = None
+    is_finding: bool = False
+    in_library: bool = True
+
+    def strength(self, stems: frozenset[str] | set[str]) -> float:
+        """How fully (0-1) a text's stems hold this concept: own stems or an alias 1, family or prefix less."""
+        if self.stems and self.stems <= stems:
+            return 1.0
+        if any(alias <= stems for alias in self.aliases):
+            return 1.0
+        if self.prefix is not None and any(stem.startswith(self.prefix) for stem in stems):
+            return PREFIX_CREDIT
+        if self.family is not None and any(stem.startswith(self.family) for stem in stems):
+            return FAMILY_CREDIT
+        return 0.0
+
+
+@dataclass
+class TermMatcher:
+    """The question's concepts with their IDF weights; scores how much of the question a text holds."""
+
+    concepts: list[Concept]
+    total: float = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.total = max(sum(concept.weight for concept in self.concepts), 1e-9)
+
+    @classmethod
+    def build(cls, frame: QuestionFrame, retriever: Retriever, *, text: str | None = None) -> TermMatcher:
+        """Weigh the content words of ``text`` (default: the question's focus) by IDF in the retriever's library.
+
+        Raises:
+            QueryError: The text has nothing to search for.
+        """
+        source = text if text is not None else frame.focus
+        expanded = retriever.normalize(source)
+        idf = retriever.idf
+        vocabulary = retriever.vocabulary
+        words = [m.group(0) for m in re.finditer(r"\w+(?:[-.'’/]\w+)*", source)]
+        phrase_aliases = _phrase_aliases(words, vocabulary)
+        concepts: list[Concept] = []
+        seen: set[frozenset[str]] = set()
+        for term in expanded.terms:
+            stems = frozenset(stem_set(term))
+            if not stems or stems in seen:
+                continue
+            seen.add(stems)
+            aliases = [frozenset(stem_set(equivalent)) for equivalent in vocabulary.equivalents(term)]
+            aliases += [alias for key, alias in phrase_aliases if term.lower() in key]
+            aliases = [alias for alias in aliases if alias and alias != stems]
+            df = retriever.document_frequency(term)
+            family = None
+            if len(stems) == 1:
+                family = family_prefix(next(iter(stems)))
+            prefix = None
+            lowered = term.lower()
+            if df == 0 and lowered.isalpha() and 3 <= len(lowered) <= 6:
+                prefix_df = retriever.document_frequency(lowered, prefix=True)
+                prefix = lowered if prefix_df else None
+            weight = (
+                idf(term) if df else _alias_idf(aliases, retriever) or (idf(lowered, prefix=True) if prefix else 0.0)
+            )
+            in_library = bool(df or weight)
+            if df <= CONVERSATIONAL_MAX_DF and not aliases and everyday_count(lowered) >= EVERYDAY_MIN_COUNT:
+                weight = CONVERSATIONAL_WEIGHT * (weight or idf(term))
+                in_library = True  # conversation the library need not hold, not a concept it lacks
+            elif not in_library:
+                weight = math.log(1.0 + retriever.n_passages)  # unknown to the library: as rare as can be
+            is_finding = lowered in frame.findings
+            if is_finding:
+                weight *= FINDING_WEIGHT
+            concepts.append(
+                Concept(
+                    text=term,
+                    weight=weight,
+                    stems=stems,
+                    aliases=tuple(dict.fromkeys(aliases)),
+                    family=family,
+                    prefix=prefix,
+                    is_finding=is_finding,
+                    in_library=in_library,
+                )
+            )
+        return cls(concepts=concepts)
+
+    def strengths(self, stems: frozenset[str] | set[str]) -> list[float]:
+        """Per-concept match strengths (0-1) for a text's stems, in concept order."""
+        return [concept.strength(stems) for concept in self.concepts]
+
+    def coverage(self, body: frozenset[str] | set[str], *contexts: tuple[frozenset[str] | set[str], float]) -> float:
+        """IDF-weighted fraction (0-1) of the question held by ``body``.
+
+        Each ``(stems, factor)`` context (a heading, a title) adds what the body lacks at ``factor`` (0-1) of its
+        weight; the best source of each concept counts.
+        """
+        score = 0.0
+        for concept in self.concepts:
+            best = concept.strength(body)
+            for stems, factor in contexts:
+                if best >= 1.0:
+                    break
+                best = max(best, factor * concept.strength(stems))
+            score += concept.weight * best
+        return min(score / self.total, 1.0)
+
+    def key_concepts(self, n: int = 2) -> list[Concept]:
+        """The ``n`` most specific concepts (highest weight, findings last), which usually name the topic."""
+        return sorted(self.concepts, key=lambda c: (c.is_finding, -c.weight, c.text))[:n]
+
+    def key_coverage(self, stems: frozenset[str] | set[str], n: int = 2) -> float:
+        """Weighted fraction (0-1) of the ``n`` most specific concepts that ``stems`` hold."""
+        key = self.key_concepts(n)
+        total = sum(c.weight for c in key)
+        return sum(c.weight * c.strength(stems) for c in key) / total if total else 1.0
+
+    def missing(self, stems: frozenset[str] | set[str], *, min_strength: float = 0.5) -> list[Concept]:
+        """Concepts (not findings) a text does not hold, most specific first."""
+        return [
+            c
+            for c in sorted(self.concepts, key=lambda c: -c.weight)
+            if not c.is_finding and c.strength(stems) < min_strength
+        ]
+
+    def prefix_query(self) -> str | None:
+        """An FTS5 query of the concepts' family and short-word prefixes ('"pregnan"*'), None when there are none."""
+        parts = []
+        for concept in self.concepts:
+            for prefix in (concept.prefix, concept.family):
+                if prefix:
+                    parts.append('"' + prefix.replace('"', '""') + '"*')
+        return " OR ".join(dict.fromkeys(parts)) or None
+
+
+def _phrase_aliases(words: Sequence[str], vocabulary) -> list[tuple[str, frozenset[str]]]:
+    """Equivalents of the question's multi-word phrases ('heart attack'): ``(phrase lower-cased, alias stems)``."""
+    found: list[tuple[str, frozenset[str]]] = []
+    for size in (4, 3, 2):
+        for start in range(0, max(0, len(words) - size + 1)):
+            phrase = " ".join(words[start : start + size])
+            for equivalent in vocabulary.equivalents(phrase):
+                stems = frozenset(stem_set(equivalent))
+                if stems:
+                    found.append((phrase.lower(), stems))
+    return found
+
+
+def _alias_idf(aliases: Iterable[frozenset[str]], retriever: Retriever) -> float:
+    """The IDF of the rarest alias the library holds (a word the library lacks takes its equivalent's weight)."""
+    best = 0.0
+    for alias in aliases:
+        terms = sorted(alias)
+        match = fts_query(terms)
+        if match is None:
+            continue
+        df = retriever.document_frequency(" ".join(terms), all_words=True)
+        if df:
+            best = max(best, math.log(1.0 + retriever.n_passages / (1.0 + df)))
+    return best

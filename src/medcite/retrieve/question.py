@@ -1,0 +1,289 @@
+"""Question understanding: what a clinician's question asks, and the case it describes.
+
+Clinicians type case vignettes ("66M, 45 min of right arm weakness now resolved, BP 152/88 ... Admit?"),
+shorthand and fragments. ``parse_question`` separates what is asked (the intent, the form the answer should
+take, the words to search for) from the case's findings: the patient's age and sex, and measurements
+(``NumericFact``: a value with its unit and the words naming it, "HR 115", "eGFR 40", "HEART score 3"). Findings
+steer which branch of a guideline applies (``numeric_conditions`` reads the thresholds and ranges a passage
+states, ``fits`` tests a finding against one) instead of being words every passage must contain. Patterns here
+are product language (how numbers, units and question forms are written), not clinical content. Imports
+``models`` and ``intent`` only.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Literal
+
+from medcite.intent import classify_intent
+from medcite.models import Intent
+
+__all__ = [
+    "AnswerForm",
+    "NumericCondition",
+    "NumericFact",
+    "QuestionFrame",
+    "finding_spans",
+    "fits",
+    "numeric_conditions",
+    "parse_question",
+]
+
+AnswerForm = Literal["dose", "duration", "time", "threshold", "options", "yes_no", "actions", "explain"]
+"""The form an answer's bottom line should take: a dose (amount, route, frequency), a duration, a time or time
+window, a threshold or target (a number), the recommended options (which drug, what regimen), a yes/no
+recommendation with its condition, the actions to take (management steps), or an explanation."""
+
+_NUMBER = r"(?:\d+(?:[.,]\d+)?)"
+_UNITS = (
+    r"%|kg|g/dl|mg/dl|mmol/l|mmol/mol|mg|mcg|µg|units?|iu|mmhg|mm hg|bpm|/min|breaths?/min|ml/kg/h|ml/kg/hr"
+    r"|ml/min(?:/1\.73\s?m2|/1\.73m²)?|ml|l/min|ppb|cells/(?:µl|mcl|ul)|mmol|meq/l|meq|ng/ml|pg/ml|g|"
+    r"hours?|hrs?|h|minutes?|mins?|days?|weeks?|wks?|months?|years?|yrs?|°c|c"
+)
+_UNIT_ALIASES = {
+    "hour": "h", "hours": "h", "hr": "h", "hrs": "h", "minute": "min", "minutes": "min", "mins": "min",
+    "day": "d", "days": "d", "week": "wk", "weeks": "wk", "wks": "wk", "month": "mo", "months": "mo",
+    "year": "y", "years": "y", "yrs": "y", "yr": "y", "unit": "units", "mm hg": "mmhg", "/min": "bpm",
+    "breaths/min": "bpm", "breath/min": "bpm", "ml/kg/hr": "ml/kg/h", "µg": "mcg",
+}  # fmt: skip
+_TIME_UNITS = frozenset({"h", "min", "d", "wk", "mo", "y"})
+_AGE_SEX = re.compile(
+    r"\b(?:(?P<age>\d{1,3})\s?(?:-?\s?(?:year|yr)s?[- ]old|\s?yo\b|\s?y/o\b|\s?y\.o\.)"
+    r"|(?P<age2>\d{1,3})\s?(?P<sex>[MF])\b)",
+    re.I,
+)
+_SEX_WORD = re.compile(r"\b(man|woman|male|female|boy|girl|gentleman|lady|mother|father|mom|dad|mum)\b", re.I)
+_FEMALE = {"woman", "female", "girl", "lady", "mother", "mom", "mum"}
+_VALUE = re.compile(
+    rf"(?<![\w.])(?P<cmp>[<>≤≥]=?|=)?\s*(?P<value>{_NUMBER})(?:\s*/\s*(?P<second>{_NUMBER}))?"
+    rf"(?:\s*(?P<unit>{_UNITS})(?![a-z]))?",
+    re.I,
+)
+_NAME_WORD = re.compile(r"[A-Za-z][A-Za-z0-9\-]*")
+_NAME_STOP = frozenset(
+    "a an the of at to is was were are be been on in for with and or from by up down now about around than "
+    "had has have gone went got his her their my our its day days hour hours h after before since last".split()
+)
+
+# Question forms, checked in order; the first match wins (product language, not clinical content).
+_FORMS: tuple[tuple[AnswerForm, re.Pattern[str]], ...] = (
+    ("dose", re.compile(r"\bdos(e|es|ing|age)\b|how much|\bregimen\b|\btitrat|\bhow many (mg|units|tablets)", re.I)),
+    ("duration", re.compile(r"how long\b|\bduration\b|how many (days|weeks|months)|\bminimum wait|\bhold\b", re.I)),
+    ("time", re.compile(r"^\W*when\b|\bwhen (to|should|do|can|is|are|does|will)\b|how (soon|fast|quickly)"
+                        r"|\btiming\b|within how", re.I)),
+    ("threshold", re.compile(r"\btarget\b|\bgoal\b|\bthreshold|\bcut-?off|\bbelow what|\babove what|\bcriteria\b"
+                             r"|\bstage\b|\bwhat (score|level|value|number)|\blowest\b|\bhighest\b|\blimit\b", re.I)),
+    ("options", re.compile(r"\bwhich\b|\bwhat (drug|medication|antibiotic|regimen|agent|inhaler|pressor|treatment"
+                           r"|therapy|options?)|first[- ]line|\boptions?\b|\bnext (drug|step|agent)|\binitial\b"
+                           r"|\bor\b", re.I)),
+    ("actions", re.compile(r"\bhow (do|should|to)\b|\bmanage|\bnext steps?\b|\bwhat (now|next|should)\b"
+                           r"|\bwhat goes\b|\bapproach\b|\bwork-?up\b", re.I)),
+    ("yes_no", re.compile(r"^\W*(should|can|could|do|does|is|are|must|would|will)\b|\?\s*$", re.I)),
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class NumericFact:
+    """A measurement the question reports: value, unit and the words naming it ('eGFR 40', 'HEART score 3')."""
+
+    name: str
+    value: float
+    unit: str | None = None
+    second: float | None = None
+    """The second number of a pair such as a blood pressure '152/88' (else None)."""
+
+
+@dataclass(frozen=True)
+class NumericCondition:
+    """A threshold or range a text states: the values it admits (inclusive bounds) and the words naming it."""
+
+    name: str
+    low: float | None
+    high: float | None
+    unit: str | None = None
+    low_inclusive: bool = True
+    high_inclusive: bool = True
+
+
+@dataclass(frozen=True)
+class QuestionFrame:
+    """What a question asks and the case it describes.
+
+    ``focus`` is the question with the case's age/sex tokens and measured values removed (the words to search
+    and cover); ``findings`` are the words naming measured values ("HR", "Hb"), which describe the case rather
+    than what is asked; ``facts`` the measured values; ``age_years`` and ``sex`` the patient's, when stated.
+    """
+
+    text: str
+    focus: str
+    intent: Intent
+    form: AnswerForm
+    facts: tuple[NumericFact, ...] = ()
+    findings: frozenset[str] = field(default_factory=frozenset)
+    age_years: float | None = None
+    sex: Literal["female", "male"] | None = None
+    is_vignette: bool = False
+
+
+def _unit(raw: str | None) -> str | None:
+    if not raw:
+        return None
+    unit = " ".join(raw.lower().split())
+    return _UNIT_ALIASES.get(unit, unit)
+
+
+def _float(raw: str) -> float:
+    return float(raw.replace(",", "."))
+
+
+def _name_before(text: str, start: int, *, max_words: int = 3) -> str:
+    """Up to ``max_words`` naming words just before a value (stopping at punctuation), lower-cased."""
+    window = text[max(0, start - 60) : start]
+    window = re.split(r"[,;:()\[\]?!]|\.\s|—|–\s|\s-\s", window)[-1]
+    words = [w for w in _NAME_WORD.findall(window) if w.lower() not in _NAME_STOP]
+    return " ".join(words[-max_words:]).lower()
+
+
+def finding_spans(text: str) -> list[tuple[int, int]]:
+    """Character spans of a vignette's age/sex tokens and measured values ('55M', 'HR 115', 'BP 95/60')."""
+    spans = [(m.start(), m.end()) for m in _AGE_SEX.finditer(text)]
+    for match in _VALUE.finditer(text):
+        if any(start <= match.start() < end for start, end in spans):
+            continue
+        spans.append((match.start("value"), match.end()))
+    return sorted(spans)
+
+
+def parse_question(question: str) -> QuestionFrame:
+    """Read what a question asks and the case it describes.
+
+    Args:
+        question: The question as typed (identifiers already scrubbed).
+
+    Returns:
+        The ``QuestionFrame``: intent (``intent.classify_intent``), answer form, focus text, numeric facts,
+        finding words, age and sex.
+    """
+    text = " ".join(question.split())
+    age: float | None = None
+    sex: Literal["female", "male"] | None = None
+    for match in _AGE_SEX.finditer(text):
+        age = _float(match.group("age") or match.group("age2"))
+        if match.group("sex"):
+            sex = "female" if match.group("sex").upper() == "F" else "male"
+    if sex is None and age is not None:
+        word = _SEX_WORD.search(text)
+        if word:
+            sex = "female" if word.group(1).lower() in _FEMALE else "male"
+    facts: list[NumericFact] = []
+    findings: set[str] = set()
+    removed: list[tuple[int, int]] = [(m.start(), m.end()) for m in _AGE_SEX.finditer(text)]
+    for match in _VALUE.finditer(text):
+        if any(start <= match.start() < end for start, end in removed):
+            continue
+        value, unit = _float(match.group("value")), _unit(match.group("unit"))
+        name = _name_before(text, match.start())
+        hyphenated = text[match.end() : match.end() + 1] == "-" or text[max(0, match.start() - 1)] == "-"
+        if hyphenated and unit is None:  # '10-yr', 'CURB-65', 'COVID-19': part of a term, not a value
+            continue
+        second = _float(match.group("second")) if match.group("second") else None
+        facts.append(NumericFact(name=name, value=value, unit=unit, second=second))
+        is_time = unit in _TIME_UNITS
+        if name and not is_time and (unit is not None or match.group("cmp") or second or _is_measure_name(name)):
+            findings.update(name.split()[-1:])
+        removed.append((match.start("value"), match.end()))
+    focus = text
+    for start, end in sorted(removed, reverse=True):
+        focus = focus[:start] + " " + focus[end:]
+    focus = " ".join(focus.split())
+    form = next((form for form, cue in _FORMS if cue.search(text)), "explain")
+    return QuestionFrame(
+        text=text,
+        focus=focus or text,
+        intent=classify_intent(text),
+        form=form,
+        facts=tuple(facts),
+        findings=frozenset(findings),
+        age_years=age,
+        sex=sex,
+        is_vignette=age is not None or sex is not None or len(facts) >= 2,
+    )
+
+
+def _is_measure_name(name: str) -> bool:
+    """A short all-capitals or mixed-case label ('HR', 'Hb', 'eGFR', 'SBP') names a measurement."""
+    last = name.split()[-1] if name else ""
+    return 1 < len(last) <= 6 and any(c.isupper() for c in last[1:] + last[:1]) if last else False
+
+
+_CONDITION = re.compile(
+    rf"(?P<low>{_NUMBER})\s*(?P<lunit>{_UNITS})?\s*(?:-|–|—|to)\s*(?:[<>≤≥]=?\s*)?(?P<high>{_NUMBER})"
+    rf"|(?P<cmp>[<>≤≥]=?|=)\s*(?P<value>{_NUMBER})"
+    rf"|\b(?P<word>at least|more than|greater than|less than|under|over|below|above|older than|younger than)\s+"
+    rf"(?:age\s+)?(?P<wvalue>{_NUMBER})",
+    re.I,
+)
+_UNIT_AFTER = re.compile(rf"\s*(?P<unit>{_UNITS})(?![a-z])", re.I)
+_WORD_CMP = {
+    "at least": ">=", "more than": ">", "greater than": ">", "over": ">", "above": ">", "older than": ">",
+    "less than": "<", "under": "<", "below": "<", "younger than": "<",
+}  # fmt: skip
+
+
+def numeric_conditions(text: str) -> list[NumericCondition]:
+    """Thresholds and ranges a text states ('≥ 7', '< 10%', '13-19', '7.5% to < 20.0%', 'older than 65').
+
+    Returns:
+        One ``NumericCondition`` per threshold or range, in text order; the name is up to three words before it.
+        A range whose numbers are joined by a hyphen inside a term ('COVID-19') is not read.
+    """
+    conditions: list[NumericCondition] = []
+    cleaned = text.replace("**", "").replace("≥", ">=").replace("≤", "<=")
+    for match in _CONDITION.finditer(cleaned):
+        after = _UNIT_AFTER.match(cleaned, match.end())
+        unit = _unit(after.group("unit")) if after else None
+        name = _name_before(cleaned, match.start())
+        if match.group("low") is not None:
+            before = cleaned[max(0, match.start() - 1) : match.start()]
+            if before.isalpha():  # 'CURB-65', 'G1-G5'
+                continue
+            low, high = _float(match.group("low")), _float(match.group("high"))
+            unit = unit or _unit(match.group("lunit"))
+            if low > high:
+                continue
+            conditions.append(NumericCondition(name=name, low=low, high=high, unit=unit))
+        elif match.group("value") is not None:
+            value, comparator = _float(match.group("value")), match.group("cmp")
+            conditions.append(_bound(name, comparator, value, unit))
+        else:
+            comparator = _WORD_CMP[match.group("word").lower()]
+            conditions.append(_bound(name, comparator, _float(match.group("wvalue")), unit))
+    return conditions
+
+
+def _bound(name: str, comparator: str, value: float, unit: str | None) -> NumericCondition:
+    if comparator in (">", ">="):
+        return NumericCondition(name=name, low=value, high=None, unit=unit, low_inclusive=comparator == ">=")
+    if comparator in ("<", "<="):
+        return NumericCondition(name=name, low=None, high=value, unit=unit, high_inclusive=comparator == "<=")
+    return NumericCondition(name=name, low=value, high=value, unit=unit)
+
+
+def fits(fact: NumericFact, condition: NumericCondition) -> bool | None:
+    """Whether a measured value meets a stated condition; None when they measure different things.
+
+    Units must agree (both absent counts as agreeing). A percentage never meets a bare-number condition.
+    """
+    if (fact.unit or None) != (condition.unit or None):
+        return None
+    value = fact.value
+    if condition.low is not None and (
+        value < condition.low or (value == condition.low and not condition.low_inclusive)
+    ):
+        return False
+    if condition.high is not None and (
+        value > condition.high or (value == condition.high and not condition.high_inclusive)
+    ):
+        return False
+    return True

@@ -1,0 +1,205 @@
+"""Second-stage ranking: features of each candidate passage, scored by weights learned with cross-validation.
+
+The first stage (BM25 rankings and, when installed, dense vectors, fused by reciprocal rank fusion) finds about
+a hundred candidates; this stage orders them by a linear model over features a clinician's question makes
+meaningful: how much of the question the passage's text, heading path and document title hold (IDF-weighted,
+``match.TermMatcher``), whether its heading fits the question's intent, whether its document is the one the
+question is about, whether a threshold or range it states fits the case's measured values, evidence level and
+recency, beside the first-stage ranks. Weights are learned by ``benchmarks/learn_weights.py`` (a listwise
+softmax model, cross-validated by question) and shipped in ``weights.json`` with their provenance. Imports
+``models``, ``intent``, ``quote`` and the other ``retrieve`` modules only.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib import resources
+
+import numpy as np
+
+from medcite.intent import INTENT_HEADINGS
+from medcite.models import Hit
+from medcite.quote import split_passage
+from medcite.retrieve.match import TermMatcher, stems_of
+from medcite.retrieve.question import NumericFact, QuestionFrame, fits, numeric_conditions
+from medcite.retrieve.rank import EVIDENCE_PRIOR
+
+__all__ = [
+    "PASSAGE_FEATURES",
+    "Model",
+    "load_model",
+    "numeric_fit",
+    "passage_features",
+    "rank_feature",
+]
+
+PASSAGE_FEATURES: tuple[str, ...] = (
+    "rrf",
+    "lexical_rank",
+    "expanded_rank",
+    "family_rank",
+    "dense_rank",
+    "cover_text",
+    "cover_heading",
+    "cover_last_heading",
+    "cover_title",
+    "cover_all",
+    "key_cover",
+    "unit_cover",
+    "unit_key_cover",
+    "doc_cover",
+    "doc_top",
+    "intent_heading",
+    "numeric_fit",
+    "numeric_miss",
+    "evidence",
+    "recency",
+)
+"""Names of the passage features, in the order of ``passage_features``' columns (each 0-1)."""
+
+
+def rank_feature(rank: int | None) -> float:
+    """A 1-based first-stage rank as a feature: ``1 / log2(1 + rank)`` (1 for the top passage, 0 when absent)."""
+    return 0.0 if rank is None else 1.0 / math.log2(1.0 + rank)
+
+
+@functools.lru_cache(maxsize=32768)
+def _conditions(text: str):
+    return numeric_conditions(text)
+
+
+@functools.lru_cache(maxsize=16384)
+def _unit_stems(text: str) -> tuple[frozenset[str], ...]:
+    """Stems of each quotable unit of a passage read with its context (``quote.split_passage``)."""
+    return tuple(stems_of(" ".join((*piece.context, piece.text))) for piece in split_passage(text))
+
+
+def numeric_fit(facts: Sequence[NumericFact], text: str, context: str = "") -> tuple[float, float]:
+    """Whether the case's measured values fit the thresholds and ranges a text states: ``(fit, miss)``, each 0-1.
+
+    ``fit`` is 1 when a value meets a condition named like it (a shared word: 'HEART score 3' and 'HEART 0-3'),
+    0.5 when it meets a condition of the same unit whose name differs; ``miss`` is 1 when conditions named like a
+    value exist and it meets none of them (the text is about another stratum of patients).
+    """
+    if not facts:
+        return 0.0, 0.0
+    fit = 0.0
+    named_miss = False
+    named_hit = False
+    conditions = _conditions(text)
+    context_words = set(context.lower().replace("*", "").split()) if context else set()
+    for fact in facts:
+        fact_words = set(fact.name.split())
+        for condition in conditions:
+            verdict = fits(fact, condition)
+            if verdict is None:
+                continue
+            named = bool(fact_words & (set(condition.name.split()) | context_words)) if fact_words else False
+            if verdict:
+                fit = max(fit, 1.0 if named else 0.5)
+                named_hit = named_hit or named
+            elif named:
+                named_miss = True
+    return fit, 1.0 if named_miss and not named_hit else 0.0
+
+
+@dataclass(frozen=True)
+class Model:
+    """A linear scoring model: feature names and weights (``score = features @ weights``) with provenance."""
+
+    names: tuple[str, ...]
+    weights: np.ndarray
+    provenance: str = ""
+
+    def score(self, features: np.ndarray, names: Sequence[str]) -> np.ndarray:
+        """Scores ``(n,)`` of feature rows ``(n, len(names))``; features the model lacks weigh 0."""
+        index = {name: i for i, name in enumerate(self.names)}
+        weights = np.array([self.weights[index[name]] if name in index else 0.0 for name in names])
+        return features @ weights
+
+
+@functools.lru_cache(maxsize=8)
+def load_model(kind: str) -> Model | None:
+    """Load a model ('passage', 'unit', 'abstain') from the package's ``weights.json`` (None when absent)."""
+    try:
+        text = resources.files("medcite.retrieve").joinpath("weights.json").read_text(encoding="utf-8")
+    except (FileNotFoundError, OSError):
+        return None
+    data = json.loads(text).get(kind)
+    if not data:
+        return None
+    return Model(
+        names=tuple(data["names"]),
+        weights=np.array(data["weights"], dtype=float),
+        provenance=str(data.get("provenance", "")),
+    )
+
+
+def passage_features(
+    frame: QuestionFrame,
+    matcher: TermMatcher,
+    hits: Sequence[Hit],
+    stage_ranks: Sequence[dict[str, int]],
+    fused: Sequence[float],
+) -> np.ndarray:
+    """Feature rows ``(len(hits), len(PASSAGE_FEATURES))`` float64 for candidate passages of one question.
+
+    Args:
+        frame: The parsed question.
+        matcher: Its concepts, weighted in the library.
+        hits: The candidates, in first-stage order.
+        stage_ranks: Per hit, its 1-based rank in each first-stage ranking ('lexical', 'lexical_expanded',
+            'lexical_family', 'dense'); a ranking that missed it is absent.
+        fused: Per hit, its fused first-stage score (reciprocal rank fusion).
+    """
+    rows = np.zeros((len(hits), len(PASSAGE_FEATURES)))
+    if not hits:
+        return rows
+    top_fused = max(fused) or 1.0
+    heading_cue = INTENT_HEADINGS.get(frame.intent)
+    covers: list[float] = []
+    for i, hit in enumerate(hits):
+        body, heading = stems_of(hit.text), stems_of(hit.section)
+        last, title = stems_of(hit.section.split(" > ")[-1]), stems_of(hit.title)
+        cover_all = matcher.coverage(body, (heading, 0.75), (title, 0.5))
+        covers.append(cover_all)
+        units = _unit_stems(hit.text) or (body,)
+        unit_cover = max(matcher.coverage(unit, (heading, 0.75), (title, 0.5)) for unit in units)
+        unit_key = max(matcher.key_coverage(unit | heading | title) for unit in units)
+        fit, miss = numeric_fit(frame.facts, f"{hit.section}\n{hit.text}")
+        ranks = stage_ranks[i]
+        rows[i] = (
+            fused[i] / top_fused,
+            rank_feature(ranks.get("lexical")),
+            rank_feature(ranks.get("lexical_expanded")),
+            rank_feature(ranks.get("lexical_family")),
+            rank_feature(ranks.get("dense")),
+            matcher.coverage(body),
+            matcher.coverage(heading),
+            matcher.coverage(last),
+            matcher.coverage(title),
+            cover_all,
+            matcher.key_coverage(body | heading | title),
+            unit_cover,
+            unit_key,
+            0.0,  # doc_cover, filled below
+            0.0,  # doc_top
+            1.0 if heading_cue is not None and heading_cue.search(hit.section) else 0.0,
+            fit,
+            miss,
+            EVIDENCE_PRIOR.get(hit.evidence_type, 0.0),
+            min(max(((hit.year or 2000) - 2000) / 25.0, 0.0), 1.0),
+        )
+    best_of: dict[str, float] = {}
+    for hit, cover in zip(hits, covers, strict=True):
+        best_of[hit.doc_id] = max(best_of.get(hit.doc_id, 0.0), cover)
+    top_doc = max(best_of.values())
+    doc_column, top_column = PASSAGE_FEATURES.index("doc_cover"), PASSAGE_FEATURES.index("doc_top")
+    for i, hit in enumerate(hits):
+        rows[i, doc_column] = best_of[hit.doc_id]
+        rows[i, top_column] = 1.0 if best_of[hit.doc_id] >= top_doc else 0.0
+    return rows
