@@ -41,6 +41,9 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 from answers import normalise  # noqa: E402
 
 WEIGHTS = REPO / "src" / "medcite" / "retrieve" / "weights.json"
+LABELS = "any"
+"""Statement labels: 'any' (every unit holding the gold quote, or every term group from the gold guideline) or
+'smallest' (the smallest such unit: a list only when none of its items holds them)."""
 
 
 @dataclass
@@ -119,7 +122,7 @@ def passage_groups(rows: list[dict], retriever) -> list[Group]:
 
     groups = []
     for row in rows:
-        if not row["covered"]:
+        if not row["covered"] or not row.get("gold_quote"):
             continue
         candidates = retriever.candidates(row["question"], depth=100)
         features = passage_features(
@@ -201,44 +204,87 @@ def unit_groups(rows: list[dict], retriever, passage_model) -> list[Group]:
         if not row["covered"]:
             continue
         evidence = evidence_for(retriever, row["question"], passage_model)
-        gold = normalise(row["gold_quote"])
+        gold = normalise(row["gold_quote"]) if row.get("gold_quote") else None
         terms = row.get("bottom_line_terms") or []
         wrong = row.get("wrong_terms") or []
-        labels = []
         correct = []
+        holds_gold = []
         for unit in evidence.units:
             text = normalise(unit.piece.text)
             whole = normalise(" ".join((*unit.piece.context, unit.piece.text)))
             complete = all(group_present(g, whole) for g in terms) and not any(has_term(t, whole) for t in wrong)
-            positive = (gold in text and unit.piece.kind not in ("table", "algorithm")) or (
-                complete and len(terms) >= 2 and unit.hit.doc_id == f"guideline:{row['guideline']}"
-            )
-            labels.append(positive)
             correct.append(complete)
+            holds_gold.append(gold is not None and gold in text)
+        # The smallest statement that answers is the label: a sentence, item, row or step holding the gold quote
+        # (or, from the gold guideline, every bottom-line term group); a list only when none of its items does.
+        small = ("sentence", "item", "row", "step")
+        gold_doc = f"guideline:{row['guideline']}"
+        labels = []
+        small_complete = any(
+            c and u.piece.kind in small and u.hit.doc_id == gold_doc for u, c in zip(evidence.units, correct)
+        )
+        small_gold_complete = any(
+            g and c and u.piece.kind in small for u, g, c in zip(evidence.units, holds_gold, correct)
+        )
+        for unit, gold_in, complete in zip(evidence.units, holds_gold, correct):
+            kind = unit.piece.kind
+            needed = 2 if gold is not None else 1  # questions without a gold quote are labelled by their terms
+            if LABELS == "any":
+                positive = (gold_in and kind not in ("table", "algorithm")) or (
+                    complete and len(terms) >= needed and unit.hit.doc_id == gold_doc and kind != "algorithm"
+                )
+            elif kind in small:
+                positive = gold_in or (complete and len(terms) >= 2 and unit.hit.doc_id == gold_doc)
+            elif kind == "list":
+                positive = gold_in and complete and not small_gold_complete and not small_complete
+            else:
+                positive = False
+            labels.append(positive)
         groups.append(
             Group(
                 row["id"],
                 evidence.features,
                 np.array(labels, dtype=float),
-                {"correct": np.array(correct), "units": evidence.units},
+                {"correct": np.array(correct), "units": evidence.units, "evidence": evidence, "row": row},
             )
         )
     return groups
 
 
+def bottom_line_correct(evidence, row: dict, unit_model) -> bool:
+    """Whether the composed bottom line (up to three statements with context) holds every term group, no wrong term."""
+    from answers import group_present, has_term
+
+    from medcite.compose.extractive import compose_statements, statement_of
+
+    composition = compose_statements(
+        evidence, evidence.frame.intent, row.get("audience", "clinician"), model=unit_model
+    )
+    text = normalise(" ".join(statement_of(unit, [1]).plain() for unit in composition.bottom))
+    terms = row.get("bottom_line_terms") or []
+    wrong = row.get("wrong_terms") or []
+    return (
+        bool(composition.bottom)
+        and all(group_present(g, text) for g in terms)
+        and not any(has_term(t, text) for t in wrong)
+    )
+
+
 def unit_report(rows, retriever, n_folds: int, names: tuple[str, ...]) -> tuple[dict, np.ndarray, np.ndarray]:
     """Nested CV: per outer fold, the passage model and the unit model are fitted on the other folds."""
+    from medcite.compose.features import UNIT_FEATURES
     from medcite.retrieve.rerank import PASSAGE_FEATURES, Model
 
     covered = [r for r in rows if r["covered"]]
     fold = folds_of([r["id"] for r in covered], n_folds)
-    passage = passage_groups(rows, retriever)
+    passage = passage_groups([r for r in rows if r.get("gold_quote")], retriever)
     held: list[dict] = []
     for k in range(n_folds):
         wp = fit_listwise([g for g in passage if fold[g.qid] != k])
         model = Model(names=PASSAGE_FEATURES, weights=wp)
         groups = unit_groups(rows, retriever, model)
         wu = fit_listwise([g for g in groups if fold[g.qid] != k])
+        umodel = Model(names=UNIT_FEATURES, weights=wu)
         for g in groups:
             if fold[g.qid] != k:
                 continue
@@ -246,9 +292,11 @@ def unit_report(rows, retriever, n_folds: int, names: tuple[str, ...]) -> tuple[
             top = int(np.argmax(scores)) if len(scores) else None
             held.append({
                 "fold": k,
+                "set": g.qid.split("-")[0],
                 "gold_at_1": bool(top is not None and g.labels[top]),
                 "correct_at_1": bool(top is not None and g.extra["correct"][top]),
                 "any_correct": bool(g.extra["correct"].any()),
+                "bottom_line_correct": bottom_line_correct(g.extra["evidence"], g.extra["row"], umodel),
             })  # fmt: skip
     wp_all = fit_listwise(passage)
     groups = unit_groups(rows, retriever, Model(names=PASSAGE_FEATURES, weights=wp_all))
@@ -259,7 +307,13 @@ def unit_report(rows, retriever, n_folds: int, names: tuple[str, ...]) -> tuple[
         "heldout_gold_statement_at_1": round(sum(h["gold_at_1"] for h in held) / n, 3),
         "heldout_bottom_line_terms_at_1": round(sum(h["correct_at_1"] for h in held) / n, 3),
         "evidence_holds_a_correct_statement": round(sum(h["any_correct"] for h in held) / n, 3),
+        "heldout_bottom_line_correct_if_answered": round(sum(h["bottom_line_correct"] for h in held) / n, 3),
     }
+    for name in sorted({h["set"] for h in held}):
+        part = [h for h in held if h["set"] == name]
+        report[f"heldout_bottom_line_correct_if_answered_{name}"] = round(
+            sum(h["bottom_line_correct"] for h in part) / len(part), 3
+        )
     print(f"unit model ({n} questions, {n_folds}-fold nested CV):")
     for key, value in report.items():
         print(f"  {key:<40}{value}")
@@ -292,7 +346,7 @@ def abstain_report(rows, retriever, n_folds: int, names: tuple[str, ...], thresh
     from medcite.retrieve.rerank import PASSAGE_FEATURES, Model
 
     fold = folds_of([r["id"] for r in rows], n_folds)
-    passage = passage_groups(rows, retriever)
+    passage = passage_groups([r for r in rows if r.get("gold_quote")], retriever)
     predictions = np.zeros(len(rows))
     labels = np.array([0.0 if r["covered"] else 1.0 for r in rows])
     for k in range(n_folds):
@@ -339,6 +393,12 @@ def main() -> None:
     )
     parser.add_argument("--cache", type=Path, default=REPO / "benchmarks" / ".cache")
     parser.add_argument("--models", default="passage,unit,abstain")
+    parser.add_argument(
+        "--extra-questions",
+        type=Path,
+        default=REPO / "benchmarks" / "data" / "first_line_questions.jsonl",
+        help="more development questions for the statement and abstention models ('' for none)",
+    )
     parser.add_argument("--embedder", default="none", help="'none' (the passage model) or 'auto' (passage_dense)")
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--write", action="store_true")
@@ -351,6 +411,9 @@ def main() -> None:
     from medcite.store import Store
 
     rows = [json.loads(line) for line in args.questions.read_text().splitlines() if line.strip()]
+    extra = []
+    if args.extra_questions and str(args.extra_questions) and args.extra_questions.is_file():
+        extra = [json.loads(line) for line in args.extra_questions.read_text().splitlines() if line.strip()]
     library = args.cache / "learn-default.db"
     args.cache.mkdir(parents=True, exist_ok=True)
     settings = Settings(library=library, embedder=args.embedder)
@@ -385,7 +448,7 @@ def main() -> None:
         if "unit" in args.models.split(","):
             from medcite.compose.features import UNIT_FEATURES
 
-            report, _wp, wu = unit_report(rows, retriever, args.folds, UNIT_FEATURES)
+            report, _wp, wu = unit_report(rows + extra, retriever, args.folds, UNIT_FEATURES)
             shipped["unit"] = {
                 "names": list(UNIT_FEATURES),
                 "weights": [round(float(x), 5) for x in wu],
@@ -400,7 +463,7 @@ def main() -> None:
         if "abstain" in args.models.split(","):
             from medcite.compose.abstain import ABSTAIN_FEATURES, ABSTAIN_THRESHOLD
 
-            report, w, b = abstain_report(rows, retriever, args.folds, ABSTAIN_FEATURES, ABSTAIN_THRESHOLD)
+            report, w, b = abstain_report(rows + extra, retriever, args.folds, ABSTAIN_FEATURES, ABSTAIN_THRESHOLD)
             shipped["abstain"] = {
                 "names": [*ABSTAIN_FEATURES, "bias"],
                 "weights": [*(round(float(x), 5) for x in w), round(b, 5)],

@@ -19,6 +19,7 @@ __all__ = [
     "INTENT_HEADINGS",
     "INTENT_SECTIONS",
     "OFF_TOPIC_SECTIONS",
+    "POPULATION",
     "PRIMARY_SECTION",
     "RED_FLAG_PHRASES",
     "SECTION_CUES",
@@ -162,6 +163,14 @@ INTENT_HEADINGS: dict[Intent, re.Pattern[str]] = {
     "monitoring": re.compile(r"monitor|follow[- ]?up", re.I),
     "prevention": re.compile(r"prevent|prophyla|screen|vaccin", re.I),
 }
+
+# Words that name a special population: a statement about one answers a question that names it, not another.
+POPULATION = re.compile(
+    r"pregnan|postpartum|perinatal|breastfe|lactat|\bchild|adolescen|pediatric|paediatric|\binfant|neonat|newborn"
+    r"|older adult|elderly|geriatric|\baged? (?:≥|>=|>)\s?\d|renal impairment|hepatic impairment|kidney disease"
+    r"|\bckd\b|dialysis|cirrho|immunocomprom|frail",
+    re.I,
+)
 
 # "When should alteplase be given ...?" asks for a time or a time window.
 TIMING_QUESTION = re.compile(r"^\W*(when\b|how (soon|long|quickly)\b|within how)", re.I)

@@ -14,15 +14,14 @@ Goldstein, SIGIR 1998), grouped by section cues (``intent.SECTION_CUES``). Every
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from medcite.compose.evidence import Evidence
-from medcite.compose.features import UNIT_FEATURES, Candidate
-from medcite.intent import CHOICE, PRIMARY_SECTION, SECTION_CUES, SECTION_ORDER
+from medcite.compose.features import UNIT_FEATURES, Candidate, section_of
+from medcite.intent import SECTION_ORDER
 from medcite.models import Audience, Intent, Statement
 from medcite.quote import normalise_quote
 from medcite.retrieve.match import stems_of
@@ -145,25 +144,6 @@ def choose_bottom_line(evidence: Evidence, probabilities: np.ndarray) -> list[Ca
         if new_concepts or adds_form:
             chosen.append(unit)
     return chosen
-
-
-def section_of(unit: Candidate, intent: Intent) -> str:
-    """The answer section a statement belongs in: cues in its text, then its context, then its heading."""
-    heading = unit.hit.section.split(" > ")[-1] if unit.hit.section else ""
-    if unit.piece.is_block:  # a table or algorithm belongs where its heading puts it
-        for title, cue in SECTION_CUES:
-            if title != "Pitfalls" and cue.search(heading):
-                return title
-        return PRIMARY_SECTION[intent] if intent != "overview" else "Key points"
-    if CHOICE.search(unit.text) and not SECTION_CUES[0][1].search(unit.text):
-        return "Treatment"  # "First-line: amoxicillin 500 mg ..." is a treatment choice before it is a dose
-    for source in (unit.text, " ".join(unit.piece.context), heading):
-        for title, cue in SECTION_CUES:
-            if cue.search(source):
-                return title
-    if re.search(r"treat|therap|manag|recommend|antibiotic|agent|drug", unit.text + " " + heading, re.I):
-        return "Treatment"
-    return PRIMARY_SECTION[intent] if intent != "overview" else "Key points"
 
 
 def statement_of(unit: Candidate, citations: list[int]) -> Statement:

@@ -19,14 +19,23 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from medcite.intent import INTENT_HEADINGS, MODERATE, STRONG
-from medcite.models import Hit
+from medcite.intent import (
+    CHOICE,
+    INTENT_HEADINGS,
+    INTENT_SECTIONS,
+    MODERATE,
+    POPULATION,
+    PRIMARY_SECTION,
+    SECTION_CUES,
+    STRONG,
+)
+from medcite.models import Hit, Intent
 from medcite.quote import Piece, is_anaphoric, split_passage
-from medcite.retrieve.match import TermMatcher, stems_of
+from medcite.retrieve.match import TermMatcher, stem_set, stems_of
 from medcite.retrieve.question import QuestionFrame
 from medcite.retrieve.rerank import numeric_fit, rank_feature
 
-__all__ = ["UNIT_FEATURES", "Candidate", "candidate_units", "unit_features"]
+__all__ = ["UNIT_FEATURES", "Candidate", "candidate_units", "section_of", "unit_features"]
 
 UNIT_FEATURES: tuple[str, ...] = (
     "passage_score",
@@ -64,6 +73,13 @@ UNIT_FEATURES: tuple[str, ...] = (
     "kind_algorithm",
     "length",
     "bare_anaphora",
+    "cover_title",
+    "early_in_document",
+    "nested_block",
+    "list_items",
+    "population_mismatch",
+    "context_novelty",
+    "off_intent",
 )
 """Names of the statement features, in the order of ``unit_features``' columns."""
 
@@ -84,6 +100,21 @@ _NEGATIVE = re.compile(
     re.I,
 )
 _KINDS = ("sentence", "item", "list", "row", "table", "step", "algorithm")
+
+
+def _novelty(context: frozenset[str], question: set[str]) -> float:
+    """Share (0-1) of a statement's context words (4+ letters) the question does not use.
+
+    A statement on a branch the question never raised ('Antiphospholipid syndrome? YES') answers another case.
+    """
+    words = [stem for stem in context if len(stem) >= 4 and stem.isalpha()]
+    return sum(stem not in question for stem in words) / len(words) if words else 0.0
+
+
+def _passage_number(passage_id: str) -> int:
+    """The 0-based position of a passage in its document ('<doc_id>#p<n>')."""
+    _, _, number = passage_id.rpartition("#p")
+    return int(number) if number.isdigit() else 0
 
 
 @dataclass
@@ -129,6 +160,25 @@ def candidate_units(hits: Sequence[Hit], retrieved_ids: frozenset[str] | set[str
     return units
 
 
+def section_of(unit: Candidate, intent: Intent) -> str:
+    """The answer section a statement belongs in: cues in its text, then its context, then its heading."""
+    heading = unit.hit.section.split(" > ")[-1] if unit.hit.section else ""
+    if unit.piece.is_block and unit.piece.kind != "list":  # a table or algorithm: where its heading puts it
+        for title, cue in SECTION_CUES:
+            if title != "Pitfalls" and cue.search(heading):
+                return title
+        return PRIMARY_SECTION[intent] if intent != "overview" else "Key points"
+    if CHOICE.search(unit.text) and not SECTION_CUES[0][1].search(unit.text):
+        return "Treatment"  # "First-line: amoxicillin 500 mg ..." is a treatment choice before it is a dose
+    for source in (unit.text, " ".join(unit.piece.context), heading):
+        for title, cue in SECTION_CUES:
+            if cue.search(source):
+                return title
+    if re.search(r"treat|therap|manag|recommend|antibiotic|agent|drug", unit.text + " " + heading, re.I):
+        return "Treatment"
+    return PRIMARY_SECTION[intent] if intent != "overview" else "Key points"
+
+
 def unit_features(
     frame: QuestionFrame,
     matcher: TermMatcher,
@@ -154,6 +204,10 @@ def unit_features(
     top_doc = units[0].hit.doc_id
     heading_cue = INTENT_HEADINGS.get(frame.intent)
     form = frame.form
+    asked_population = bool(POPULATION.search(frame.text))
+    question_stems = stem_set(frame.text)
+    fitting = {PRIMARY_SECTION[frame.intent], *INTENT_SECTIONS.get(frame.intent, ())}
+
     for i, unit in enumerate(units):
         hit, piece = unit.hit, unit.piece
         heading, title = stems_of(hit.section), stems_of(hit.title)
@@ -200,5 +254,12 @@ def unit_features(
             *kind,
             min(math.log(1 + len(piece.text.split())) / math.log(200), 1.0),
             1.0 if is_anaphoric(piece.text) and not piece.context else 0.0,
+            matcher.coverage(title),
+            1.0 / (1.0 + _passage_number(hit.passage_id) / 5.0),
+            1.0 if piece.is_block and any(line[:1].isspace() for line in piece.text.splitlines()) else 0.0,
+            min(len(piece.text.splitlines()) / 8.0, 1.0) if piece.kind == "list" else 0.0,
+            1.0 if not asked_population and POPULATION.search(f"{full} {hit.section}") else 0.0,
+            _novelty(unit.context_stems, question_stems),
+            0.0 if frame.intent == "overview" or section_of(unit, frame.intent) in fitting else 1.0,
         )
     return rows

@@ -34,6 +34,7 @@ __all__ = [
     "PREFIX_CREDIT",
     "Concept",
     "TermMatcher",
+    "everyday_factor",
     "family_prefix",
     "stem_set",
     "stem_word",
@@ -53,6 +54,22 @@ CONVERSATIONAL_MAX_DF = 2
 """... that occurs at least ``vocabulary.EVERYDAY_MIN_COUNT`` times in everyday English (``everyday_count``) is
 conversation ('mom', 'gone', 'shaky'), not a clinical concept the library lacks; it weighs ``CONVERSATIONAL_WEIGHT``."""
 CONVERSATIONAL_WEIGHT = 0.1
+EVERYDAY_SLOPE = 0.4
+"""How much an everyday word's weight falls per tenfold of its everyday-English count above 10,000 (``everyday_factor``);
+chosen by cross-validation of the passage model (``benchmarks/learn_weights.py``)."""
+EVERYDAY_FLOOR = 0.2
+
+
+def everyday_factor(word: str) -> float:
+    """Weight factor (``EVERYDAY_FLOOR``-1) of a word by how common it is in everyday English.
+
+    ``1 - EVERYDAY_SLOPE * (log10(count) - 4)``, clipped: 1 up to 10,000 uses ('insulin', 'chest'), lower for
+    everyday words ('take', 'better', 'stop'), which say little about what a clinical question asks.
+    """
+    count = everyday_count(word)
+    if count <= 10_000:
+        return 1.0
+    return max(EVERYDAY_FLOOR, 1.0 - EVERYDAY_SLOPE * (math.log10(count) - 4.0))
 
 _WORD = re.compile(r"[a-z0-9]+(?:[-.][a-z0-9]+)*", re.I)
 _STEMMER = snowballstemmer.stemmer("english")
@@ -165,6 +182,8 @@ class TermMatcher:
                 in_library = True  # conversation the library need not hold, not a concept it lacks
             elif not in_library:
                 weight = math.log(1.0 + retriever.n_passages)  # unknown to the library: as rare as can be
+            else:
+                weight *= everyday_factor(lowered)
             is_finding = lowered in frame.findings
             if is_finding:
                 weight *= FINDING_WEIGHT
