@@ -189,11 +189,11 @@ def _embedders(name: str):
     from medcite.embed import load_embedder
 
     try:
-        from medcite.cli import cli_embedders  # this tree: one embedder for both commands
-
-        return cli_embedders()
+        from medcite.embed import CLI_EMBEDDER_CHOICE  # this tree: one embedder for both commands
     except ImportError:  # the baseline: ask took the quickest embedder, search the best
         return load_embedder("auto-fast"), load_embedder("auto")
+    embedder = load_embedder(CLI_EMBEDDER_CHOICE)
+    return embedder, embedder
 
 
 def _fill(store, settings) -> None:

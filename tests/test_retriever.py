@@ -187,6 +187,7 @@ def test_fuse_rrf_matches_hand_computed_scores():
 
 
 def test_dense_index_file_is_rebuilt_when_the_library_changes(library, tmp_path: Path):
+    pytest.importorskip("usearch", reason="the ANN index file needs usearch (the dense or static extra)")
     store, settings, embedder = library
     retriever = Retriever(store, settings, embedder=embedder)
     retriever.search("gout", mode="dense", limit=1)
@@ -211,3 +212,30 @@ def test_common_terms_are_left_out_of_bm25_when_others_remain(library):
     assert store.count_fts_matches('"colchicine"') < 0.05 * n_passages < store.count_fts_matches('"the"')
     assert retriever._selective(["colchicine", "the"]) == ["colchicine"]
     assert retriever._selective(["the"]) == ["the"]  # never left with nothing
+
+
+def test_dense_search_without_usearch_is_exact_and_agrees_with_the_ann_index(library, monkeypatch):
+    """Without usearch (a bare install), dense search compares every vector: same best passages."""
+    import builtins
+
+    from medcite.retrieve.dense import DenseIndex
+
+    store, _settings, embedder = library
+    real_import = builtins.__import__
+
+    def no_usearch(name, *args, **kwargs):
+        if name.startswith("usearch"):
+            raise ImportError("usearch is not installed")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_usearch)
+    exact = DenseIndex(store, embedder).search("gout flare colchicine", limit=5)
+    assert len(exact) == 5
+    assert [score for _, score in exact] == sorted((score for _, score in exact), reverse=True)
+    query = embedder.embed(["gout flare colchicine"])[0]
+    best_rowid, best_score = exact[0]
+    assert best_score == pytest.approx(max(
+        float(query @ vector) for rows in store.iter_vectors(embedder.name) for _, vector in (
+            (rowid, __import__("numpy").frombuffer(blob, dtype="float32")) for rowid, blob in rows
+        )
+    ), abs=1e-5)  # fmt: skip

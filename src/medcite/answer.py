@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Literal
 
-from medcite.compose.abstain import ABSTAIN_THRESHOLD, abstention_score
+from medcite.compose.abstain import ABSTAIN_THRESHOLD, abstention_score, abstention_threshold
 from medcite.compose.checks import EVIDENCE_LABELS, check_citations, reading_grade, reference_for
 from medcite.compose.evidence import EXPAND_TOP_DOCUMENTS, RETRIEVAL_LIMIT_PASSAGES, Evidence, gather_evidence
 from medcite.compose.extractive import Composition, compose_statements, statement_of
@@ -38,6 +38,7 @@ from medcite.models import (
 )
 from medcite.quote import normalise_quote
 from medcite.retrieve import Retriever, query_terms
+from medcite.retrieve.match import stem_set, stems_of
 from medcite.store import Store
 
 if TYPE_CHECKING:
@@ -188,11 +189,35 @@ def compose_answer(
     if intent == "overview" and follow_up_of is not None:
         intent = follow_up_of.intent  # "What about in pregnancy?" after a treatment question asks about treatment
     answer_id = _answer_id(question, audience, retriever.store.library_version(), earlier_id)
+    if follow_up_of is not None:
+        topic = _follow_up_topic(question, evidence, follow_up_of)
+        if topic is None:  # the earlier topic's sources never mention what the follow-up asks about
+            return _abstain(question, evidence, retriever, audience, intent, answer_id, started, earlier_id)
+        evidence = topic
     composition = compose_statements(evidence, intent, audience)
     score = abstention_score(evidence, composition, follow_up=follow_up_of is not None)
-    if composition.best is None or score >= ABSTAIN_THRESHOLD:
+    if composition.best is None or score >= abstention_threshold():
         return _abstain(question, evidence, retriever, audience, intent, answer_id, started, earlier_id)
     return _build(question, evidence, composition, retriever, audience, intent, answer_id, started, earlier_id)
+
+
+def _follow_up_topic(question: str, evidence: Evidence, earlier: Answer) -> Evidence | None:
+    """The evidence of a follow-up kept to the earlier answer's documents; None when they never name its concepts.
+
+    "What about in pregnancy?" after a gout answer whose guideline never mentions pregnancy abstains instead of
+    repeating the gout answer.
+    """
+    documents = list(dict.fromkeys(reference.passage_id.split("#")[0] for reference in earlier.references))
+    topic = evidence.restricted_to(documents)
+    own = stem_set(" ".join(query_terms(drop_denied_red_flags(question))))
+    asked = [c for c in evidence.matcher.concepts if c.stems & own and not c.is_finding]
+    if not topic.units or not asked:
+        return topic if topic.units else None
+    for unit in topic.units:
+        stems = unit.stems | unit.context_stems | stems_of(unit.hit.section)
+        if all(concept.strength(stems) >= 0.7 for concept in asked):
+            return topic
+    return None
 
 
 def _build(

@@ -223,17 +223,18 @@ class SearchMode(StrEnum):
     dense = "dense"
 
 
-def _embedder(settings: Settings, *, required: bool = False, fast: bool = False) -> Embedder | None:
+def _embedder(settings: Settings, *, required: bool = False) -> Embedder | None:
     """Load the configured embedder; None (lexical only) when 'none' or, for 'auto', when none is installed.
 
-    With ``fast``, 'auto' prefers the quickest model to load (``ask``: one process per question, 2 s target).
+    'auto' takes ``embed.CLI_EMBEDDER_CHOICE`` (the quickest model to load: one process per command, 2 s
+    target), the same for ``ask``, ``search`` and ``ingest``, so ``search`` ranks as ``ask`` reads.
     """
-    from medcite.embed import load_embedder
+    from medcite.embed import CLI_EMBEDDER_CHOICE, load_embedder
 
     if settings.embedder == "none":
         return None
     try:
-        return load_embedder("auto-fast" if fast and settings.embedder == "auto" else settings.embedder)
+        return load_embedder(CLI_EMBEDDER_CHOICE if settings.embedder == "auto" else settings.embedder)
     except ConfigError:
         if required or settings.embedder != "auto":
             raise
@@ -389,9 +390,71 @@ def _ask_llm(question: str, settings: Settings, retriever: Retriever, reader: st
         )
 
 
+def _read_questions(path: Path) -> list[tuple[str, str, str | None]]:
+    """``(id, question, audience or None)`` per line of a JSONL questions file.
+
+    Raises:
+        QueryError: The file cannot be read or a line is not a JSON object with 'id' and 'question'.
+    """
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise QueryError(f"Cannot read the questions file {path} ({exc}).") from exc
+    batch = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+            audience = item.get("audience")
+            if audience is not None and audience not in ("clinician", "student", "patient"):
+                raise ValueError(f"audience {audience!r} is not clinician, student or patient")
+            batch.append((str(item["id"]), str(item["question"]), audience))
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise QueryError(
+                f"{path} line {number} is not a JSON object with 'id' and 'question' ({exc}); fix that line."
+            ) from exc
+    return batch
+
+
+def _answer_one(
+    question: str,
+    *,
+    reader: str,
+    earlier: Answer | None,
+    retriever: Retriever,
+    store: Store,
+    settings: Settings,
+    composer: ComposerChoice,
+) -> Answer:
+    """Scrub, answer and save one question (the answer is returned even when it could not be saved)."""
+    from medcite.answer import ask as compose
+    from medcite.answer import save_answer
+    from medcite.privacy import scrub_question
+
+    # Personal identifiers never reach the library, the output or a suggested PubMed query.
+    scrubbed = scrub_question(" ".join(question.split()))
+    if scrubbed.is_redacted:
+        stderr.print(f"Removed from the question before searching and saving: {', '.join(scrubbed.kinds)}.")
+        if not scrubbed.searchable.strip():
+            raise QueryError("The question is empty once personal identifiers are removed; ask a clinical question.")
+    asked = scrubbed.searchable if scrubbed.is_redacted else question
+    if composer is ComposerChoice.llm:
+        answer = _ask_llm(asked, settings, retriever, reader, earlier)
+    else:
+        answer = compose(asked, retriever=retriever, audience=reader, follow_up_of=earlier)  # type: ignore[arg-type]
+    if scrubbed.is_redacted:
+        answer = answer.model_copy(update={"question": scrubbed.text})
+    try:
+        save_answer(store, answer)
+    except StoreError as exc:  # e.g. the library is locked by a long ingest: the answer is still shown
+        stderr.print(f"The answer was not saved, so it cannot be followed up: {exc}", markup=False)
+    return answer
+
+
 @app.command()
 def ask(
-    question: Annotated[str, typer.Argument(help="A clinical question.", show_default=False)],
+    question: Annotated[str | None, typer.Argument(help="A clinical question.", show_default=False)] = None,
     audience: Annotated[
         AudienceChoice | None,
         typer.Option(
@@ -410,6 +473,16 @@ def ask(
             show_default=False,
         ),
     ] = None,
+    questions: Annotated[
+        Path | None,
+        typer.Option(
+            "--questions",
+            metavar="FILE.jsonl",
+            help='Answer many questions in one process: a JSONL file of {"id", "question", "audience"?} objects; '
+            'prints one JSON line per question, {"id", "answer"} or {"id", "error"}.',
+            show_default=False,
+        ),
+    ] = None,
     output_format: Annotated[
         AnswerFormat,
         typer.Option("--format", help="markdown (Rich on a terminal, plain when piped), json (the contract) or html."),
@@ -417,8 +490,8 @@ def ask(
     composer: Annotated[
         ComposerChoice,
         typer.Option(
-            help="extractive (default: sentences quoted from the sources) or llm (a model server writes, "
-            "every sentence is verified against its cited passage; needs MEDCITE_LLM_BASE_URL and "
+            help="extractive (default: statements quoted from the sources, with their context) or llm (a model "
+            "server writes, every sentence is verified against its cited passage; needs MEDCITE_LLM_BASE_URL and "
             "MEDCITE_LLM_MODEL; falls back to extractive with a notice).",
         ),
     ] = ComposerChoice.extractive,
@@ -426,42 +499,57 @@ def ask(
 ) -> None:
     """Answer a question: bottom line, sections by intent, every statement cited to its source passage.
 
-    Abstains, listing the closest sources, when the library holds no sufficiently relevant evidence.
-    Every answer is saved in the library under its id, for follow-ups (an unknown id exits with 4).
+    Abstains, listing the closest sources, when the library does not cover the question. Every answer is saved
+    in the library under its id, for follow-ups (an unknown id exits with 4). With --questions, answers a JSONL
+    file in one process (exit 1 when some question could not be answered; each such line says why).
     """
-    from medcite.answer import ask as compose
-    from medcite.answer import load_answer, save_answer
+    from medcite.answer import load_answer
     from medcite.render import render_html, render_json, render_markdown
     from medcite.retrieve import Retriever
 
+    if (question is None) == (questions is None):
+        raise typer.BadParameter("Give either a QUESTION or --questions FILE.jsonl.")
+    if questions is not None and follow_up is not None:
+        raise typer.BadParameter("--follow-up answers one QUESTION; it cannot be combined with --questions.")
+    batch = _read_questions(questions) if questions is not None else []
     settings = _settings(library)
-    embedder = _embedder(settings, fast=True)
+    embedder = _embedder(settings)
     with _open(settings) as store:
         earlier = load_answer(store, follow_up) if follow_up is not None else None
         reader = audience.value if audience is not None else earlier.audience if earlier else "clinician"
         _ensure_vectors(store, embedder)
         retriever = Retriever(store, settings, embedder=embedder)
-        # Personal identifiers never reach the library, the output or a suggested PubMed query.
-        from medcite.privacy import scrub_question
-
-        scrubbed = scrub_question(" ".join(question.split()))
-        if scrubbed.is_redacted:
-            stderr.print(f"Removed from the question before searching and saving: {', '.join(scrubbed.kinds)}.")
-            if not scrubbed.searchable.strip():
-                raise QueryError(
-                    "The question is empty once personal identifiers are removed; ask a clinical question."
-                )
-        asked = scrubbed.searchable if scrubbed.is_redacted else question
-        if composer is ComposerChoice.llm:
-            answer = _ask_llm(asked, settings, retriever, reader, earlier)
-        else:
-            answer = compose(asked, retriever=retriever, audience=reader, follow_up_of=earlier)  # type: ignore[arg-type]
-        if scrubbed.is_redacted:
-            answer = answer.model_copy(update={"question": scrubbed.text})
-        try:
-            save_answer(store, answer)
-        except StoreError as exc:  # e.g. the library is locked by a long ingest: the answer is still shown
-            stderr.print(f"The answer was not saved, so it cannot be followed up: {exc}", markup=False)
+        if questions is not None:
+            failed = 0
+            for question_id, text, own_audience in batch:
+                try:
+                    one = _answer_one(
+                        text,
+                        reader=own_audience or reader,
+                        earlier=None,
+                        retriever=retriever,
+                        store=store,
+                        settings=settings,
+                        composer=composer,
+                    )
+                    line: dict[str, object] = {"id": question_id, "answer": json.loads(render_json(one))}
+                except QueryError as exc:
+                    failed += 1
+                    line = {"id": question_id, "error": str(exc)}
+                print(json.dumps(line, ensure_ascii=False), flush=True)
+            stderr.print(f"{len(batch) - failed} answered, {failed} could not be answered.")
+            if failed:
+                raise typer.Exit(code=1)
+            return
+        answer = _answer_one(
+            question or "",
+            reader=reader,
+            earlier=earlier,
+            retriever=retriever,
+            store=store,
+            settings=settings,
+            composer=composer,
+        )
     if answer.notice:
         stderr.print(answer.notice, markup=False)
     if output_format is AnswerFormat.json:

@@ -393,6 +393,9 @@ _REAL_EMBEDDERS: dict[str, tuple[Callable[[], Any], Callable[[], Embedder]]] = {
 
 FAST_EMBEDDER = "wordllama-l2-256"
 """The real model that loads quickest (static embeddings, numpy only)."""
+CLI_EMBEDDER_CHOICE = "auto-fast"
+"""What the command line loads for ``MEDCITE_EMBEDDER=auto``, for ``ask`` and ``search`` alike (one process per
+call: the quickest model to load), so the passage ``search`` ranks first is the one ``ask`` reads."""
 
 
 def available_embedders() -> list[str]:

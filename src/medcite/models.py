@@ -228,6 +228,9 @@ class Hit(BaseModel):
     journal: str | None = Field(default=None, description="Journal (articles).")
     doi: str | None = Field(default=None, description="DOI.")
     pmid: str | None = Field(default=None, description="PubMed id.")
+    keywords: list[str] = Field(
+        default_factory=list, description="The document's keywords or topics (a guideline's registry topics)."
+    )
     scores: dict[str, float] = Field(
         default_factory=dict,
         description="Per-stage scores: 'lexical' (BM25), 'dense' (cosine), 'rrf' (fused), 'final'.",

@@ -239,7 +239,7 @@ def _lead_in(blocks: list[list[str]], index: int) -> str | None:
     if index == 0:
         return None
     before = blocks[index - 1]
-    line = " ".join(part.strip() for part in before)
+    line = " ".join(part.strip() for part in before).replace(_BOLD, "")  # "**Men:**" leads in as "Men:"
     if _LIST_MARKER.match(before[0]) or before[0].lstrip().startswith("|") or not line.rstrip().endswith(":"):
         return None
     spans = split_sentences(line)

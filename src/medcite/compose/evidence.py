@@ -42,6 +42,12 @@ class Evidence:
     units: list[Candidate] = field(default_factory=list)
     features: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
 
+    def restricted_to(self, doc_ids: Sequence[str]) -> Evidence:
+        """The same evidence with only the candidate statements of the given documents (re-numbered)."""
+        keep = [i for i, unit in enumerate(self.units) if unit.hit.doc_id in doc_ids]
+        units = [replace(self.units[i], order=position) for position, i in enumerate(keep)]
+        return replace(self, units=units, features=self.features[keep] if len(keep) else self.features[:0])
+
     @property
     def extra_ids(self) -> frozenset[str]:
         """Passages read only as siblings of the best documents (not ranked for the question)."""

@@ -14,13 +14,14 @@ Goldstein, SIGIR 1998), grouped by section cues (``intent.SECTION_CUES``). Every
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from medcite.compose.evidence import Evidence
-from medcite.compose.features import UNIT_FEATURES, Candidate, section_of
+from medcite.compose.features import UNIT_FEATURES, Candidate, abstract_role, section_of
 from medcite.intent import SECTION_ORDER
 from medcite.models import Audience, Intent, Statement
 from medcite.quote import normalise_quote
@@ -40,8 +41,12 @@ __all__ = [
 BOTTOM_LINE_MAX_STATEMENTS = 3
 BOTTOM_LINE_RELATIVE = 0.35
 """A further bottom-line statement needs at least this share (0-1) of the first one's model probability."""
+BOTTOM_LINE_FORM_RELATIVE = 0.1
+"""... or this share when it has the form the question asks for (a dose, a time, a threshold) and the chosen ones lack
+it: 'low-dose colchicine regimen?' gets the regimen row beside the recommendation."""
 BOTTOM_LINE_MAX_CHARS = 900
-"""A list quoted whole in the bottom line is at most this long."""
+"""A list quoted whole in the bottom line is at most this long (measured: quoting a question's list whole,
+nested items included, answers more questions fully; ``benchmarks/learn_weights.py``)."""
 SECTION_MIN_COVERAGE = 0.3
 """A section statement holds at least this IDF-weighted share (0-1) of the question with its context and heading."""
 SECTION_MIN_RELATIVE = 0.02
@@ -52,6 +57,14 @@ MAX_BLOCKS = 1
 DUPLICATE_JACCARD = 0.6
 MMR_LAMBDA = 0.75
 """Maximal marginal relevance trade-off (Carbonell and Goldstein, SIGIR 1998): 1 = relevance only."""
+
+ROLE_LOGIT = {"conclusions": 1.5, "results": 0.75, "background": -1.5, "methods": -1.5}
+"""Score a research abstract's statement gains by its part (``features.abstract_role``): conclusions and results
+before methods and background. Set by hand: the default library the statement model learns on has no abstracts."""
+CONSUMER_LOGIT = 2.0
+"""Score a consumer-health statement gains for patients (about e^2 = 7 times the odds): consumer sources lead."""
+PLAIN_LOGIT = 1.0
+"""Score the plainest statement gains for patients (``plainness`` 1), plain words first."""
 
 _FALLBACK_WEIGHTS = {"passage_score": 1.0, "cover_all": 2.0, "cover_heading": 1.0, "key_cover": 1.0, "strong": 0.3}
 """Used only when no statement model is shipped (a development checkout before ``learn_weights.py --write``)."""
@@ -67,18 +80,47 @@ class Composition:
     best: Candidate | None
 
 
-def score_candidates(evidence: Evidence, model: Model | None = None) -> np.ndarray:
+def plainness(text: str) -> float:
+    """How plain a statement reads (0-1): short words in short sentences score high.
+
+    A cheap stand-in for readability formulas (Flesch 1948): 1 at 4 letters a word and 12 words a sentence or
+    less, falling to 0 at 8 letters a word or 40 words a sentence.
+    """
+    words = re.findall(r"[A-Za-z]+", text)
+    if not words:
+        return 0.0
+    sentences = max(1, len(re.findall(r"[.!?](?:\s|$)", text)))
+    letters = sum(len(word) for word in words) / len(words)
+    per_sentence = len(words) / sentences
+    return max(0.0, 1.0 - max(0.0, (letters - 4.0) / 4.0) - max(0.0, (per_sentence - 12.0) / 28.0))
+
+
+def score_candidates(evidence: Evidence, model: Model | None = None, audience: Audience = "clinician") -> np.ndarray:
     """Model scores ``(len(units),)`` of the evidence's candidate statements (higher is better).
 
-    ``model`` overrides the shipped statement model (cross-validation).
+    ``model`` overrides the shipped statement model (cross-validation). For patients, consumer-health statements
+    gain ``CONSUMER_LOGIT`` and plain ones up to ``PLAIN_LOGIT`` (the default library, which the model learns on,
+    has no consumer sources, so these are set by hand).
     """
     if not evidence.units:
         return np.zeros(0)
     model = model or load_model("unit")
     if model is None:
         weights = np.array([_FALLBACK_WEIGHTS.get(name, 0.0) for name in UNIT_FEATURES])
-        return evidence.features @ weights
-    return model.score(evidence.features, UNIT_FEATURES)
+        scores = evidence.features @ weights
+    else:
+        scores = model.score(evidence.features, UNIT_FEATURES)
+    roles = [abstract_role(unit) for unit in evidence.units]
+    if any(roles):
+        scores = scores + np.array([ROLE_LOGIT.get(role or "", 0.0) for role in roles])
+    if audience == "patient":
+        scores = scores + np.array(
+            [
+                CONSUMER_LOGIT * (unit.hit.evidence_type == "consumer") + PLAIN_LOGIT * plainness(unit.text)
+                for unit in evidence.units
+            ]
+        )
+    return scores
 
 
 def _softmax(scores: np.ndarray) -> np.ndarray:
@@ -99,6 +141,8 @@ def _overlaps(a: Candidate, b: Candidate) -> bool:
 
 def _is_bottom_line_eligible(unit: Candidate) -> bool:
     if unit.piece.kind in ("table", "algorithm"):
+        return False
+    if abstract_role(unit) in ("background", "methods"):  # a study's aim or design answers nothing
         return False
     return not (unit.piece.kind == "list" and len(unit.text) > BOTTOM_LINE_MAX_CHARS)
 
@@ -133,7 +177,7 @@ def choose_bottom_line(evidence: Evidence, probabilities: np.ndarray) -> list[Ca
     for unit in ordered[1:]:
         if len(chosen) == BOTTOM_LINE_MAX_STATEMENTS:
             break
-        if probabilities[unit.order] < BOTTOM_LINE_RELATIVE * probabilities[first.order]:
+        if probabilities[unit.order] < BOTTOM_LINE_FORM_RELATIVE * probabilities[first.order]:
             break
         if unit.hit.doc_id != first.hit.doc_id or any(_overlaps(unit, other) for other in chosen):
             continue
@@ -141,7 +185,9 @@ def choose_bottom_line(evidence: Evidence, probabilities: np.ndarray) -> list[Ca
             continue
         new_concepts = _held(evidence, [unit]) - _held(evidence, chosen)
         adds_form = _form_fit(evidence, unit) and not any(_form_fit(evidence, other) for other in chosen)
-        if new_concepts or adds_form:
+        relative = probabilities[unit.order] / probabilities[first.order]
+        # The form the question asks for (a dose, a time, a threshold) is worth a lower bar than another concept.
+        if (adds_form and relative >= BOTTOM_LINE_FORM_RELATIVE) or (new_concepts and relative >= BOTTOM_LINE_RELATIVE):
             chosen.append(unit)
     return chosen
 
@@ -194,7 +240,7 @@ def compose_statements(
     Returns:
         The ``Composition``; ``bottom`` is empty when the evidence has no quotable statement.
     """
-    scores = score_candidates(evidence, model)
+    scores = score_candidates(evidence, model, audience)
     probabilities = _softmax(scores)
     bottom = choose_bottom_line(evidence, probabilities)
     if not bottom:
@@ -233,5 +279,4 @@ def compose_statements(
         (title, sorted(grouped[title], key=lambda u: u.order))
         for title in sorted(grouped, key=lambda t: (order.index(t) if t in order else len(order), t))
     ]
-    del audience  # audiences share the statement choice; patients' consumer sources rank through the features
     return Composition(bottom=bottom, sections=sections, probabilities=probabilities, best=first)

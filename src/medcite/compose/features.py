@@ -33,9 +33,9 @@ from medcite.models import Hit, Intent
 from medcite.quote import Piece, is_anaphoric, split_passage
 from medcite.retrieve.match import TermMatcher, stem_set, stems_of
 from medcite.retrieve.question import QuestionFrame
-from medcite.retrieve.rerank import numeric_fit, rank_feature
+from medcite.retrieve.rerank import numeric_fit, rank_feature, title_stems
 
-__all__ = ["UNIT_FEATURES", "Candidate", "candidate_units", "section_of", "unit_features"]
+__all__ = ["UNIT_FEATURES", "Candidate", "abstract_role", "candidate_units", "section_of", "unit_features"]
 
 UNIT_FEATURES: tuple[str, ...] = (
     "passage_score",
@@ -100,6 +100,62 @@ _NEGATIVE = re.compile(
     re.I,
 )
 _KINDS = ("sentence", "item", "list", "row", "table", "step", "algorithm")
+
+
+_ROLE_LABELS: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("conclusions", re.compile(r"conclusion|interpretation|implication|relevance|summary|take-?home", re.I)),
+    ("results", re.compile(r"result|finding|outcome|main (outcome|measure)", re.I)),
+    (
+        "methods",
+        re.compile(
+            r"method|design|setting|participant|patient|subject|material|intervention|measure|procedure|selection"
+            r"|data (source|extraction|synthesis|collection)|search|eligibility|population|sample|analysis",
+            re.I,
+        ),
+    ),  # fmt: skip
+    (
+        "background",
+        re.compile(r"background|introduction|context|objective|aim|purpose|rationale|importance|goal", re.I),
+    ),
+)
+_CONCLUSION_CUE = (
+    r"^(in conclusion|in summary|overall|taken together|these (findings|results|data)|our (findings|results|data)"
+    r"|we conclude)|\b(suggest|indicate|support)s? that\b"
+)
+_METHODS_CUE = (
+    r"^(we (conducted|performed|searched|enrolled|randomi[sz]ed|recruited|analy[sz]ed|included|used|retrospectively"
+    r"|prospectively)|this (was|is) a|a total of|patients were|participants were|data were|in this (study|trial)"
+    r"|the (primary|secondary) (objective|outcome|endpoint) (was|is))"
+)
+_BACKGROUND_CUE = (
+    r"^(the (aim|objective|purpose) of|to (evaluate|assess|determine|investigate|compare|examine)"
+    r"|we (aimed|sought|hypothesi[sz]ed)|little is known|it is (unknown|unclear))"
+)
+_ROLE_SENTENCE: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("conclusions", re.compile(_CONCLUSION_CUE, re.I)),
+    ("methods", re.compile(_METHODS_CUE, re.I)),
+    ("background", re.compile(_BACKGROUND_CUE, re.I)),
+)
+_RESEARCH = frozenset({"systematic_review", "meta_analysis", "rct", "observational", "review", "case_report", "other"})
+
+
+def abstract_role(unit: Candidate) -> str | None:
+    """The part of a research abstract a statement comes from ('background', 'methods', 'results', 'conclusions').
+
+    None when it is not a research abstract or nothing says. Structured abstracts name the part in their
+    label (the passage heading: 'METHODS', 'Design, Setting, and Participants', 'Conclusions and Relevance');
+    in unstructured ones a sentence's opening says it ('We conducted ...', 'The aim of ...', 'In conclusion').
+    """
+    if unit.hit.evidence_type not in _RESEARCH:
+        return None
+    label = unit.hit.section.split(" > ")[-1]
+    for role, cue in _ROLE_LABELS:
+        if label and cue.search(label):
+            return role
+    for role, cue in _ROLE_SENTENCE:
+        if cue.search(unit.text):
+            return role
+    return None
 
 
 def _novelty(context: frozenset[str], question: set[str]) -> float:
@@ -210,7 +266,7 @@ def unit_features(
 
     for i, unit in enumerate(units):
         hit, piece = unit.hit, unit.piece
-        heading, title = stems_of(hit.section), stems_of(hit.title)
+        heading, title = stems_of(hit.section), title_stems(hit)
         with_context = unit.stems | unit.context_stems
         full = f"{' '.join(piece.context)} {piece.text}"
         has_dose = bool(_DOSE.search(piece.text))
@@ -221,7 +277,8 @@ def unit_features(
         strong = bool(STRONG.search(full))
         moderate = bool(MODERATE.search(full))
         negative = bool(_NEGATIVE.search(piece.text))
-        fit, miss = numeric_fit(frame.facts, piece.text, f"{' '.join(piece.context)} {hit.section}")
+        # A stratum's threshold often stands in the context ('HEART Score 4–6:') or the heading ('SBP > 220 mmHg').
+        fit, miss = numeric_fit(frame.facts, f"{hit.section}\n{' '.join(piece.context)}\n{piece.text}")
         score = passage_scores.get(hit.passage_id)
         kind = [1.0 if piece.kind == k else 0.0 for k in _KINDS]
         rows[i] = (

@@ -5,8 +5,11 @@ usearch HNSW index (cosine) in ``<library>.<model>.usearch`` with a JSON
 sidecar naming the library version it was built from; when the library has
 changed since (ingest, deletion, retraction, new vectors) the file is rebuilt
 from the table, so it is always in step and can be deleted at any time.
-Vectors of retracted documents are never put in the index. Imports ``store``
-and ``embed`` (protocol only); usearch and numpy are imported lazily.
+Without usearch installed (it comes with the ``dense`` and ``static`` extras),
+the search is exact: every vector is held in memory and compared (fine for
+libraries of tens of thousands of passages). Vectors of retracted documents
+are never put in the index. Imports ``store`` and ``embed`` (protocol only);
+usearch and numpy are imported lazily.
 """
 
 from __future__ import annotations
@@ -62,7 +65,10 @@ class DenseIndex:
         self._version = -1
 
     def _load(self) -> Any:
-        from usearch.index import Index
+        try:
+            from usearch.index import Index
+        except ImportError:  # no ANN library: exact search over the vectors in memory
+            return self._load_exact()
 
         version = self.store.library_version()
         if self._index is not None and self._version == version:
@@ -77,6 +83,23 @@ class DenseIndex:
             self._index = Index.restore(str(self.path), view=True)
         else:
             self._index = self._build(version)
+        self._version = version
+        return self._index
+
+    def _load_exact(self) -> Any:
+        import numpy as np
+
+        version = self.store.library_version()
+        if self._index is not None and self._version == version:
+            return self._index
+        keys: list[int] = []
+        blocks = []
+        for rows in self.store.iter_vectors(self.embedder.name):
+            keys += [rowid for rowid, _ in rows]
+            blocks.append(np.frombuffer(b"".join(blob for _, blob in rows), dtype=np.float32).reshape(len(rows), -1))
+        matrix = np.vstack(blocks) if blocks else np.zeros((0, self.embedder.dim), dtype=np.float32)
+        norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+        self._index = _ExactIndex(np.array(keys, dtype=np.int64), matrix / np.maximum(norms, 1e-12))
         self._version = version
         return self._index
 
@@ -107,7 +130,31 @@ class DenseIndex:
         if len(index) == 0:
             return []
         vector = self.embedder.embed([query])[0]
+        if isinstance(index, _ExactIndex):
+            return index.search(vector, limit)
         matches = index.search(vector, min(limit, len(index)))
         return [
             (int(key), 1.0 - float(distance)) for key, distance in zip(matches.keys, matches.distances, strict=True)
         ]
+
+
+class _ExactIndex:
+    """Exact cosine search over unit-normalised vectors in memory (the fallback when usearch is missing)."""
+
+    def __init__(self, keys: Any, matrix: Any) -> None:
+        self.keys = keys
+        self.matrix = matrix
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def search(self, vector: Any, limit: int) -> list[tuple[int, float]]:
+        import numpy as np
+
+        query = np.asarray(vector, dtype=np.float32)
+        query = query / max(float(np.linalg.norm(query)), 1e-12)
+        similarities = self.matrix @ query
+        count = min(limit, len(self.keys))
+        top = np.argpartition(-similarities, count - 1)[:count]
+        top = top[np.lexsort((self.keys[top], -similarities[top]))]
+        return [(int(self.keys[i]), float(similarities[i])) for i in top]

@@ -45,6 +45,8 @@ FAMILY_CREDIT = 0.7
 """Credit (0-1) for a word of the same family (shared stem prefix) instead of the question's own word."""
 PREFIX_CREDIT = 0.8
 """Credit (0-1) for a library word that begins with a short word the library never uses ('eos' -> eosinophil)."""
+CLASS_CREDIT = 0.8
+"""Credit (0-1) for a drug of the class the question names ('amoxicillin' for 'antibiotics')."""
 FINDING_WEIGHT = 0.3
 """Weight factor for a word that names a measured finding of the case ('HR 115': 'HR')."""
 FAMILY_MIN_CHARS = 6
@@ -55,8 +57,8 @@ CONVERSATIONAL_MAX_DF = 2
 conversation ('mom', 'gone', 'shaky'), not a clinical concept the library lacks; it weighs ``CONVERSATIONAL_WEIGHT``."""
 CONVERSATIONAL_WEIGHT = 0.1
 EVERYDAY_SLOPE = 0.4
-"""How much an everyday word's weight falls per tenfold of its everyday-English count above 10,000 (``everyday_factor``);
-chosen by cross-validation of the passage model (``benchmarks/learn_weights.py``)."""
+"""How much an everyday word's weight falls per tenfold of its everyday-English count above 10,000
+(``everyday_factor``); chosen by cross-validation of the passage model (``benchmarks/learn_weights.py``)."""
 EVERYDAY_FLOOR = 0.2
 
 
@@ -70,6 +72,7 @@ def everyday_factor(word: str) -> float:
     if count <= 10_000:
         return 1.0
     return max(EVERYDAY_FLOOR, 1.0 - EVERYDAY_SLOPE * (math.log10(count) - 4.0))
+
 
 _WORD = re.compile(r"[a-z0-9]+(?:[-.][a-z0-9]+)*", re.I)
 _STEMMER = snowballstemmer.stemmer("english")
@@ -115,6 +118,8 @@ class Concept:
     aliases: tuple[frozenset[str], ...] = ()
     family: str | None = None
     prefix: str | None = None
+    members: frozenset[str] = frozenset()
+    """Stems of the drugs of the class the concept names ('antibiotics': amoxicillin, ...)."""
     is_finding: bool = False
     in_library: bool = True
 
@@ -124,6 +129,8 @@ class Concept:
             return 1.0
         if any(alias <= stems for alias in self.aliases):
             return 1.0
+        if self.members and self.members & stems:
+            return CLASS_CREDIT
         if self.prefix is not None and any(stem.startswith(self.prefix) for stem in stems):
             return PREFIX_CREDIT
         if self.family is not None and any(stem.startswith(self.family) for stem in stems):
@@ -154,6 +161,7 @@ class TermMatcher:
         vocabulary = retriever.vocabulary
         words = [m.group(0) for m in re.finditer(r"\w+(?:[-.'’/]\w+)*", source)]
         phrase_aliases = _phrase_aliases(words, vocabulary)
+        phrase_words = {word for phrase, _ in phrase_aliases for word in phrase.split()}
         concepts: list[Concept] = []
         seen: set[frozenset[str]] = set()
         for term in expanded.terms:
@@ -170,11 +178,16 @@ class TermMatcher:
                 family = family_prefix(next(iter(stems)))
             prefix = None
             lowered = term.lower()
-            if df == 0 and lowered.isalpha() and 3 <= len(lowered) <= 6:
+            # A short word the library never (or, for an abbreviation, hardly) uses matches the words it begins:
+            # 'eos' -> eosinophils, 'bicarb' -> bicarbonate, 'NEWS' -> NEWS2.
+            rare = df == 0 or (term.isupper() and df < 3)
+            if rare and lowered.isalpha() and 3 <= len(lowered) <= 6:
                 prefix_df = retriever.document_frequency(lowered, prefix=True)
                 prefix = lowered if prefix_df else None
             weight = (
-                idf(term) if df else _alias_idf(aliases, retriever) or (idf(lowered, prefix=True) if prefix else 0.0)
+                idf(term)
+                if df and not prefix
+                else _alias_idf(aliases, retriever) or (idf(lowered, prefix=True) if prefix else 0.0) or idf(term)
             )
             in_library = bool(df or weight)
             if df <= CONVERSATIONAL_MAX_DF and not aliases and everyday_count(lowered) >= EVERYDAY_MIN_COUNT:
@@ -182,8 +195,13 @@ class TermMatcher:
                 in_library = True  # conversation the library need not hold, not a concept it lacks
             elif not in_library:
                 weight = math.log(1.0 + retriever.n_passages)  # unknown to the library: as rare as can be
-            else:
+            elif lowered not in phrase_words:  # 'heart' in 'heart failure' names a disease, not small talk
                 weight *= everyday_factor(lowered)
+            members = {stem for drug in vocabulary.members_of(term) for stem in stem_set(drug)}
+            for alias in aliases:  # 'abx' -> 'antibiotics' -> the library's antibiotics
+                members |= {stem for drug in vocabulary.members_of(" ".join(sorted(alias))) for stem in stem_set(drug)}
+            for equivalent in vocabulary.equivalents(term):
+                members |= {stem for drug in vocabulary.members_of(equivalent) for stem in stem_set(drug)}
             is_finding = lowered in frame.findings
             if is_finding:
                 weight *= FINDING_WEIGHT
@@ -195,6 +213,7 @@ class TermMatcher:
                     aliases=tuple(dict.fromkeys(aliases)),
                     family=family,
                     prefix=prefix,
+                    members=frozenset(members),
                     is_finding=is_finding,
                     in_library=in_library,
                 )

@@ -41,6 +41,17 @@ STOPWORDS = frozenset(
 )
 
 ABBREVIATIONS: dict[str, tuple[str, ...]] = {
+    # Clinicians' note-writing shorthand for common words (language, not clinical content).
+    "abx": ("antibiotics",),
+    "tx": ("treatment",),
+    "dx": ("diagnosis",),
+    "hx": ("history",),
+    "sx": ("symptoms",),
+    "pt": ("patient",),
+    "pts": ("patients",),
+    "rx": ("prescription",),
+    "bx": ("biopsy",),
+    "fx": ("fracture",),
     "ACEi": ("ACE inhibitor",),
     "ACS": ("acute coronary syndrome",),
     "AF": ("atrial fibrillation",),
@@ -80,6 +91,8 @@ ABBREVIATIONS: dict[str, tuple[str, ...]] = {
     "SSRI": ("selective serotonin reuptake inhibitor",),
     "STEMI": ("ST-elevation myocardial infarction",),
     "T2DM": ("type 2 diabetes",),
+    "T2D": ("type 2 diabetes",),
+    "T1D": ("type 1 diabetes",),
     "TBI": ("traumatic brain injury",),
     "TIA": ("transient ischemic attack",),
     "tPA": ("alteplase",),
@@ -167,6 +180,7 @@ class Vocabulary:
         self._sets: list[list[str]] = []
         self._max_words = 1
         self._named: dict[str, set[str]] = {}
+        self._members: dict[str, set[str]] = {}  # a drug class's names (lower case) -> member drugs
         for abbreviation, expansions in ABBREVIATIONS.items():
             self.add_group([abbreviation, *expansions], curated=True)
         for group in groups:
@@ -240,6 +254,13 @@ class Vocabulary:
                 position += 1
         return ExpandedQuery(text=text, terms=terms, expansions=expansions[:max_expansions])
 
+    def members_of(self, term: str) -> list[str]:
+        """Drugs of the class a term names ('antibiotics' -> amoxicillin, ...), sorted; [] for other terms."""
+        found = set(self._members.get(term.lower(), ()))
+        for equivalent in self.equivalents(term):
+            found |= self._members.get(equivalent.lower(), set())
+        return sorted(found)
+
     def names_of(self, kind: str) -> frozenset[str]:
         """Lower-cased terms of the concepts of one kind ('drug', 'mesh', 'abbr': the concept key's prefix)."""
         return frozenset(self._named.get(kind, ()))
@@ -248,9 +269,23 @@ class Vocabulary:
     def from_store(cls, store: Store) -> Vocabulary:
         """Build the vocabulary from the library's synonym sets (``Store.vocabulary_groups``)."""
         vocabulary = cls()
+        class_names: dict[str, list[str]] = {}
+        class_members: dict[str, list[str]] = {}
         for concept, terms in store.vocabulary_groups():
+            if concept.startswith("class:"):
+                class_members[concept.split(":", 1)[1]] = terms
+                continue
+            if concept.startswith("classname:"):
+                class_names[concept.split(":", 1)[1]] = terms
             vocabulary.add_group(terms, directed=concept.startswith("brand:"))
             kind = concept.split(":", 1)[0] if ":" in concept else ""
             if kind in ("drug", "mesh", "abbr"):
                 vocabulary._named.setdefault(kind, set()).update(t.lower() for t in terms)
+        for name, members in class_members.items():
+            for term in class_names.get(name, [name]):
+                vocabulary._members.setdefault(term.lower(), set()).update(members)
+                if term.lower().endswith("s"):  # 'antibiotics' names the class as 'antibiotic' does
+                    vocabulary._members.setdefault(term.lower()[:-1], set()).update(members)
+                else:
+                    vocabulary._members.setdefault(term.lower() + "s", set()).update(members)
         return vocabulary

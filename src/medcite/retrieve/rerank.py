@@ -29,6 +29,8 @@ from medcite.retrieve.question import NumericFact, QuestionFrame, fits, numeric_
 from medcite.retrieve.rank import EVIDENCE_PRIOR
 
 __all__ = [
+    "title_stems",
+    "EVIDENCE_LOGIT",
     "PASSAGE_FEATURES",
     "Model",
     "load_model",
@@ -60,6 +62,19 @@ PASSAGE_FEATURES: tuple[str, ...] = (
     "recency",
 )
 """Names of the passage features, in the order of ``passage_features``' columns (each 0-1)."""
+
+
+EVIDENCE_LOGIT = 1.0
+"""Score added per unit of evidence prior (``rank.EVIDENCE_PRIOR``: guideline 1, systematic review 0.75, RCT 0.5,
+other research 0.25 or less, consumer 0) on top of the learned passage model. Set by hand: the default library the
+model learns on holds guidelines only, so it cannot learn this weight; in a mixed library it lets a guideline
+passage outrank a research abstract or consumer page that matches the question about as well (a guideline
+gains about e = 2.7 times the odds of a consumer page)."""
+
+
+def title_stems(hit: Hit) -> frozenset[str]:
+    """Stems of what names a passage's document: its title and keywords (a guideline's registry topics)."""
+    return stems_of(f"{hit.title} {' '.join(hit.keywords)}" if hit.keywords else hit.title)
 
 
 def rank_feature(rank: int | None) -> float:
@@ -164,7 +179,7 @@ def passage_features(
     covers: list[float] = []
     for i, hit in enumerate(hits):
         body, heading = stems_of(hit.text), stems_of(hit.section)
-        last, title = stems_of(hit.section.split(" > ")[-1]), stems_of(hit.title)
+        last, title = stems_of(hit.section.split(" > ")[-1]), title_stems(hit)
         cover_all = matcher.coverage(body, (heading, 0.75), (title, 0.5))
         covers.append(cover_all)
         units = _unit_stems(hit.text) or (body,)

@@ -16,7 +16,7 @@ from medcite.retrieve.match import TermMatcher
 from medcite.retrieve.query import ExpandedQuery, Vocabulary, fts_query
 from medcite.retrieve.question import QuestionFrame, parse_question
 from medcite.retrieve.rank import Candidate, evidence_rerank, fuse_rrf
-from medcite.retrieve.rerank import PASSAGE_FEATURES, Model, load_model, passage_features
+from medcite.retrieve.rerank import EVIDENCE_LOGIT, PASSAGE_FEATURES, Model, load_model, passage_features
 from medcite.settings import Settings
 from medcite.store import FtsRow, Store
 
@@ -28,6 +28,8 @@ __all__ = ["Candidates", "Mode", "Retriever", "search_lexical"]
 
 Mode = Literal["lexical", "dense", "hybrid"]
 
+
+_EVIDENCE_COLUMN = PASSAGE_FEATURES.index("evidence")
 
 # Words kept in queries for their meaning next to other terms ("pain without fever"), but that alone, like a
 # bare number or FTS5's operator words, ask about nothing.
@@ -231,6 +233,7 @@ class Retriever:
                     journal=detail.journal,
                     doi=detail.doi,
                     pmid=detail.pmid,
+                    keywords=list(detail.keywords),
                     scores={**stage_scores.get(rowid, {}), "rrf": score},
                 )
             )
@@ -263,7 +266,7 @@ class Retriever:
             features = passage_features(
                 candidates.frame, candidates.matcher, hits, candidates.stage_ranks, candidates.fused
             )
-            values = model.score(features, PASSAGE_FEATURES)
+            values = model.score(features, PASSAGE_FEATURES) + EVIDENCE_LOGIT * features[:, _EVIDENCE_COLUMN]
             order = sorted(
                 ((i, float(values[i])) for i in range(len(hits))), key=lambda item: (-item[1], hits[item[0]].passage_id)
             )

@@ -10,6 +10,7 @@ library upgrades it, and a library from a newer medcite is refused. Imports
 from __future__ import annotations
 
 import datetime as dt
+import json
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -69,6 +70,18 @@ class PassageDetail:
     journal: str | None
     doi: str | None
     pmid: str | None
+    keywords: tuple[str, ...] = ()
+
+
+def _keywords(raw: str | None) -> tuple[str, ...]:
+    """A document's keywords (or topics) from its stored JSON, at most 60, each at most 80 characters."""
+    if not raw:
+        return ()
+    try:
+        values = json.loads(raw)
+    except ValueError:
+        return ()
+    return tuple(str(value)[:80] for value in values[:60]) if isinstance(values, list) else ()
 
 
 def _marks(chunk: Sequence[Any]) -> str:
@@ -523,7 +536,8 @@ class Store:
             for chunk in _chunks(list(rowids)):
                 result = conn.exec_driver_sql(
                     "SELECT p.rowid, p.passage_id, p.doc_id, p.n, p.section, p.kind, p.text, p.char_start, "
-                    "p.char_end, d.title, d.kind, d.evidence_type, d.year, d.organization, d.journal, d.doi, d.pmid "
+                    "p.char_end, d.title, d.kind, d.evidence_type, d.year, d.organization, d.journal, d.doi, d.pmid, "
+                    "json_extract(d.data, '$.keywords') "
                     "FROM passages p JOIN documents d ON d.doc_id = p.doc_id "
                     f"WHERE p.rowid IN ({_marks(chunk)}) AND d.is_retracted = 0",
                     tuple(chunk),
@@ -540,6 +554,7 @@ class Store:
                         journal=row[14],
                         doi=row[15],
                         pmid=row[16],
+                        keywords=_keywords(row[17]),
                     )
         return found
 

@@ -1,0 +1,243 @@
+"""Issue 10's failure classes, each held by the right value from the guideline's own text (default library).
+
+Every expected term below is quoted from the guideline pack (``open-medicine`` 0.12.0), file and heading named.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from medcite.answer import ask, check_citations
+from medcite.cli import run
+from medcite.index import default_guideline_pack, ingest
+from medcite.models import Answer, Hit
+from medcite.retrieve import Retriever
+from medcite.settings import Settings
+from medcite.store import Store
+
+
+@pytest.fixture(scope="module")
+def retriever(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("quality")
+    settings = Settings(library=folder / "library.db", embedder="none")
+    store = Store.open(settings.library)
+    ingest(store, "guidelines", [default_guideline_pack()], settings=settings)
+    yield Retriever(store, settings)
+    store.close()
+
+
+def _cited_documents(answer: Answer) -> set[str]:
+    return {reference.passage_id.split("#")[0] for reference in answer.references}
+
+
+def _bottom_documents(answer: Answer) -> set[str]:
+    return {answer.references[n - 1].passage_id.split("#")[0] for n in answer.bottom_line.citations}
+
+
+def _all_text(answer: Answer) -> str:
+    statements = [s for section in answer.sections for s in section.statements]
+    return " ".join([answer.bottom_line.text, *(s.plain() for s in statements)]).lower()
+
+
+def test_outpatient_cap_bottom_line_is_the_antibiotic_not_the_sputum_test(retriever):
+    # ats_idsa_cap_2019 empiric_antibiotic_therapy.md, "Healthy Adults Without Comorbidities ...": "Amoxicillin 1 g
+    # orally three times daily; OR"; the sputum Gram stain advice (diagnostic_testing.md) is not the answer.
+    answer = ask("first line abx for outpatient CAP, no comorbidities?", retriever=retriever)
+    assert not answer.abstained
+    bottom = answer.bottom_line.text.lower()
+    assert "amoxicillin" in bottom
+    assert "sputum" not in bottom
+
+
+def test_dka_treatment_answer_names_fluids_insulin_and_potassium(retriever):
+    # ada_dka_hhs_2024: fluid replacement with isotonic saline, insulin 0.1 units/kg per hour, potassium replacement.
+    answer = ask("How is diabetic ketoacidosis treated?", retriever=retriever)
+    text = _all_text(answer)
+    assert "insulin" in text and "potassium" in text
+    assert "fluid" in text or "saline" in text
+    assert _bottom_documents(answer) == {"guideline:ada_dka_hhs_2024"}
+
+
+def test_asthma_exacerbation_bottom_line_is_whole_quoted_statements_not_joined_fragments(retriever):
+    answer = ask("How should an acute asthma exacerbation be treated?", retriever=retriever)
+    assert not answer.abstained
+    assert "Track 1 is preferred because" not in answer.bottom_line.text
+    hits = [_hit(reference) for reference in answer.references]
+    assert check_citations(answer, hits, strict=False) == []
+    assert answer.bottom_line.text == " ".join(s.plain() for s in answer.bottom_line.statements)
+
+
+def test_af_anticoagulation_bottom_line_is_not_the_ablation_line_and_keeps_men_women_labels(retriever):
+    answer = ask("Should a man with atrial fibrillation and a CHA2DS2-VASc of 2 be anticoagulated?", retriever=retriever)
+    assert not answer.abstained
+    assert "paroxysmal AF" not in answer.bottom_line.text  # catheter ablation's "First-line therapy" line
+    assert _bottom_documents(answer) == {"guideline:acc_aha_af_2023"}
+    # acc_aha_af_2023 anticoagulation.md: the thresholds stand under "**Men:**" and "**Women:**".
+    thresholds = [
+        s
+        for s in [*answer.bottom_line.statements, *(s for sec in answer.sections for s in sec.statements)]
+        if s.text.startswith("CHA2DS2-VASc")
+    ]
+    assert thresholds and all({"Men:", "Women:"} & set(s.context) for s in thresholds)
+
+
+def test_sepsis_fluid_answer_has_no_burn_fluid_formula(retriever):
+    answer = ask("How much IV fluid in the first hours of septic shock?", retriever=retriever)
+    assert not answer.abstained
+    assert "parkland" not in _all_text(answer)
+    assert "guideline:aba_burn_2016" not in _cited_documents(answer)
+    # ssc_sepsis_2021: "at least 30 mL/kg of IV crystalloid fluid within the first 3 hours".
+    assert "30 ml/kg" in _all_text(answer)
+
+
+def test_hypertension_answer_has_no_depression_or_ablation_lines(retriever):
+    answer = ask("What are the first-line antihypertensive drug classes?", retriever=retriever)
+    documents = _cited_documents(answer)
+    assert "guideline:apa_mdd_2023" not in documents and "guideline:acc_aha_af_2023" not in documents
+
+
+def test_hba1c_answer_has_no_news2_oxygen_scale(retriever):
+    answer = ask("What HbA1c target is recommended for most adults with type 2 diabetes?", retriever=retriever)
+    assert "guideline:rcp_news2_2017" not in _cited_documents(answer)
+    assert "scale 2" not in _all_text(answer)
+
+
+def test_case_vignette_of_gout_flare_in_ckd_answers_from_the_gout_guideline(retriever):
+    answer = ask(
+        "A 67-year-old man with stage 4 CKD has an acute gout flare of the knee. What is the first-line treatment?",
+        retriever=retriever,
+    )
+    assert not answer.abstained
+    assert _bottom_documents(answer) == {"guideline:acr_gout_2020"}
+
+
+def test_question_with_a_name_and_phone_number_is_scrubbed_and_answered(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("MEDCITE_EMBEDDER", "none")
+    question = "Pt Maria Lopez, call back 555-867-5309: low-dose colchicine regimen for an acute gout flare?"
+    assert run(["ask", question, "--format", "json", "--library", str(tmp_path / "lib.db")]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["abstained"] is False
+    assert "Lopez" not in payload["question"] and "867" not in payload["question"]
+    # acr_gout_2020 flare_management.md, the low-dose colchicine regimen row.
+    assert "1.2 mg" in payload["bottom_line"]["text"] and "0.6 mg" in payload["bottom_line"]["text"]
+
+
+def test_copd_exacerbation_question_abstains_on_a_stable_copd_guideline(retriever):
+    # gold_copd_2024 in the pack covers stable COPD (initial pharmacotherapy, ABE groups), not exacerbations.
+    answer = ask("AECOPD: prednisone dose/duration, and when do I add antibiotics?", retriever=retriever)
+    assert answer.abstained
+
+
+def test_low_dose_colchicine_regimen_question_gets_the_dose(retriever):
+    answer = ask("low-dose colchicine regimen for an acute gout flare?", retriever=retriever)
+    bottom = answer.bottom_line.text
+    assert "1.2 mg orally immediately, followed by 0.6 mg orally 1 hour later" in bottom
+
+
+def test_follow_up_on_ckd_after_a_gout_flare_answer_stays_on_flares(retriever):
+    earlier = ask("What is the first-line treatment for an acute gout flare?", retriever=retriever)
+    follow_up = ask("What about in patients with chronic kidney disease?", retriever=retriever, follow_up_of=earlier)
+    assert follow_up.follow_up_of == earlier.id and not follow_up.abstained
+    assert _bottom_documents(follow_up) == {"guideline:acr_gout_2020"}
+    assert "ckd" in follow_up.bottom_line.text.lower() or "kidney" in follow_up.bottom_line.text.lower()
+
+
+def test_bottom_line_statements_carry_their_own_citations(retriever):
+    answer = ask("55M alcohol cirrhosis, hematemesis, HR 115, BP 95/60, Hb 7.8. Suspected variceal bleed - initial "
+                 "management?", retriever=retriever)  # fmt: skip
+    assert not answer.abstained
+    statements = answer.bottom_line.statements
+    assert 1 <= len(statements) <= 3 and all(s.citations for s in statements)
+    # aasld_cirrhosis_2023 complications.md, "Acute Variceal Hemorrhage (AVH)": octreotide, ceftriaxone, EVL in 12 h.
+    text = answer.bottom_line.text.lower()
+    assert "octreotide" in text and "ceftriaxone" in text and "12 hours" in text
+
+
+def _hit(reference) -> Hit:
+    return Hit(
+        passage_id=reference.passage_id,
+        doc_id=reference.passage_id.split("#")[0],
+        rank=reference.n,
+        score=0.0,
+        title=reference.title,
+        section=reference.section,
+        text=reference.passage,
+        kind="guidelines",
+        evidence_type="guideline",
+    )
+
+
+# --- Research abstracts, consumer sources, one embedder ---------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def pubmedqa_retriever(tmp_path_factory):
+    from conftest import DATA
+
+    source = DATA / "pubmedqa" / "ori_pqal.json"
+    if not source.exists():
+        pytest.skip(f"test data {source} is absent (set MEDCITE_TEST_DATA to the shared data folder)")
+    folder = tmp_path_factory.mktemp("pubmedqa")
+    settings = Settings(library=folder / "library.db", embedder="none")
+    store = Store.open(settings.library)
+    ingest(store, "pubmedqa", [source], settings=settings)
+    yield Retriever(store, settings), json.loads(source.read_text())
+    store.close()
+
+
+def test_research_bottom_lines_never_quote_background_or_methods(pubmedqa_retriever):
+    """PubMedQA abstracts keep their structured labels as headings: the bottom line comes from results or
+    conclusions ("The primary objective was ..." or "We conducted a 52-week ..." is never the answer)."""
+    retriever, records = pubmedqa_retriever
+    checked = 0
+    for pmid in list(records)[:40]:
+        answer = ask(records[pmid]["QUESTION"], retriever=retriever)
+        if answer.abstained:
+            continue
+        checked += 1
+        for statement in answer.bottom_line.statements:
+            section = answer.references[statement.citations[0] - 1].section.upper()
+            assert not any(label in section for label in ("BACKGROUND", "METHOD", "OBJECTIVE", "AIM")), (
+                records[pmid]["QUESTION"],
+                section,
+                statement.text,
+            )
+            assert not statement.text.lower().startswith(("we conducted", "the primary objective", "the aim of"))
+    assert checked >= 20
+
+
+def test_patient_heart_attack_symptoms_reach_the_consumer_page_when_medquad_is_ingested(tmp_path):
+    from conftest import data_path
+
+    pages = [data_path("medquad", "4_MPlus_Health_Topics_QA", "0000442.xml")]
+    settings = Settings(library=tmp_path / "library.db", embedder="none")
+    with Store.open(settings.library) as store:
+        ingest(store, "guidelines", [default_guideline_pack()], settings=settings)
+        ingest(store, "medquad", pages, settings=settings)
+        answer = ask("What are the symptoms of a heart attack?", retriever=Retriever(store, settings),
+                     audience="patient")  # fmt: skip
+    assert not answer.abstained
+    first = answer.references[answer.bottom_line.statements[0].citations[0] - 1]
+    assert first.type == "Consumer health" and first.passage_id.startswith("medquad:")
+    assert answer.reading_grade is not None
+
+
+def test_cli_ask_and_search_load_the_same_embedder(tmp_path, monkeypatch, capsys):
+    """The passage `medcite search` ranks first is the one `medcite ask` reads: both load one model."""
+    import medcite.embed as embed
+
+    asked: list[str] = []
+
+    def recording_loader(name: str = "auto"):
+        asked.append(name)
+        return embed.HashEmbedder(32)
+
+    monkeypatch.setattr(embed, "load_embedder", recording_loader)
+    monkeypatch.setenv("MEDCITE_EMBEDDER", "auto")
+    library = str(tmp_path / "lib.db")
+    assert run(["search", "gout flare colchicine", "--library", library, "--format", "json"]) == 0
+    assert run(["ask", "low-dose colchicine regimen for a gout flare?", "--library", library, "--format", "json"]) == 0
+    capsys.readouterr()
+    assert asked == [embed.CLI_EMBEDDER_CHOICE, embed.CLI_EMBEDDER_CHOICE]
