@@ -224,12 +224,13 @@ def unit_groups(rows: list[dict], retriever, passage_model) -> list[Group]:
         gold_doc = f"guideline:{row['guideline']}"
         labels = []
         small_complete = any(
-            c and u.piece.kind in small and u.hit.doc_id == gold_doc for u, c in zip(evidence.units, correct)
+            c and u.piece.kind in small and u.hit.doc_id == gold_doc
+            for u, c in zip(evidence.units, correct, strict=True)
         )
         small_gold_complete = any(
-            g and c and u.piece.kind in small for u, g, c in zip(evidence.units, holds_gold, correct)
+            g and c and u.piece.kind in small for u, g, c in zip(evidence.units, holds_gold, correct, strict=True)
         )
-        for unit, gold_in, complete in zip(evidence.units, holds_gold, correct):
+        for unit, gold_in, complete in zip(evidence.units, holds_gold, correct, strict=True):
             kind = unit.piece.kind
             needed = 2 if gold is not None else 1  # questions without a gold quote are labelled by their terms
             if LABELS == "any":
@@ -477,7 +478,8 @@ def main() -> None:
                 "provenance": (
                     f"benchmarks/learn_weights.py on {datetime.date.today().isoformat()}: logistic regression, "
                     f"L2 0.01, fitted on {args.questions.name} ({report['questions']} questions, default library); "
-                    f"{args.folds}-fold nested held-out at the chosen threshold {report['threshold']}: covered abstained "
+                    f"{args.folds}-fold nested held-out at the chosen threshold {report['threshold']}: "
+                    "covered abstained "
                     f"{report['heldout_covered_abstained']}, uncovered abstained "
                     f"{report['heldout_uncovered_abstained']}"
                 ),

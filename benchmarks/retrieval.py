@@ -236,10 +236,53 @@ def timing(latencies_ms: list[float]) -> dict[str, float]:
     }
 
 
-def liveqa_benchmark(
+def clinical_benchmark(
     data: Path, cache: Path, depth: int, embedder_name: str, log: Callable[[str], None]
 ) -> tuple[list[Result], dict]:
-    library = ds.build_library("medquad", data, cache, log=log)
+    """The clinical development questions (answers/): is the passage holding the gold quote first, or in the top 10?
+
+    On the default library (the guideline pack). medcite's rows keep at most three passages per document, as
+    ``medcite search`` does; bm25s ranks passages with no such cap.
+    """
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from answers import normalise
+
+    library = cache / "retrieval-default.db"
+    if not library.exists():
+        from medcite.index import default_guideline_pack, ingest
+        from medcite.settings import Settings
+        from medcite.store import Store
+
+        with Store.open(library) as store:
+            ingest(store, "guidelines", [default_guideline_pack()], settings=Settings(library=library))
+    rows = [json.loads(line) for line in (data / "answers" / "clinical_questions_dev.jsonl").read_text().splitlines()]
+    rows = [row for row in rows if row["covered"]]
+    texts = {p.passage_id: normalise(p.text) for p in ds.iter_passages(library)}
+    golds = {row["id"]: normalise(row["gold_quote"]) for row in rows}
+    queries = [(row["id"], row["question"]) for row in rows]
+    systems = [bm25s_system(library), *medcite_systems(library, embedder_name=embedder_name, log=log)]
+    results = []
+    for system in systems:
+        result = Result("Clinical questions (dev)", "question", system.name, len(queries), note=system.note)
+        if system.search is not None:
+            log(f"[clinical] {system.name} ...")
+            ranked, latencies = run_queries(system, queries, depth)
+            ranks = []
+            for qid, hits in ranked.items():
+                ranks.append(next((i for i, (pid, _d) in enumerate(hits, 1) if golds[qid] in texts.get(pid, "")), None))
+            result.metrics = {
+                "recall@1": round(sum(r == 1 for r in ranks) / len(ranks), 3),
+                "recall@10": round(sum(r is not None and r <= 10 for r in ranks) / len(ranks), 3),
+            }
+            result.__dict__.update(timing(latencies))
+        results.append(result)
+    return results, {"library": str(library), "questions": len(queries)}
+
+
+def liveqa_benchmark(
+    data: Path, cache: Path, depth: int, embedder_name: str, log: Callable[[str], None], library_name: str = "medquad"
+) -> tuple[list[Result], dict]:
+    library = ds.build_library(library_name, data, cache, log=log)
     answer_map = ds.liveqa_answer_map(library)
     questions = ds.liveqa_questions(data)
     qrels = ds.liveqa_qrels(data)
@@ -280,9 +323,9 @@ def liveqa_benchmark(
 
 
 def pubmedqa_benchmark(
-    data: Path, cache: Path, depth: int, embedder_name: str, log: Callable[[str], None]
+    data: Path, cache: Path, depth: int, embedder_name: str, log: Callable[[str], None], library_name: str = "pubmed"
 ) -> tuple[list[Result], dict]:
-    library = ds.build_library("pubmed", data, cache, log=log)
+    library = ds.build_library(library_name, data, cache, log=log)
     questions = ds.pubmedqa_questions(data)
     qrels = {pmid: {f"pmid:{pmid}": 1} for pmid, _question in questions}
     systems = [bm25s_system(library), *medcite_systems(library, embedder_name=embedder_name, log=log)]
@@ -449,7 +492,15 @@ def main() -> None:
     parser.add_argument("--cache", type=Path, default=REPO / "benchmarks" / ".cache")
     parser.add_argument("--format", choices=["table", "json"], default="table")
     parser.add_argument("--depth", type=int, default=30, help="passages retrieved per query before collapsing")
-    parser.add_argument("--only", default="liveqa,pubmedqa", help="comma-separated: liveqa, pubmedqa")
+    parser.add_argument(
+        "--only", default="clinical,liveqa,pubmedqa", help="comma-separated: clinical, liveqa, pubmedqa"
+    )
+    parser.add_argument(
+        "--mixed",
+        action="store_true",
+        help="run LiveQA and PubMedQA on the mixed development library (guidelines + MedQuAD + PubMed samples + "
+        "PubMedQA in one), as users' libraries are, instead of one library per benchmark",
+    )
     parser.add_argument("--growth", action="store_true", help="also measure latency at 1x, 4x, 16x library size")
     parser.add_argument(
         "--embedder",
@@ -470,11 +521,18 @@ def main() -> None:
     results: list[Result] = []
     infos: dict[str, dict] = {}
     wanted = {name.strip() for name in args.only.split(",")}
+    if "clinical" in wanted:
+        rows, infos["Clinical questions (dev)"] = clinical_benchmark(args.data, args.cache, 10, args.embedder, log)
+        results += rows
     if "liveqa" in wanted:
-        rows, infos["LiveQA-Med 2017"] = liveqa_benchmark(args.data, args.cache, args.depth, args.embedder, log)
+        rows, infos["LiveQA-Med 2017"] = liveqa_benchmark(
+            args.data, args.cache, args.depth, args.embedder, log, "dev" if args.mixed else "medquad"
+        )
         results += rows
     if "pubmedqa" in wanted:
-        rows, infos["PubMedQA"] = pubmedqa_benchmark(args.data, args.cache, args.depth, args.embedder, log)
+        rows, infos["PubMedQA"] = pubmedqa_benchmark(
+            args.data, args.cache, args.depth, args.embedder, log, "dev" if args.mixed else "pubmed"
+        )
         results += rows
     growth = growth_benchmark(args.data, args.cache, args.embedder, log) if args.growth else []
     log(f"[done] {time.perf_counter() - started:.0f} s")

@@ -24,7 +24,7 @@ from medcite.compose.evidence import EXPAND_TOP_DOCUMENTS, RETRIEVAL_LIMIT_PASSA
 from medcite.compose.extractive import Composition, compose_statements, statement_of
 from medcite.errors import ConfigError, QueryError, StoreError
 from medcite.glossary import define_terms, glossary_title, key_terms
-from medcite.intent import RED_FLAG_PHRASES, classify_intent, drop_denied_red_flags, has_red_flag
+from medcite.intent import RED_FLAG_PHRASES, classify_intent, drop_denied_red_flags, has_red_flag, has_self_harm
 from medcite.models import (
     EMERGENCY_SECTION,
     Answer,
@@ -194,6 +194,8 @@ def compose_answer(
         if topic is None:  # the earlier topic's sources never mention what the follow-up asks about
             return _abstain(question, evidence, retriever, audience, intent, answer_id, started, earlier_id)
         evidence = topic
+    if audience == "patient" and has_self_harm(question):  # emergency advice only, never library content
+        return _abstain(question, evidence, retriever, audience, intent, answer_id, started, earlier_id)
     composition = compose_statements(evidence, intent, audience)
     score = abstention_score(evidence, composition, follow_up=follow_up_of is not None)
     if composition.best is None or score >= abstention_threshold():

@@ -30,7 +30,9 @@ __all__ = [
     "TIMING_QUESTION",
     "classify_intent",
     "drop_denied_red_flags",
+    "SELF_HARM_PHRASES",
     "has_red_flag",
+    "has_self_harm",
 ]
 
 RED_FLAG_PHRASES: tuple[str, ...] = (
@@ -216,6 +218,22 @@ def _red_flag_spans(question: str) -> list[tuple[int, int, bool]]:
             spans.append((start, start + len(phrase), negated))
             start = lowered.find(phrase, start + 1)
     return spans
+
+
+SELF_HARM_PHRASES: tuple[str, ...] = (
+    "suicidal", "suicide", "kill myself", "self-harm", "end my life", "take my own life", "end it all", "want to die",
+    "better off dead", "hurt myself", "harm myself", "overdose",
+)  # fmt: skip
+"""Red-flag phrases of self-harm: a patient's question naming one gets the emergency advice and no library
+content (abstention), whatever the library holds."""
+
+
+def has_self_harm(question: str) -> bool:
+    """Whether the question reports self-harm or suicidal thoughts (a ``SELF_HARM_PHRASES`` phrase, not denied)."""
+    return any(
+        not negated and question.lower()[start:end] in SELF_HARM_PHRASES
+        for start, end, negated in _red_flag_spans(question)
+    )
 
 
 def has_red_flag(question: str) -> bool:

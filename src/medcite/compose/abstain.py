@@ -123,8 +123,15 @@ def abstention_threshold() -> float:
 
 
 def abstention_score(evidence: Evidence, composition: Composition, *, follow_up: bool = False) -> float:
-    """Probability (0-1) that the library does not cover the question (abstain at ``ABSTAIN_THRESHOLD``)."""
+    """Probability (0-1) that the library does not cover the question (abstain at ``abstention_threshold()``).
+
+    1 outright when the best statement, with its context, heading and document title, holds neither of the
+    question's two most specific concepts: it answers something else (a rule, not fitted: measured on the
+    development questions it abstains on 32% of uncovered questions and 5.6% of covered ones).
+    """
     row = abstention_features(evidence, composition, follow_up=follow_up)
+    if composition.best is not None and row[ABSTAIN_FEATURES.index("best_key_cover")] <= 0.0:
+        return 1.0
     model = load_model("abstain")
     if model is None:
         weights = np.array([_FALLBACK.get(name, 0.0) for name in ABSTAIN_FEATURES])

@@ -35,7 +35,15 @@ from medcite.retrieve.match import TermMatcher, stem_set, stems_of
 from medcite.retrieve.question import QuestionFrame
 from medcite.retrieve.rerank import numeric_fit, rank_feature, title_stems
 
-__all__ = ["UNIT_FEATURES", "Candidate", "abstract_role", "candidate_units", "section_of", "unit_features"]
+__all__ = [
+    "UNIT_FEATURES",
+    "Candidate",
+    "abstract_role",
+    "candidate_units",
+    "section_of",
+    "unasked_qualifier",
+    "unit_features",
+]
 
 UNIT_FEATURES: tuple[str, ...] = (
     "passage_score",
@@ -80,6 +88,8 @@ UNIT_FEATURES: tuple[str, ...] = (
     "population_mismatch",
     "context_novelty",
     "off_intent",
+    "unasked_qualifier",
+    "item_cover_mean",
 )
 """Names of the statement features, in the order of ``unit_features``' columns."""
 
@@ -156,6 +166,40 @@ def abstract_role(unit: Candidate) -> str | None:
         if cue.search(unit.text):
             return role
     return None
+
+
+_QUALIFIER = re.compile(
+    r"\b(?:for|in|among)\s+(?:selected\s+|adult\s+|older\s+|hospitali[sz]ed\s+|critically ill\s+)?(?:patients|adults"
+    r"|children|women|men|those|individuals|people|persons)\s+(?:with|who|without|on|at|having|presenting|undergoing)"
+    r"\s+((?:[\w\-/≥≤<>=.]+\s*){1,6})",
+    re.I,
+)
+
+
+def unasked_qualifier(text: str, question: set[str]) -> float:
+    """1 when a statement applies to patients the question did not describe, else 0.
+
+    'For patients with PE and hemodynamic compromise' answers for another group than a question on PE in general:
+    the words after 'for/in patients with|who|without ...' are compared with the question's: when most of
+    them (4+ letters) are absent, the statement answers for another group.
+    """
+    for match in _QUALIFIER.finditer(text):
+        words = [stem for stem in stem_set(match.group(1)) if len(stem) >= 4 and stem.isalpha()]
+        if words and sum(stem not in question for stem in words) / len(words) > 0.5:
+            return 1.0
+    return 0.0
+
+
+def _item_cover_mean(matcher: TermMatcher, piece: Piece, heading: frozenset[str], title: frozenset[str]) -> float:
+    """Mean coverage (0-1) of a list's top-level items, each read with the list's context, heading and title.
+
+    A list answers only as well as its items do: one item's words must not carry a list of unrelated items.
+    """
+    context = stem_set(" ".join(piece.context))
+    items = [line for line in piece.text.splitlines() if line[:1] in "-*+•" or line[:1].isdigit()]
+    if not items:
+        return 0.0
+    return sum(matcher.coverage(stem_set(item) | context, (heading, 0.75), (title, 0.5)) for item in items) / len(items)
 
 
 def _novelty(context: frozenset[str], question: set[str]) -> float:
@@ -318,5 +362,7 @@ def unit_features(
             1.0 if not asked_population and POPULATION.search(f"{full} {hit.section}") else 0.0,
             _novelty(unit.context_stems, question_stems),
             0.0 if frame.intent == "overview" or section_of(unit, frame.intent) in fitting else 1.0,
+            unasked_qualifier(piece.text, question_stems),
+            _item_cover_mean(matcher, piece, heading, title) if piece.kind == "list" else 0.0,
         )
     return rows

@@ -184,12 +184,14 @@ class TermMatcher:
             if rare and lowered.isalpha() and 3 <= len(lowered) <= 6:
                 prefix_df = retriever.document_frequency(lowered, prefix=True)
                 prefix = lowered if prefix_df else None
-            weight = (
-                idf(term)
-                if df and not prefix
-                else _alias_idf(aliases, retriever) or (idf(lowered, prefix=True) if prefix else 0.0) or idf(term)
-            )
-            in_library = bool(df or weight)
+            # One-word drug names only: 'polymyxin b' must not make every 'b' an antibiotic.
+            names = list(vocabulary.members_of(term))
+            for equivalent in vocabulary.equivalents(term):  # 'abx' -> 'antibiotics' -> the library's antibiotics
+                names += vocabulary.members_of(equivalent)
+            members = {stem for drug in names if " " not in drug and len(drug) >= 4 for stem in stem_word(drug)}
+            alias_weight = _alias_idf(aliases, retriever) or (idf(lowered, prefix=True) if prefix else 0.0)
+            in_library = bool(df or alias_weight or members)
+            weight = idf(term) if df and not prefix else alias_weight or idf(term)
             if df <= CONVERSATIONAL_MAX_DF and not aliases and everyday_count(lowered) >= EVERYDAY_MIN_COUNT:
                 weight = CONVERSATIONAL_WEIGHT * (weight or idf(term))
                 in_library = True  # conversation the library need not hold, not a concept it lacks
@@ -197,11 +199,6 @@ class TermMatcher:
                 weight = math.log(1.0 + retriever.n_passages)  # unknown to the library: as rare as can be
             elif lowered not in phrase_words:  # 'heart' in 'heart failure' names a disease, not small talk
                 weight *= everyday_factor(lowered)
-            members = {stem for drug in vocabulary.members_of(term) for stem in stem_set(drug)}
-            for alias in aliases:  # 'abx' -> 'antibiotics' -> the library's antibiotics
-                members |= {stem for drug in vocabulary.members_of(" ".join(sorted(alias))) for stem in stem_set(drug)}
-            for equivalent in vocabulary.equivalents(term):
-                members |= {stem for drug in vocabulary.members_of(equivalent) for stem in stem_set(drug)}
             is_finding = lowered in frame.findings
             if is_finding:
                 weight *= FINDING_WEIGHT

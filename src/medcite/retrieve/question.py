@@ -47,6 +47,7 @@ _UNIT_ALIASES = {
     "year": "y", "years": "y", "yrs": "y", "yr": "y", "unit": "units", "mm hg": "mmhg", "/min": "bpm",
     "breaths/min": "bpm", "breath/min": "bpm", "ml/kg/hr": "ml/kg/h", "µg": "mcg",
 }  # fmt: skip
+_QUESTION_WORD = re.compile(r"\b(what|which|when|how|why|who|whom|where)\b", re.I)
 _TIME_UNITS = frozenset({"h", "min", "d", "wk", "mo", "y"})
 _AGE_SEX = re.compile(
     r"\b(?:(?P<age>\d{1,3})\s?(?:-?\s?(?:year|yr)s?[- ]old|\s?yo\b|\s?y/o\b|\s?y\.o\.)"
@@ -75,11 +76,13 @@ _FORMS: tuple[tuple[AnswerForm, re.Pattern[str]], ...] = (
     ("threshold", re.compile(r"\btarget\b|\bgoal\b|\bthreshold|\bcut-?off|\bbelow what|\babove what|\bcriteria\b"
                              r"|\bstage\b|\bwhat (score|level|value|number)|\blowest\b|\bhighest\b|\blimit\b", re.I)),
     ("options", re.compile(r"\bwhich\b|\bwhat (drug|medication|antibiotic|regimen|agent|inhaler|pressor|treatment"
-                           r"|therapy|options?)|first[- ]line|\boptions?\b|\bnext (drug|step|agent)|\binitial\b"
-                           r"|\bor\b", re.I)),
-    ("actions", re.compile(r"\bhow (do|should|to)\b|\bmanage|\bnext steps?\b|\bwhat (now|next|should)\b"
-                           r"|\bwhat goes\b|\bapproach\b|\bwork-?up\b", re.I)),
-    ("yes_no", re.compile(r"^\W*(should|can|could|do|does|is|are|must|would|will)\b|\?\s*$", re.I)),
+                           r"|therapy|options?)|\bwhat (is|are) the (\w+[- ])?(treatment|therapy|management|regimen"
+                           r"|drugs?|medications?|antibiotics?)|first[- ]line|\boptions?\b|\bnext (drug|step|agent)"
+                           r"|\binitial\b|\bor\b", re.I)),
+    ("actions", re.compile(r"\bhow (is|are|should|do) [\w\s,-]{0,60}(treated|managed|handled)\b|\bhow (do|should|to)\b"
+                           r"|\bmanage|\bnext steps?\b|\bwhat (now|next|should)\b|\bwhat goes\b|\bapproach\b"
+                           r"|\bwork-?up\b", re.I)),
+    ("yes_no", re.compile(r"^\W*(should|can|could|do|does|is|are|must|would|will|may)\b", re.I)),
 )  # fmt: skip
 
 
@@ -197,7 +200,9 @@ def parse_question(question: str) -> QuestionFrame:
     for start, end in sorted(removed, reverse=True):
         focus = focus[:start] + " " + focus[end:]
     focus = " ".join(focus.split())
-    form = next((form for form, cue in _FORMS if cue.search(text)), "explain")
+    form = next((form for form, cue in _FORMS if cue.search(text)), None)
+    if form is None:  # a fragment with no question word ("vitamin E for NASH in T2D?") asks whether to do it
+        form = "explain" if _QUESTION_WORD.search(text) else "yes_no"
     return QuestionFrame(
         text=text,
         focus=focus or text,
