@@ -1,6 +1,6 @@
 """Support checks: is a written statement backed by the passages it cites?
 
-Used by the LLM composer (``compose_llm``) before anything a model wrote is shown: a statement is
+Used by the LLM composer (``compose.llm``) before anything a model wrote is shown: a statement is
 *supported* when every number (and every number-with-unit, e.g. a dose) and every drug-like name in it
 occurs in a cited passage, its negation agrees with the passage sentence closest to it, and a support
 score (lexical coverage blended with embedding similarity) reaches a threshold tuned on physician-labelled
