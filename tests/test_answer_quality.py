@@ -70,7 +70,9 @@ def test_asthma_exacerbation_bottom_line_is_whole_quoted_statements_not_joined_f
 
 
 def test_af_anticoagulation_bottom_line_is_not_the_ablation_line_and_keeps_men_women_labels(retriever):
-    answer = ask("Should a man with atrial fibrillation and a CHA2DS2-VASc of 2 be anticoagulated?", retriever=retriever)
+    answer = ask(
+        "Should a man with atrial fibrillation and a CHA2DS2-VASc of 2 be anticoagulated?", retriever=retriever
+    )
     assert not answer.abstained
     assert "paroxysmal AF" not in answer.bottom_line.text  # catheter ablation's "First-line therapy" line
     assert _bottom_documents(answer) == {"guideline:acc_aha_af_2023"}

@@ -16,9 +16,8 @@ import httpx
 import pytest
 from werkzeug import Request, Response
 
-from medcite.answer import ask
+from medcite.answer import ask, stream_answer
 from medcite.cli import run
-from medcite.answer import stream_answer
 from medcite.compose.llm import LLM_DISCLAIMER
 from medcite.errors import ConfigError, LLMError
 from medcite.index import default_guideline_pack, ingest, split_sentences

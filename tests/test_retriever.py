@@ -53,6 +53,13 @@ def test_query_terms_drop_conversational_filler_and_keep_clinical_tokens():
     assert query_terms("Is AF the same as afib?") == ["AF", "same", "afib"]
 
 
+def test_query_terms_split_words_given_as_alternatives_but_keep_units_and_numbers():
+    # dev-set question form: "AECOPD: prednisone dose/duration, and when do I add antibiotics?"
+    assert query_terms("prednisone dose/duration?") == ["prednisone", "dose", "duration"]
+    assert query_terms("ACEi/ARB/ARNI and/or MRA") == ["ACEi", "ARB", "ARNI", "MRA"]
+    assert query_terms("UO 0.4 mL/kg/h, BP 135/85") == ["UO", "0.4", "mL/kg/h", "BP", "135/85"]
+
+
 @pytest.mark.parametrize(
     ("query", "expected"),
     [

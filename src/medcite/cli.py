@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import pydantic
 import typer
@@ -23,6 +24,8 @@ from medcite.errors import ConfigError, MedciteError, QueryError, StoreError
 from medcite.models import Hit, IngestReport, LibraryStats
 from medcite.settings import Settings
 from medcite.store import Store
+
+T = TypeVar("T")
 
 if TYPE_CHECKING:
     from medcite.embed import Embedder
@@ -324,23 +327,32 @@ def search(
             print(json.dumps(line, ensure_ascii=False))
 
 
-def _read_queries(path: Path) -> list[tuple[str, str]]:
+def _read_jsonl(path: Path, what: str, key: str, read: Callable[[dict], T]) -> list[T]:
+    """``read(item)`` for each JSON object line of a JSONL file (blank lines skipped).
+
+    Raises:
+        QueryError: The file cannot be read, or ``read`` fails on a line (it raises ValueError, KeyError,
+            TypeError or AttributeError): the message names the line and the fields ``'id'`` and ``key``.
+    """
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
-        raise QueryError(f"Cannot read the queries file {path} ({exc}).") from exc
+        raise QueryError(f"Cannot read the {what} file {path} ({exc}).") from exc
     batch = []
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
-            item = json.loads(line)
-            batch.append((str(item["id"]), str(item["query"])))
-        except (ValueError, KeyError, TypeError) as exc:
+            batch.append(read(json.loads(line)))
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise QueryError(
-                f"{path} line {number} is not a JSON object with 'id' and 'query' ({exc}); fix that line."
+                f"{path} line {number} is not a JSON object with 'id' and '{key}' ({exc}); fix that line."
             ) from exc
     return batch
+
+
+def _read_queries(path: Path) -> list[tuple[str, str]]:
+    return _read_jsonl(path, "queries", "query", lambda item: (str(item["id"]), str(item["query"])))
 
 
 class AnswerFormat(StrEnum):
@@ -396,25 +408,14 @@ def _read_questions(path: Path) -> list[tuple[str, str, str | None]]:
     Raises:
         QueryError: The file cannot be read or a line is not a JSON object with 'id' and 'question'.
     """
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise QueryError(f"Cannot read the questions file {path} ({exc}).") from exc
-    batch = []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            item = json.loads(line)
-            audience = item.get("audience")
-            if audience is not None and audience not in ("clinician", "student", "patient"):
-                raise ValueError(f"audience {audience!r} is not clinician, student or patient")
-            batch.append((str(item["id"]), str(item["question"]), audience))
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise QueryError(
-                f"{path} line {number} is not a JSON object with 'id' and 'question' ({exc}); fix that line."
-            ) from exc
-    return batch
+
+    def read(item: dict) -> tuple[str, str, str | None]:
+        audience = item.get("audience")
+        if audience is not None and audience not in ("clinician", "student", "patient"):
+            raise ValueError(f"audience {audience!r} is not clinician, student or patient")
+        return str(item["id"]), str(item["question"]), audience
+
+    return _read_jsonl(path, "questions", "question", read)
 
 
 def _answer_one(

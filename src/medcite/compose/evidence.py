@@ -165,6 +165,6 @@ def gather_evidence(
     )
     evidence.units = candidate_units(hits, evidence.retrieved_ids)
     evidence.features = unit_features(
-        frame, matcher, evidence.units, evidence.passage_scores, retriever.vocabulary.names_of("drug")
+        frame, matcher, evidence.units, evidence.passage_scores, retriever.vocabulary.agent_names()
     )
     return evidence

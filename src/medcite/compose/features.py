@@ -3,7 +3,9 @@
 Every passage of the evidence is cut into quotable units with their context (``quote.split_passage``); each
 unit gets a feature row (``UNIT_FEATURES``, each 0-1): how much of the question the unit with its context,
 heading and document title holds; whether it has the form the question asks for (a dose for a dosing question,
-a time for a 'when', a threshold for a target, a drug for 'which drug', a recommendation for a yes/no);
+a time for a 'when', a threshold for a target, a drug for 'which drug', a recommendation for a yes/no); how
+many distinct drugs it names and whether it names a drug of a class the question asks about ('abx' ->
+amoxicillin) rather than only the class word;
 recommendation strength; whether a stated threshold fits the case's values; the kind of unit; and how its
 passage ranked. ``UNIT_FEATURES`` weights are learned by ``benchmarks/learn_weights.py`` (listwise, cross-
 validated by question). Imports ``models``, ``intent``, ``quote`` and ``retrieve`` only.
@@ -90,6 +92,8 @@ UNIT_FEATURES: tuple[str, ...] = (
     "off_intent",
     "unasked_qualifier",
     "item_cover_mean",
+    "drug_count",
+    "class_member",
 )
 """Names of the statement features, in the order of ``unit_features``' columns."""
 
@@ -293,7 +297,7 @@ def unit_features(
         matcher: Its concepts weighted in the library.
         units: The candidates (``candidate_units``).
         passage_scores: Passage id -> its score from the passage ranker (siblings not ranked: absent).
-        drugs: Lower-cased drug names the library's vocabulary knows (``Vocabulary.names_of('drug')``).
+        drugs: Lower-cased names of single drugs the library's vocabulary knows (``Vocabulary.agent_names()``).
     """
     rows = np.zeros((len(units), len(UNIT_FEATURES)))
     if not units:
@@ -307,6 +311,7 @@ def unit_features(
     asked_population = bool(POPULATION.search(frame.text))
     question_stems = stem_set(frame.text)
     fitting = {PRIMARY_SECTION[frame.intent], *INTENT_SECTIONS.get(frame.intent, ())}
+    class_concepts = [concept for concept in matcher.concepts if concept.members]
 
     for i, unit in enumerate(units):
         hit, piece = unit.hit, unit.piece
@@ -317,7 +322,8 @@ def unit_features(
         has_time = bool(_TIME.search(piece.text))
         has_threshold = bool(_THRESHOLD.search(piece.text))
         words = re.findall(r"[a-z][a-z\-]+", piece.text.lower())
-        has_drug = any(word in drugs for word in words)
+        named = {word for word in words if word in drugs}
+        has_drug = bool(named)
         strong = bool(STRONG.search(full))
         moderate = bool(MODERATE.search(full))
         negative = bool(_NEGATIVE.search(piece.text))
@@ -364,5 +370,9 @@ def unit_features(
             0.0 if frame.intent == "overview" or section_of(unit, frame.intent) in fitting else 1.0,
             unasked_qualifier(piece.text, question_stems),
             _item_cover_mean(matcher, piece, heading, title) if piece.kind == "list" else 0.0,
+            min(len(named) / 3.0, 1.0),
+            1.0
+            if any(c.members and c.members & unit.stems and not c.stems <= unit.stems for c in class_concepts)
+            else 0.0,
         )
     return rows

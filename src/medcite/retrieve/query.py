@@ -36,7 +36,7 @@ STOPWORDS = frozenset(
     these they they're thing things think this those though thru to too us ve very want wanted wants was wasn't
     way we well were weren't what what's whats when where which while who whom whose why will with would
     wouldn't yeah yes yet you you're your yours yourself hi hello dear sir madam question questions info
-    information wondering wonder
+    information wondering wonder and/or
     """.split()
 )
 
@@ -106,6 +106,7 @@ ABBREVIATIONS: dict[str, tuple[str, ...]] = {
 _MAX_EXPANSIONS = 4
 _POSSESSIVE = re.compile(r"['’]s$", re.IGNORECASE)  # "colchicine's" -> "colchicine"; "Crohn's" -> "Crohn"
 _MAX_SYNONYM_WORDS = 5
+_ALTERNATIVE = re.compile(r"[A-Za-z][A-Za-z-]{2,}")
 
 
 def query_terms(text: str) -> list[str]:
@@ -113,17 +114,22 @@ def query_terms(text: str) -> list[str]:
 
     Case is kept (FTS5 folds it); a term is dropped when its lower-cased form
     is a stopword, unless it is written in capitals (an abbreviation such as "IS"
-    is rare; "AF" and "MI" must survive).
+    is rare; "AF" and "MI" must survive). Words joined by slashes as alternatives, each of three letters or
+    more ("dose/duration", "ACEi/ARB"), are separate terms; "mg/kg" and "and/or" stay whole.
     """
     terms: list[str] = []
     seen: set[str] = set()
     for match in _TERM.finditer(text):
-        term = _POSSESSIVE.sub("", match.group(0)).strip("'’")
-        folded = term.lower()
-        if not term or folded in seen or (folded in STOPWORDS and not (term.isupper() and len(term) > 1)):
-            continue
-        seen.add(folded)
-        terms.append(term)
+        whole = _POSSESSIVE.sub("", match.group(0)).strip("'’")
+        parts = whole.split("/")
+        # Words given as alternatives ('dose/duration', 'ACEi/ARB') are separate terms; a unit ('mg/kg') is one.
+        alternatives = len(parts) > 1 and all(_ALTERNATIVE.fullmatch(part) for part in parts)
+        for term in parts if alternatives else [whole]:
+            folded = term.lower()
+            if not term or folded in seen or (folded in STOPWORDS and not (term.isupper() and len(term) > 1)):
+                continue
+            seen.add(folded)
+            terms.append(term)
     return terms
 
 
@@ -181,6 +187,7 @@ class Vocabulary:
         self._max_words = 1
         self._named: dict[str, set[str]] = {}
         self._members: dict[str, set[str]] = {}  # a drug class's names (lower case) -> member drugs
+        self._agents: frozenset[str] | None = None
         for abbreviation, expansions in ABBREVIATIONS.items():
             self.add_group([abbreviation, *expansions], curated=True)
         for group in groups:
@@ -264,6 +271,12 @@ class Vocabulary:
     def names_of(self, kind: str) -> frozenset[str]:
         """Lower-cased terms of the concepts of one kind ('drug', 'mesh', 'abbr': the concept key's prefix)."""
         return frozenset(self._named.get(kind, ()))
+
+    def agent_names(self) -> frozenset[str]:
+        """Lower-cased names of single drugs: the 'drug' terms less those that name a class ('antibiotics')."""
+        if self._agents is None:
+            self._agents = frozenset(name for name in self.names_of("drug") if not self.members_of(name))
+        return self._agents
 
     @classmethod
     def from_store(cls, store: Store) -> Vocabulary:
