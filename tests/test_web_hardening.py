@@ -303,3 +303,11 @@ def test_patient_page_for_a_red_flag_question_shows_emergency_advice_before_the_
     page = client.get(article["url"], params={"audience": "patient"}).text
     assert page.index('class="emergency"') < page.index('id="bottom-line"')
     assert "call your local emergency number" in page
+
+
+def test_misspelt_fields_are_refused_not_ignored(client: TestClient):
+    # A tester's finding: {"audiance": "patient"} gave a clinician answer, losing the emergency advice.
+    response = client.post("/api/articles", json={"question": GOUT, "audiance": "patient"})
+    assert "audiance" in _error(response, 422)
+    stream = client.post("/api/answers/stream", json={"question": GOUT, "follow_up_of": 1})
+    assert "follow_up_of" in _error(stream, 422)

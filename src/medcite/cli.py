@@ -335,7 +335,7 @@ def _read_jsonl(path: Path, what: str, key: str, read: Callable[[dict], T]) -> l
             TypeError or AttributeError): the message names the line and the fields ``'id'`` and ``key``.
     """
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        lines = path.read_text(encoding="utf-8-sig").splitlines()  # a leading byte-order mark is allowed
     except (OSError, UnicodeDecodeError) as exc:
         raise QueryError(f"Cannot read the {what} file {path} ({exc}).") from exc
     batch = []
@@ -344,6 +344,8 @@ def _read_jsonl(path: Path, what: str, key: str, read: Callable[[dict], T]) -> l
             continue
         try:
             batch.append(read(json.loads(line)))
+        except RecursionError as exc:  # JSON nested deeper than the parser's recursion limit
+            raise QueryError(f"{path} line {number} is nested too deeply to be a question; fix that line.") from exc
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise QueryError(
                 f"{path} line {number} is not a JSON object with 'id' and '{key}' ({exc}); fix that line."
@@ -351,8 +353,16 @@ def _read_jsonl(path: Path, what: str, key: str, read: Callable[[dict], T]) -> l
     return batch
 
 
+def _text_field(item: dict, key: str) -> str:
+    """``item[key]`` when it is a string (an id may also be a whole number); raises TypeError otherwise."""
+    value = item[key]
+    if isinstance(value, str) or (key == "id" and isinstance(value, int) and not isinstance(value, bool)):
+        return str(value)
+    raise TypeError(f"'{key}' is {type(value).__name__}, not text")
+
+
 def _read_queries(path: Path) -> list[tuple[str, str]]:
-    return _read_jsonl(path, "queries", "query", lambda item: (str(item["id"]), str(item["query"])))
+    return _read_jsonl(path, "queries", "query", lambda item: (_text_field(item, "id"), _text_field(item, "query")))
 
 
 class AnswerFormat(StrEnum):
@@ -413,7 +423,7 @@ def _read_questions(path: Path) -> list[tuple[str, str, str | None]]:
         audience = item.get("audience")
         if audience is not None and audience not in ("clinician", "student", "patient"):
             raise ValueError(f"audience {audience!r} is not clinician, student or patient")
-        return str(item["id"]), str(item["question"]), audience
+        return _text_field(item, "id"), _text_field(item, "question"), audience
 
     return _read_jsonl(path, "questions", "question", read)
 

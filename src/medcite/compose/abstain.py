@@ -19,7 +19,7 @@ from medcite.compose.evidence import Evidence
 from medcite.compose.extractive import Composition
 from medcite.compose.features import _DOSE, _TIME, UNIT_FEATURES
 from medcite.retrieve.match import stems_of
-from medcite.retrieve.rerank import load_model
+from medcite.retrieve.rerank import load_model, title_stems
 
 __all__ = [
     "ABSTAIN_FEATURES",
@@ -33,6 +33,10 @@ ABSTAIN_THRESHOLD = 0.5
 """Abstain when the probability that the question is not covered is at least this (0-1), unless the shipped
 abstention model carries its own threshold (chosen by cross-validation: the most uncovered questions abstained
 with at most 5% of covered ones)."""
+
+TOPIC_TITLE_COVERAGE = 0.2
+"""IDF-weighted share (0-1) of the question that the best statement's document title and keywords must hold for
+that document to count as being about the question's topic (``abstention_score``)."""
 
 ABSTAIN_FEATURES: tuple[str, ...] = (
     "best_cover_all",
@@ -48,9 +52,12 @@ ABSTAIN_FEATURES: tuple[str, ...] = (
     "form_missing",
     "child_mismatch",
     "follow_up",
+    "absent_abbreviation",
 )
-"""Names of the abstention features (each 0-1)."""
+"""Names of the abstention features (each 0-1). ``absent_abbreviation``: the question uses an abbreviation (three or
+more capitals) the library never does ('AECOPD', 'SAVR'), which usually names a topic it does not hold."""
 
+_ABBREVIATION = re.compile(r"[A-Z][A-Z0-9]{2,}s?")
 _CHILD = re.compile(
     r"\b(child|children|childhood|pediatric|paediatric|infant|infants|toddler|newborn|neonat\w*|adolescen\w*"
     r"|teen|teenager|kid|kids|boy|girl|son|daughter|baby|babies|school-age|preschool)\b",
@@ -106,6 +113,7 @@ def abstention_features(evidence: Evidence, composition: Composition, *, follow_
         1.0 if form_missing else 0.0,
         1.0 if child_mismatch else 0.0,
         1.0 if follow_up else 0.0,
+        1.0 if any(not c.in_library and _ABBREVIATION.fullmatch(c.text) for c in matcher.concepts) else 0.0,
     )
     return row
 
@@ -126,11 +134,20 @@ def abstention_score(evidence: Evidence, composition: Composition, *, follow_up:
     """Probability (0-1) that the library does not cover the question (abstain at ``abstention_threshold()``).
 
     1 outright when the best statement, with its context, heading and document title, holds neither of the
-    question's two most specific concepts: it answers something else (a rule, not fitted: measured on the
-    development questions it abstains on 32% of uncovered questions and 5.6% of covered ones).
+    question's two most specific concepts and its document's title and keywords hold less than
+    ``TOPIC_TITLE_COVERAGE`` of the question: it answers something else (a rule, not fitted). The title guard
+    keeps case vignettes answered whose heaviest words are comorbidities or shorthand ('HTN + DM', 'x5 yrs')
+    while the leading guideline is about their topic.
     """
     row = abstention_features(evidence, composition, follow_up=follow_up)
-    if composition.best is not None and row[ABSTAIN_FEATURES.index("best_key_cover")] <= 0.0:
+    if row[ABSTAIN_FEATURES.index("absent_weight")] >= 1.0:
+        return 1.0  # not one of the question's words is in the library (another script, another language)
+    best = composition.best
+    if (
+        best is not None
+        and row[ABSTAIN_FEATURES.index("best_key_cover")] <= 0.0
+        and evidence.matcher.coverage(title_stems(best.hit)) < TOPIC_TITLE_COVERAGE
+    ):
         return 1.0
     model = load_model("abstain")
     if model is None:

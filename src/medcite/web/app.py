@@ -36,7 +36,7 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 from limits import parse
 from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -95,6 +95,8 @@ SECURITY_HEADERS = {
 class AskRequest(BaseModel):
     """A question to turn into an article."""
 
+    model_config = ConfigDict(extra="forbid")  # a misspelt field ('audiance') is refused (422), not ignored
+
     question: str = Field(min_length=1, max_length=2000, description="The question; identifiers are removed.")
     audience: Audience = Field(default="clinician", description="clinician, student or patient.")
     follow_up_of: int | None = Field(
@@ -111,6 +113,8 @@ class AskRequest(BaseModel):
 class StreamRequest(BaseModel):
     """A question to answer as server-sent events, without creating an article."""
 
+    model_config = ConfigDict(extra="forbid")  # a misspelt field ('audiance') is refused (422), not ignored
+
     question: str = Field(min_length=1, max_length=2000, description="The question; identifiers are removed.")
     audience: Audience = Field(default="clinician", description="clinician, student or patient.")
     composer: Composer = Field(default="extractive", description="'extractive' (default) or 'llm'.")
@@ -119,6 +123,8 @@ class StreamRequest(BaseModel):
 class TransitionRequest(BaseModel):
     """A review action on an article."""
 
+    model_config = ConfigDict(extra="forbid")  # a misspelt field ('audiance') is refused (422), not ignored
+
     action: review.Action = Field(description="claim | request_changes | approve | unpublish.")
     revision: int = Field(ge=1, le=MAX_ID, description="The revision you saw; a newer one on the server gives 409.")
     comment: str = Field(default="", max_length=4000, description="Why (required for request_changes).")
@@ -126,6 +132,8 @@ class TransitionRequest(BaseModel):
 
 class EditRequest(BaseModel):
     """A reviewer's edit of one statement."""
+
+    model_config = ConfigDict(extra="forbid")  # a misspelt field ('audiance') is refused (422), not ignored
 
     revision: int = Field(ge=1, le=MAX_ID, description="The revision you edited; a newer one on the server gives 409.")
     audience: Audience = Field(default="clinician", description="Whose answer to edit.")
