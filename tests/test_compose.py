@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from medcite.compose.features import abstract_role, candidate_units
+from medcite.compose.features import abstract_role, candidate_units, negated_stems, negation_agreement
 from medcite.index import default_guideline_pack
 from medcite.models import Hit, Statement
 from medcite.quote import normalise_quote, split_passage
@@ -154,3 +154,18 @@ def test_the_pack_has_every_kind_of_unit(kind):
         ]
     ).replace("```", "")
     assert any(piece.kind == kind for piece in split_passage(text))
+
+
+def test_what_the_question_rules_out_agrees_with_a_heading_that_rules_it_out_too():
+    # ats_idsa_cap_2019: the regimen heading rules comorbidities out; the discharge list names them plainly.
+    negated = negated_stems("first line abx for outpatient CAP, no comorbidities?")
+    heading = "Healthy Adults Without Comorbidities or Risk Factors for Resistant Pathogens"
+    assert heading in (PACK / "ats_idsa_cap_2019/empiric_antibiotic_therapy.md").read_text(encoding="utf-8")
+    assert negation_agreement(negated, heading) == (1.0, 0.0)
+    discharge = next(
+        line
+        for line in (PACK / "ats_idsa_cap_2019/special_populations_and_follow_up.md").read_text().splitlines()
+        if "particularly for patients with comorbidities" in line
+    )
+    assert negation_agreement(negated, discharge) == (0.0, 1.0)
+    assert negation_agreement(negated_stems("CAP outpatient, abx?"), heading) == (0.0, 0.0)

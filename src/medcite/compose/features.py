@@ -5,7 +5,8 @@ unit gets a feature row (``UNIT_FEATURES``, each 0-1): how much of the question 
 heading and document title holds; whether it has the form the question asks for (a dose for a dosing question,
 a time for a 'when', a threshold for a target, a drug for 'which drug', a recommendation for a yes/no); how
 many distinct drugs it names and whether it names a drug of a class the question asks about ('abx' ->
-amoxicillin) rather than only the class word;
+amoxicillin) rather than only the class word; whether what the question rules out ('no comorbidities') the
+statement also rules out ('Without Comorbidities') or names plainly ('patients with comorbidities');
 recommendation strength; whether a stated threshold fits the case's values; the kind of unit; and how its
 passage ranked. ``UNIT_FEATURES`` weights are learned by ``benchmarks/learn_weights.py`` (listwise, cross-
 validated by question). Imports ``models``, ``intent``, ``quote`` and ``retrieve`` only.
@@ -33,7 +34,7 @@ from medcite.intent import (
 )
 from medcite.models import Hit, Intent
 from medcite.quote import Piece, is_anaphoric, split_passage
-from medcite.retrieve.match import TermMatcher, stem_set, stems_of
+from medcite.retrieve.match import TermMatcher, stem_set, stem_word, stems_of
 from medcite.retrieve.question import QuestionFrame
 from medcite.retrieve.rerank import numeric_fit, rank_feature, title_stems
 
@@ -94,6 +95,8 @@ UNIT_FEATURES: tuple[str, ...] = (
     "item_cover_mean",
     "drug_count",
     "class_member",
+    "negation_agree",
+    "negation_conflict",
 )
 """Names of the statement features, in the order of ``unit_features``' columns."""
 
@@ -206,6 +209,39 @@ def _item_cover_mean(matcher: TermMatcher, piece: Piece, heading: frozenset[str]
     return sum(matcher.coverage(stem_set(item) | context, (heading, 0.75), (title, 0.5)) for item in items) / len(items)
 
 
+_NEGATED = re.compile(
+    r"\b(?:no|without|non|denies|denied|negative for|free of|absence of)[\s-]+(?:known |prior |history of |h/o )?"
+    r"([a-z][a-z]{3,})",
+    re.I,
+)
+_NEGATOR = frozenset({"no", "without", "non", "not", "absence", "absent", "free", "negative", "denies", "denied"})
+_WORDS = re.compile(r"[a-z][a-z0-9]*", re.I)
+
+
+def negated_stems(question: str) -> frozenset[str]:
+    """Stems of what a question rules out: the word after 'no', 'without', 'non-', 'denies' ('no comorbidities')."""
+    return frozenset(stem for match in _NEGATED.finditer(question) for stem in stem_word(match.group(1).lower()))
+
+
+def negation_agreement(negated: frozenset[str], text: str) -> tuple[float, float]:
+    """``(agree, conflict)``, each 0 or 1: does a text rule out a negated concept too, or name it plainly?
+
+    'Without Comorbidities' agrees with 'no comorbidities'; 'patients with comorbidities' conflicts.
+    """
+    if not negated:
+        return 0.0, 0.0
+    agree = conflict = False
+    words = [word.lower() for word in _WORDS.findall(text)]
+    for index, word in enumerate(words):
+        if stem_word(word)[0] not in negated:
+            continue
+        if _NEGATOR & set(words[max(0, index - 3) : index]):
+            agree = True
+        else:
+            conflict = True
+    return float(agree), float(conflict and not agree)
+
+
 def _novelty(context: frozenset[str], question: set[str]) -> float:
     """Share (0-1) of a statement's context words (4+ letters) the question does not use.
 
@@ -312,6 +348,7 @@ def unit_features(
     question_stems = stem_set(frame.text)
     fitting = {PRIMARY_SECTION[frame.intent], *INTENT_SECTIONS.get(frame.intent, ())}
     class_concepts = [concept for concept in matcher.concepts if concept.members]
+    negated = negated_stems(frame.text)
 
     for i, unit in enumerate(units):
         hit, piece = unit.hit, unit.piece
@@ -374,5 +411,6 @@ def unit_features(
             1.0
             if any(c.members and c.members & unit.stems and not c.stems <= unit.stems for c in class_concepts)
             else 0.0,
+            *negation_agreement(negated, f"{hit.section}\n{full}"),
         )
     return rows
