@@ -311,3 +311,8 @@ def test_misspelt_fields_are_refused_not_ignored(client: TestClient):
     assert "audiance" in _error(response, 422)
     stream = client.post("/api/answers/stream", json={"question": GOUT, "follow_up_of": 1})
     assert "follow_up_of" in _error(stream, 422)
+
+
+def test_stream_refuses_a_question_with_nothing_to_search_before_it_starts(client: TestClient):
+    # A tester's finding: "?!?" got HTTP 200 and then an error event; /api/articles refused it with 400 at once.
+    assert "no words to search for" in _error(client.post("/api/answers/stream", json={"question": "?!?"}), 400)

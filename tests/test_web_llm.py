@@ -16,7 +16,8 @@ from fastapi.testclient import TestClient
 from markupsafe import escape
 
 from medcite.compose.llm import LLM_DISCLAIMER
-from medcite.models import Answer
+from medcite.errors import StoreError
+from medcite.models import Answer, ComposeEvent
 from medcite.web import create_app
 from test_llm import _good_draft, _reply, _serve, _sources_of
 from test_web_api import GOUT, _ask, _csrf, _login, _settings, library, template_library  # noqa: F401
@@ -217,10 +218,26 @@ def test_stream_shares_the_ask_rate_limit_and_needs_csrf_when_signed_in(library:
         assert client.post("/api/articles", json={"question": GOUT}, headers=headers).status_code == 429
 
 
-def test_stream_that_fails_after_it_began_ends_with_an_error_event(llm_client: TestClient):
-    response = _stream(llm_client, question="???")
+def test_stream_that_fails_after_it_began_ends_with_an_error_event(llm_client: TestClient, monkeypatch):
+    # A question with nothing to search for is refused before the stream starts (400, no events) ...
+    assert llm_client.post("/api/answers/stream", json={"question": "???"}).json() == {
+        "ok": False,
+        "error": "The query '???' has no words to search for; add a clinical term.",
+        "status": 400,
+    }
+
+    # ... a failure once events have been sent ends the stream with an error event.
+    def failing(*_args, **_kwargs):
+        yield ComposeEvent(kind="status", text="Searching the library")
+        raise StoreError("The library is locked by another process; try again.")
+
+    monkeypatch.setattr("medcite.answer.stream_answer", failing)
+    response = _stream(llm_client, composer="llm")
     assert response.status_code == 200
     events = _events(response.text)
     assert [kind for kind, _ in events] == ["status", "error"]
-    assert events[-1][1]["ok"] is False and events[-1][1]["status"] == 400
-    assert events[-1][1]["error"] == "The query '???' has no words to search for; add a clinical term."
+    assert events[-1][1] == {
+        "ok": False,
+        "error": "The library is locked by another process; try again.",
+        "status": StoreError.http_status,
+    }

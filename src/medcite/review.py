@@ -530,13 +530,14 @@ def answer_events(
         An iterator of ``ComposeEvent``; the last is the 'answer' event, its answer titled with the scrubbed question.
 
     Raises:
-        QueryError: The question is empty, empty once identifiers are removed, or too long (raised at once),
-            or has nothing to search for (raised while iterating).
+        QueryError: The question is empty, empty once identifiers are removed, too long, or has nothing to
+            search for (all raised at once, before the first event).
         ConfigError: ``composer='llm'`` without an ``llm`` client (raised at once).
     """
     scrubbed = _scrub(question)
     if composer == "llm" and llm is None:
         raise ConfigError("The LLM composer needs a model server: set MEDCITE_LLM_BASE_URL and MEDCITE_LLM_MODEL.")
+    retriever.normalize(scrubbed.searchable)  # no words to search for: refused before the stream starts
 
     def events() -> Iterator[ComposeEvent]:
         if composer == "llm" and llm is not None:
