@@ -474,6 +474,8 @@ def test_follow_up_query_carries_the_earlier_question_terms(retriever):
     )
     with pytest.raises(QueryError):
         follow_up_query(VTE, "  ", retriever=retriever)
+    with pytest.raises(QueryError, match="no words"):  # a tester's finding: '???' was answered as a follow-up
+        follow_up_query(VTE, "???", retriever=retriever)
 
 
 def test_follow_up_about_pregnancy_stays_on_the_earlier_guideline(answers, retriever):

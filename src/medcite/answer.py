@@ -14,6 +14,7 @@ follow-up can read them. Imports ``models``, ``errors``, ``store``, ``intent``, 
 from __future__ import annotations
 
 import hashlib
+import re
 import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Literal
@@ -120,10 +121,10 @@ def follow_up_query(earlier_question: str, follow_up: str, *, retriever: Retriev
     treatment searches for pregnancy within that topic rather than pregnancy in general.
 
     Raises:
-        QueryError: The follow-up is empty.
+        QueryError: The follow-up is empty or has no words (only punctuation).
     """
-    if not follow_up or not follow_up.strip():
-        raise QueryError("The follow-up question is empty; type what you want to know next.")
+    if not follow_up or not re.search(r"\w", follow_up):  # empty, or only punctuation ('???')
+        raise QueryError("The follow-up question has no words; type what you want to know next.")
     own = {term.lower() for term in query_terms(follow_up)}
     carried = [term for term in retriever.normalize(earlier_question).terms if term.lower() not in own]
     return " ".join([" ".join(follow_up.split()), *carried])
