@@ -41,13 +41,6 @@ def _all_text(answer: Answer) -> str:
     return " ".join([answer.bottom_line.text, *(s.plain() for s in statements)]).lower()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "the bottom line is the CAP discharge list (it names antibiotics, outpatients and comorbidities) instead of"
-        " the regimen list under 'Healthy Adults Without Comorbidities' (issue 10, open)"
-    ),
-)
 def test_outpatient_cap_bottom_line_is_the_antibiotic_not_the_sputum_test(retriever):
     # ats_idsa_cap_2019 empiric_antibiotic_therapy.md, "Healthy Adults Without Comorbidities ...": "Amoxicillin 1 g
     # orally three times daily; OR"; the sputum Gram stain advice (diagnostic_testing.md) is not the answer.

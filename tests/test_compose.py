@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from medcite.compose.features import abstract_role, candidate_units, negated_stems, negation_agreement
+from medcite.compose.features import abstract_role, candidate_units
 from medcite.index import default_guideline_pack
 from medcite.models import Hit, Statement
 from medcite.quote import normalise_quote, split_passage
-from medcite.retrieve.match import everyday_factor, family_prefix
+from medcite.retrieve.match import everyday_factor, family_prefix, negated_stems, negation_agreement
 from medcite.retrieve.question import NumericFact, fits, numeric_conditions, parse_question
 from medcite.vocabulary import defined_abbreviations, vocabulary_entries
 
@@ -169,3 +169,12 @@ def test_what_the_question_rules_out_agrees_with_a_heading_that_rules_it_out_too
     )
     assert negation_agreement(negated, discharge) == (0.0, 1.0)
     assert negation_agreement(negated_stems("CAP outpatient, abx?"), heading) == (0.0, 0.0)
+
+
+def test_heading_section_reads_the_deepest_heading_that_names_a_section():
+    # ats_idsa_cap_2019 and idsa_uti_2022 headings, as stored passage sections.
+    from medcite.retrieve.rerank import heading_section
+
+    assert heading_section("Gram Stain and Sputum Culture > Outpatients") == "Diagnostic approach"
+    assert heading_section("Agents Not Recommended for Complicated UTI") == "Pitfalls"
+    assert heading_section("Outpatient Treatment > Healthy Adults Without Comorbidities or Risk Factors") is None

@@ -34,7 +34,7 @@ from medcite.intent import (
 )
 from medcite.models import Hit, Intent
 from medcite.quote import Piece, is_anaphoric, split_passage
-from medcite.retrieve.match import TermMatcher, stem_set, stem_word, stems_of
+from medcite.retrieve.match import TermMatcher, negated_stems, negation_agreement, stem_set, stems_of
 from medcite.retrieve.question import QuestionFrame
 from medcite.retrieve.rerank import numeric_fit, rank_feature, title_stems
 
@@ -207,39 +207,6 @@ def _item_cover_mean(matcher: TermMatcher, piece: Piece, heading: frozenset[str]
     if not items:
         return 0.0
     return sum(matcher.coverage(stem_set(item) | context, (heading, 0.75), (title, 0.5)) for item in items) / len(items)
-
-
-_NEGATED = re.compile(
-    r"\b(?:no|without|non|denies|denied|negative for|free of|absence of)[\s-]+(?:known |prior |history of |h/o )?"
-    r"([a-z][a-z]{3,})",
-    re.I,
-)
-_NEGATOR = frozenset({"no", "without", "non", "not", "absence", "absent", "free", "negative", "denies", "denied"})
-_WORDS = re.compile(r"[a-z][a-z0-9]*", re.I)
-
-
-def negated_stems(question: str) -> frozenset[str]:
-    """Stems of what a question rules out: the word after 'no', 'without', 'non-', 'denies' ('no comorbidities')."""
-    return frozenset(stem for match in _NEGATED.finditer(question) for stem in stem_word(match.group(1).lower()))
-
-
-def negation_agreement(negated: frozenset[str], text: str) -> tuple[float, float]:
-    """``(agree, conflict)``, each 0 or 1: does a text rule out a negated concept too, or name it plainly?
-
-    'Without Comorbidities' agrees with 'no comorbidities'; 'patients with comorbidities' conflicts.
-    """
-    if not negated:
-        return 0.0, 0.0
-    agree = conflict = False
-    words = [word.lower() for word in _WORDS.findall(text)]
-    for index, word in enumerate(words):
-        if stem_word(word)[0] not in negated:
-            continue
-        if _NEGATOR & set(words[max(0, index - 3) : index]):
-            agree = True
-        else:
-            conflict = True
-    return float(agree), float(conflict and not agree)
 
 
 def _novelty(context: frozenset[str], question: set[str]) -> float:

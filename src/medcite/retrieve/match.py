@@ -36,6 +36,8 @@ __all__ = [
     "TermMatcher",
     "everyday_factor",
     "family_prefix",
+    "negated_stems",
+    "negation_agreement",
     "stem_set",
     "stem_word",
     "stems_of",
@@ -290,3 +292,36 @@ def _alias_idf(aliases: Iterable[frozenset[str]], retriever: Retriever) -> float
         if df:
             best = max(best, math.log(1.0 + retriever.n_passages / (1.0 + df)))
     return best
+
+
+_NEGATED = re.compile(
+    r"\b(?:no|without|non|denies|denied|negative for|free of|absence of)[\s-]+(?:known |prior |history of |h/o )?"
+    r"([a-z][a-z]{3,})",
+    re.I,
+)
+_NEGATOR = frozenset({"no", "without", "non", "not", "absence", "absent", "free", "negative", "denies", "denied"})
+_WORDS = re.compile(r"[a-z][a-z0-9]*", re.I)
+
+
+def negated_stems(question: str) -> frozenset[str]:
+    """Stems of what a question rules out: the word after 'no', 'without', 'non-', 'denies' ('no comorbidities')."""
+    return frozenset(stem for match in _NEGATED.finditer(question) for stem in stem_word(match.group(1).lower()))
+
+
+def negation_agreement(negated: frozenset[str], text: str) -> tuple[float, float]:
+    """``(agree, conflict)``, each 0 or 1: does a text rule out a negated concept too, or name it plainly?
+
+    'Without Comorbidities' agrees with 'no comorbidities'; 'patients with comorbidities' conflicts.
+    """
+    if not negated:
+        return 0.0, 0.0
+    agree = conflict = False
+    words = [word.lower() for word in _WORDS.findall(text)]
+    for index, word in enumerate(words):
+        if stem_word(word)[0] not in negated:
+            continue
+        if _NEGATOR & set(words[max(0, index - 3) : index]):
+            agree = True
+        else:
+            conflict = True
+    return float(agree), float(conflict and not agree)

@@ -21,10 +21,10 @@ from importlib import resources
 
 import numpy as np
 
-from medcite.intent import INTENT_HEADINGS
+from medcite.intent import INTENT_HEADINGS, INTENT_SECTIONS, PRIMARY_SECTION, SECTION_CUES
 from medcite.models import Hit
 from medcite.quote import split_passage
-from medcite.retrieve.match import TermMatcher, stems_of
+from medcite.retrieve.match import TermMatcher, negated_stems, negation_agreement, stems_of
 from medcite.retrieve.question import NumericFact, QuestionFrame, fits, numeric_conditions
 from medcite.retrieve.rank import EVIDENCE_PRIOR
 
@@ -33,6 +33,7 @@ __all__ = [
     "EVIDENCE_LOGIT",
     "PASSAGE_FEATURES",
     "Model",
+    "heading_section",
     "load_model",
     "numeric_fit",
     "passage_features",
@@ -60,6 +61,9 @@ PASSAGE_FEATURES: tuple[str, ...] = (
     "numeric_miss",
     "evidence",
     "recency",
+    "off_intent_heading",
+    "negation_agree",
+    "negation_conflict",
 )
 """Names of the passage features, in the order of ``passage_features``' columns (each 0-1)."""
 
@@ -75,6 +79,18 @@ gains about e = 2.7 times the odds of a consumer page)."""
 def title_stems(hit: Hit) -> frozenset[str]:
     """Stems of what names a passage's document: its title and keywords (a guideline's registry topics)."""
     return stems_of(f"{hit.title} {' '.join(hit.keywords)}" if hit.keywords else hit.title)
+
+
+def heading_section(section: str) -> str | None:
+    """The answer section a passage's headings name by their cues (``intent.SECTION_CUES``), deepest heading first.
+
+    None when no heading names one ('Outpatient Treatment > Healthy Adults ...').
+    """
+    for heading in reversed(section.split(" > ")):
+        found = next((title for title, cue in SECTION_CUES if cue.search(heading)), None)
+        if found is not None:
+            return found
+    return None
 
 
 def rank_feature(rank: int | None) -> float:
@@ -176,6 +192,8 @@ def passage_features(
         return rows
     top_fused = max(fused) or 1.0
     heading_cue = INTENT_HEADINGS.get(frame.intent)
+    fitting = {PRIMARY_SECTION[frame.intent], *INTENT_SECTIONS.get(frame.intent, ())}
+    negated = negated_stems(frame.text)
     covers: list[float] = []
     for i, hit in enumerate(hits):
         body, heading = stems_of(hit.text), stems_of(hit.section)
@@ -208,6 +226,8 @@ def passage_features(
             miss,
             EVIDENCE_PRIOR.get(hit.evidence_type, 0.0),
             min(max(((hit.year or 2000) - 2000) / 25.0, 0.0), 1.0),
+            1.0 if frame.intent != "overview" and heading_section(hit.section) not in (None, *fitting) else 0.0,
+            *negation_agreement(negated, f"{hit.section}\n{hit.text}"),
         )
     best_of: dict[str, float] = {}
     for hit, cover in zip(hits, covers, strict=True):
