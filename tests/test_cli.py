@@ -200,3 +200,16 @@ def test_questions_file_may_start_with_a_byte_order_mark(tmp_path: Path, capsys,
     questions.write_bytes('\ufeff{"id": "g", "question": "acute gout flare first-line treatment?"}\n'.encode())
     assert run(["ask", "--questions", str(questions), "--format", "json", "--library", str(tmp_path / "l.db")]) == 0
     assert json.loads(capsys.readouterr().out.splitlines()[0])["id"] == "g"
+
+
+def test_ask_refuses_what_the_web_app_refuses_in_one_line(tmp_path: Path, capsys, monkeypatch):
+    # A tester's finding: the CLI saved a 112,000-character question the web app caps at 2,000, and
+    # `--format html` was silently ignored with --questions.
+    monkeypatch.setenv("MEDCITE_EMBEDDER", "none")
+    library = str(tmp_path / "library.db")
+    assert run(["ask", "gout " * 1000, "--library", library]) == 2
+    assert "5000 characters long; keep it under 2000" in capsys.readouterr().err
+    questions = tmp_path / "q.jsonl"
+    questions.write_text('{"id": "g", "question": "gout flare first-line?"}\n')
+    assert run(["ask", "--questions", str(questions), "--format", "html", "--library", library]) == 2
+    assert "--format html needs one QUESTION" in capsys.readouterr().err

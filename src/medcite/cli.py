@@ -442,7 +442,10 @@ def _answer_one(
     from medcite.answer import ask as compose
     from medcite.answer import save_answer
     from medcite.privacy import scrub_question
+    from medcite.review import MAX_QUESTION_CHARS
 
+    if len(question) > MAX_QUESTION_CHARS:  # the web app's limit too
+        raise QueryError(f"The question is {len(question)} characters long; keep it under {MAX_QUESTION_CHARS}.")
     # Personal identifiers never reach the library, the output or a suggested PubMed query.
     scrubbed = scrub_question(" ".join(question.split()))
     if scrubbed.is_redacted:
@@ -522,6 +525,8 @@ def ask(
         raise typer.BadParameter("Give either a QUESTION or --questions FILE.jsonl.")
     if questions is not None and follow_up is not None:
         raise typer.BadParameter("--follow-up answers one QUESTION; it cannot be combined with --questions.")
+    if questions is not None and output_format is AnswerFormat.html:
+        raise typer.BadParameter("--questions writes one JSON line per question; --format html needs one QUESTION.")
     batch = _read_questions(questions) if questions is not None else []
     settings = _settings(library)
     embedder = _embedder(settings)
