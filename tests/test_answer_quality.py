@@ -9,6 +9,7 @@ import json
 
 import pytest
 
+import test_answer
 from medcite.answer import ask, check_citations
 from medcite.cli import run
 from medcite.index import default_guideline_pack, ingest
@@ -17,15 +18,8 @@ from medcite.retrieve import Retriever
 from medcite.settings import Settings
 from medcite.store import Store
 
-
-@pytest.fixture(scope="module")
-def retriever(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("quality")
-    settings = Settings(library=folder / "library.db", embedder="none")
-    store = Store.open(settings.library)
-    ingest(store, "guidelines", [default_guideline_pack()], settings=settings)
-    yield Retriever(store, settings)
-    store.close()
+# The default guideline pack in a fresh library, lexical retrieval (test_answer's fixture).
+retriever = test_answer.retriever
 
 
 def _cited_documents(answer: Answer) -> set[str]:

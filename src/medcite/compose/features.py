@@ -378,6 +378,6 @@ def unit_features(
             1.0
             if any(c.members and c.members & unit.stems and not c.stems <= unit.stems for c in class_concepts)
             else 0.0,
-            *negation_agreement(negated, f"{hit.section}\n{full}"),
+            *negation_agreement(negated, f"{hit.section}\n{full}", with_context | heading),
         )
     return rows

@@ -308,12 +308,14 @@ def negated_stems(question: str) -> frozenset[str]:
     return frozenset(stem for match in _NEGATED.finditer(question) for stem in stem_word(match.group(1).lower()))
 
 
-def negation_agreement(negated: frozenset[str], text: str) -> tuple[float, float]:
+def negation_agreement(
+    negated: frozenset[str], text: str, stems: frozenset[str] | set[str] | None = None
+) -> tuple[float, float]:
     """``(agree, conflict)``, each 0 or 1: does a text rule out a negated concept too, or name it plainly?
 
     'Without Comorbidities' agrees with 'no comorbidities'; 'patients with comorbidities' conflicts.
     """
-    if not negated:
+    if not negated or (stems is not None and not negated & stems):  # ``stems``: the text's, when already known
         return 0.0, 0.0
     agree = conflict = False
     words = [word.lower() for word in _WORDS.findall(text)]

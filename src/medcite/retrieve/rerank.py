@@ -227,7 +227,7 @@ def passage_features(
             EVIDENCE_PRIOR.get(hit.evidence_type, 0.0),
             min(max(((hit.year or 2000) - 2000) / 25.0, 0.0), 1.0),
             1.0 if frame.intent != "overview" and heading_section(hit.section) not in (None, *fitting) else 0.0,
-            *negation_agreement(negated, f"{hit.section}\n{hit.text}"),
+            *negation_agreement(negated, f"{hit.section}\n{hit.text}", body | heading),
         )
     best_of: dict[str, float] = {}
     for hit, cover in zip(hits, covers, strict=True):
