@@ -257,3 +257,41 @@ def test_cli_ask_and_search_load_the_same_embedder(tmp_path, monkeypatch, capsys
 def test_question_none_of_whose_words_the_library_holds_abstains(retriever, question):
     # A tester's finding: questions in another script got confident answers about unrelated guidelines.
     assert ask(question, retriever=retriever).abstained
+
+
+def test_question_a_guideline_says_it_does_not_cover_abstains_quoting_that_sentence(retriever):
+    # ash_vte_2020, Limitations: "The guideline does not address cancer-associated VTE, which is covered in the
+    # separate ASH 2021 guideline". Before, the answer quoted the guideline's other anticoagulant advice.
+    answer = ask("cancer-associated VTE - DOAC or LMWH?", retriever=retriever)
+    assert answer.abstained
+    assert answer.sections[0].title == "What the closest source says it does not cover"
+    (statement,) = answer.sections[0].statements
+    assert statement.text.startswith("The guideline does not address cancer-associated VTE")
+    assert statement.citations == [1]
+    assert answer.references[0].passage_id.startswith("guideline:ash_vte_2020#")
+
+
+def test_a_narrower_scope_exclusion_does_not_silence_a_broader_question(retriever):
+    # idsa_uti_2022, Limitations: "The guideline does not address duration for complicated UTI caused by
+    # multidrug-resistant organisms specifically" must not stop the general question being answered.
+    answer = ask("How should complicated urinary tract infection be treated?", retriever=retriever)
+    assert not answer.abstained
+
+
+def test_scope_objects_splits_the_excluded_topics():
+    from medcite.compose.abstain import scope_objects
+
+    text = (
+        "The guideline does not address cancer-associated VTE (separate ASH 2021 guideline), pregnancy-associated "
+        "VTE, or catheter-related VTE."
+    )
+    assert scope_objects(text) == [
+        "cancer-associated VTE",
+        "separate ASH 2021 guideline",
+        "pregnancy-associated VTE",
+        "catheter-related VTE",
+    ]
+    assert scope_objects("Cancer-associated VTE and pregnancy-associated VTE are addressed in separate modules.") == [
+        "Cancer-associated VTE and pregnancy-associated VTE"
+    ]
+    assert scope_objects("Low-dose colchicine is strongly recommended.") == []

@@ -19,7 +19,13 @@ import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Literal
 
-from medcite.compose.abstain import ABSTAIN_THRESHOLD, abstention_score, abstention_threshold
+from medcite.compose.abstain import (
+    ABSTAIN_THRESHOLD,
+    ScopeExclusion,
+    abstention_score,
+    abstention_threshold,
+    scope_exclusion,
+)
 from medcite.compose.checks import EVIDENCE_LABELS, check_citations, reading_grade, reference_for
 from medcite.compose.evidence import EXPAND_TOP_DOCUMENTS, RETRIEVAL_LIMIT_PASSAGES, Evidence, gather_evidence
 from medcite.compose.extractive import Composition, compose_statements, statement_of
@@ -89,6 +95,9 @@ PATIENT_ABSTENTION_TEXT = (
     "medcite's library holds no evidence that answers this question closely enough, so it does not answer it. "
     "Please ask a doctor, nurse or pharmacist. The closest sources found are listed below."
 )
+
+SCOPE_TITLE = "What the closest source says it does not cover"
+"""Section of an abstention that quotes the source's own scope exclusion (``compose.abstain.scope_exclusion``)."""
 
 FOLLOW_UP_EMPHASIS = 2.0
 """In a follow-up, concepts of the follow-up's own words weigh this many times their IDF."""
@@ -198,6 +207,9 @@ def compose_answer(
     if audience == "patient" and has_self_harm(question):  # emergency advice only, never library content
         return _abstain(question, evidence, retriever, audience, intent, answer_id, started, earlier_id)
     composition = compose_statements(evidence, intent, audience)
+    excluded = scope_exclusion(evidence, composition, retriever)
+    if excluded is not None:  # the source it would quote says it does not cover this
+        return _abstain(question, evidence, retriever, audience, intent, answer_id, started, earlier_id, excluded)
     score = abstention_score(evidence, composition, follow_up=follow_up_of is not None)
     if composition.best is None or score >= abstention_threshold():
         return _abstain(question, evidence, retriever, audience, intent, answer_id, started, earlier_id)
@@ -302,8 +314,9 @@ def _abstain(
     answer_id: str,
     started: float,
     follow_up_of: str | None = None,
+    excluded: ScopeExclusion | None = None,
 ) -> Answer:
-    closest = []
+    closest = [excluded.unit.hit] if excluded is not None else []
     for hit in evidence.hits[:RETRIEVAL_LIMIT_PASSAGES]:
         if all(hit.doc_id != other.doc_id for other in closest):
             closest.append(hit)
@@ -316,8 +329,10 @@ def _abstain(
     sections = []
     if audience == "patient" and has_red_flag(question):
         sections.append(_emergency_section())
+    if excluded is not None:
+        sections.append(AnswerSection(title=SCOPE_TITLE, statements=[statement_of(excluded.unit, [1])]))
     del retriever
-    return Answer(
+    answer = Answer(
         id=answer_id,
         question=_tidy(question),
         audience=audience,
@@ -331,6 +346,9 @@ def _abstain(
         disclaimer=DISCLAIMER,
         timings_ms=Timings(composition=(time.perf_counter() - started) * 1000),
     )
+    if excluded is not None:
+        check_citations(answer, closest, strict=True, uncited=(EMERGENCY_ADVICE,))
+    return answer
 
 
 # --- The main job ----------------------------------------------------------------------------------------------

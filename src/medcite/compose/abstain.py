@@ -12,14 +12,20 @@ from __future__ import annotations
 
 import math
 import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from medcite.compose.evidence import Evidence
 from medcite.compose.extractive import Composition
-from medcite.compose.features import _DOSE, _TIME, UNIT_FEATURES
-from medcite.retrieve.match import stems_of
+from medcite.compose.features import _DOSE, _TIME, UNIT_FEATURES, Candidate
+from medcite.errors import QueryError
+from medcite.retrieve.match import TermMatcher, stems_of
 from medcite.retrieve.rerank import load_model, title_stems
+
+if TYPE_CHECKING:
+    from medcite.retrieve import Retriever
 
 __all__ = [
     "ABSTAIN_FEATURES",
@@ -27,6 +33,9 @@ __all__ = [
     "abstention_features",
     "abstention_score",
     "abstention_threshold",
+    "ScopeExclusion",
+    "scope_exclusion",
+    "scope_objects",
 ]
 
 ABSTAIN_THRESHOLD = 0.5
@@ -159,3 +168,95 @@ def abstention_score(evidence: Evidence, composition: Composition, *, follow_up:
         bias = float(model.weights[names.index("bias")]) if "bias" in names else 0.0
     value = float(row @ weights + bias)
     return 1.0 / (1.0 + math.exp(-value))
+
+
+# --- Scope exclusions --------------------------------------------------------------------------------------------
+
+_EXCLUDES_AFTER = re.compile(
+    r"\b(?:does|do|did) not (?:specifically |fully )?(?:address|cover|include|provide|discuss|make)\b(?P<object>[^.;]*)",
+    re.I,
+)
+_EXCLUDED_BEFORE = re.compile(
+    r"(?P<object>[^.;:]*?)\b(?:is|are|was|were) (?:outside (?:of )?(?:the |its )?scope|beyond (?:the |its )?scope"
+    r"|out of scope|addressed (?:in|by) (?:a |the )?separate|not (?:addressed|covered) (?:in|by) (?:this|these))",
+    re.I,
+)
+_OBJECT_LEAD = re.compile(
+    r"^\s*(?:(?:a|any|the)\s+)?(?:(?:specific|detailed|explicit|formal)\s+)*(?:(?:treatment|clinical|management)\s+)?"
+    r"(?:recommendations?|guidance|protocols?|advice)?\s*(?:(?:for|on|regarding|about|specific to|in|to)\s+)?",
+    re.I,
+)
+_OBJECT_SPLIT = re.compile(
+    r"\(|\)|,|;|\bor\b|\be\.g\.|\bsuch as\b|\bincluding\b|\bwhich\b|\bas these\b|\bdue to\b|\bbecause\b", re.I
+)
+SCOPE_OBJECT_COVERAGE = 0.5
+"""IDF-weighted share (0-1) of an excluded topic ('cancer-associated VTE') the question must hold for a source's
+scope exclusion to apply to it."""
+SCOPE_KEY_STRENGTH = 0.7
+"""... and the excluded topic must hold one of the question's two most specific concepts at least this fully (0-1)."""
+
+
+@dataclass(frozen=True)
+class ScopeExclusion:
+    """A source's own statement that it does not cover what the question asks, and the topic it excludes."""
+
+    unit: Candidate
+    topic: str
+
+
+def scope_objects(text: str) -> list[str]:
+    """The topics a sentence says its source does not cover, each alternative separately.
+
+    'The guideline does not address cancer-associated VTE (separate ASH 2021 guideline), pregnancy-associated
+    VTE, or catheter-related VTE.' -> ['cancer-associated VTE', 'separate ASH 2021 guideline', 'pregnancy-associated
+    VTE', 'catheter-related VTE']; also '... were outside the scope', '... are addressed in separate ...'. The cues
+    are the wording guidelines use in their scope and limitations sections, not medical content.
+    """
+    objects = [m.group("object") for m in _EXCLUDES_AFTER.finditer(text)]
+    objects += [m.group("object") for m in _EXCLUDED_BEFORE.finditer(text)]
+    topics: list[str] = []
+    for found in objects:
+        for part in _OBJECT_SPLIT.split(_OBJECT_LEAD.sub("", found, count=1)):
+            part = part.strip(" -*")
+            if part and part not in topics:
+                topics.append(part)
+    return topics
+
+
+def scope_exclusion(evidence: Evidence, composition: Composition, retriever: Retriever) -> ScopeExclusion | None:
+    """The statement in which the source the answer would quote says it does not cover what the question asks.
+
+    'cancer-associated VTE - DOAC or LMWH?' on a library whose VTE guideline says 'The guideline does not address
+    cancer-associated VTE' abstains citing that sentence instead of quoting the guideline's other advice. Applies
+    when the statement is in the best statement's document, the question holds at least ``SCOPE_OBJECT_COVERAGE``
+    of the excluded topic (IDF-weighted in the library) and the topic holds one of the question's two most specific
+    concepts (the topic the question holds most of wins); a narrower exclusion ('duration for complicated UTI caused by multidrug-resistant organisms') does
+    not apply to a broader question ('How should complicated UTI be treated?').
+    """
+    best = composition.best
+    if best is None:
+        return None
+    matcher = evidence.matcher
+    asked = set(stems_of(evidence.frame.text))
+    for concept in matcher.concepts:
+        asked |= concept.stems
+        for alias in concept.aliases:
+            asked |= alias
+    key = [c for c in matcher.key_concepts(2) if not c.is_finding]
+    found: ScopeExclusion | None = None
+    found_coverage = 0.0
+    for unit in evidence.units:
+        if unit.hit.doc_id != best.hit.doc_id or unit.piece.kind not in ("sentence", "item"):
+            continue
+        for topic in scope_objects(unit.text):
+            stems = stems_of(topic)
+            if not any(c.strength(stems) >= SCOPE_KEY_STRENGTH for c in key):
+                continue
+            try:
+                excluded = TermMatcher.build(evidence.frame, retriever, text=topic)
+            except QueryError:
+                continue
+            coverage = excluded.coverage(asked)
+            if coverage >= SCOPE_OBJECT_COVERAGE and coverage > found_coverage:
+                found, found_coverage = ScopeExclusion(unit=unit, topic=topic), coverage
+    return found
