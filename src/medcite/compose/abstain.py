@@ -173,7 +173,8 @@ def abstention_score(evidence: Evidence, composition: Composition, *, follow_up:
 # --- Scope exclusions --------------------------------------------------------------------------------------------
 
 _EXCLUDES_AFTER = re.compile(
-    r"\b(?:does|do|did) not (?:specifically |fully )?(?:address|cover|include|provide|discuss|make)\b(?P<object>[^.;]*)",
+    r"\b(?:does|do|did) not (?:specifically |fully )?(?:address|cover|include|provide|discuss|make)\b"
+    r"(?P<object>[^.;]*)",
     re.I,
 )
 _EXCLUDED_BEFORE = re.compile(
@@ -230,8 +231,9 @@ def scope_exclusion(evidence: Evidence, composition: Composition, retriever: Ret
     cancer-associated VTE' abstains citing that sentence instead of quoting the guideline's other advice. Applies
     when the statement is in the best statement's document, the question holds at least ``SCOPE_OBJECT_COVERAGE``
     of the excluded topic (IDF-weighted in the library) and the topic holds one of the question's two most specific
-    concepts (the topic the question holds most of wins); a narrower exclusion ('duration for complicated UTI caused by multidrug-resistant organisms') does
-    not apply to a broader question ('How should complicated UTI be treated?').
+    concepts (the topic the question holds most of wins). A narrower exclusion ('duration for complicated UTI
+    caused by multidrug-resistant organisms') does not apply to a broader question ('How should complicated UTI
+    be treated?').
     """
     best = composition.best
     if best is None:
