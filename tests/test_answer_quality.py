@@ -295,3 +295,18 @@ def test_scope_objects_splits_the_excluded_topics():
         "Cancer-associated VTE and pregnancy-associated VTE"
     ]
     assert scope_objects("Low-dose colchicine is strongly recommended.") == []
+
+
+def test_dosing_question_whose_drug_the_sources_never_dose_abstains_and_says_why(retriever):
+    # idsa_uti_2022 names nitrofurantoin only as suitable for uncomplicated cystitis (definitions_and_scope.md);
+    # no statement in the pack gives its dose. Before, the answer quoted another drug's regimen.
+    answer = ask("nitrofurantoin dose and duration for uncomplicated cystitis in a woman?", retriever=retriever)
+    assert answer.abstained
+    assert answer.bottom_line.text.startswith("The library's sources name nitrofurantoin but give no dose for it.")
+
+
+def test_dosing_question_whose_drug_the_sources_dose_is_answered(retriever):
+    # nice_ugib_2012: "Offer terlipressin to patients with suspected variceal bleeding at presentation. - Dose: 2 mg"
+    answer = ask("terlipressin dose for variceal bleeding?", retriever=retriever)
+    assert not answer.abstained
+    assert "2 mg" in answer.bottom_line.text

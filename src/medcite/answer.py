@@ -25,6 +25,7 @@ from medcite.compose.abstain import (
     abstention_score,
     abstention_threshold,
     scope_exclusion,
+    undosed_agents,
 )
 from medcite.compose.checks import EVIDENCE_LABELS, check_citations, reading_grade, reference_for
 from medcite.compose.evidence import EXPAND_TOP_DOCUMENTS, RETRIEVAL_LIMIT_PASSAGES, Evidence, gather_evidence
@@ -96,6 +97,8 @@ PATIENT_ABSTENTION_TEXT = (
     "Please ask a doctor, nurse or pharmacist. The closest sources found are listed below."
 )
 
+UNDOSED_REASON = "The library's sources name {agents} but give no dose for {them}."
+"""Why a dosing question abstains when no statement gives the asked drug a dose (``undosed_agents``)."""
 SCOPE_TITLE = "What the closest source says it does not cover"
 """Section of an abstention that quotes the source's own scope exclusion (``compose.abstain.scope_exclusion``)."""
 
@@ -210,6 +213,10 @@ def compose_answer(
     excluded = scope_exclusion(evidence, composition, retriever)
     if excluded is not None:  # the source it would quote says it does not cover this
         return _abstain(question, evidence, retriever, audience, intent, answer_id, started, earlier_id, excluded)
+    undosed = undosed_agents(evidence)
+    if undosed:  # a dose the sources never give
+        reason = UNDOSED_REASON.format(agents=" and ".join(undosed), them="it" if len(undosed) == 1 else "them")
+        return _abstain(question, evidence, retriever, audience, intent, answer_id, started, earlier_id, reason=reason)
     score = abstention_score(evidence, composition, follow_up=follow_up_of is not None)
     if composition.best is None or score >= abstention_threshold():
         return _abstain(question, evidence, retriever, audience, intent, answer_id, started, earlier_id)
@@ -315,6 +322,7 @@ def _abstain(
     started: float,
     follow_up_of: str | None = None,
     excluded: ScopeExclusion | None = None,
+    reason: str = "",
 ) -> Answer:
     closest = [excluded.unit.hit] if excluded is not None else []
     for hit in evidence.hits[:RETRIEVAL_LIMIT_PASSAGES]:
@@ -326,6 +334,8 @@ def _abstain(
     command = f'medcite ingest pubmed --query "{terms}"'
     # A patient gets no ingest command (and no echo of their words in a query for an outside service).
     text = PATIENT_ABSTENTION_TEXT if audience == "patient" else ABSTENTION_TEXT.format(command=command)
+    if reason:
+        text = f"{reason} {text}"
     sections = []
     if audience == "patient" and has_red_flag(question):
         sections.append(_emergency_section())

@@ -36,6 +36,7 @@ __all__ = [
     "ScopeExclusion",
     "scope_exclusion",
     "scope_objects",
+    "undosed_agents",
 ]
 
 ABSTAIN_THRESHOLD = 0.5
@@ -262,3 +263,28 @@ def scope_exclusion(evidence: Evidence, composition: Composition, retriever: Ret
             if coverage >= SCOPE_OBJECT_COVERAGE and coverage > found_coverage:
                 found, found_coverage = ScopeExclusion(unit=unit, topic=topic), coverage
     return found
+
+
+DOSE_STRENGTH = 0.7
+"""How fully (0-1) a statement with its context and heading must hold a drug to count as giving its dose."""
+
+
+def undosed_agents(evidence: Evidence) -> tuple[str, ...]:
+    """The drugs a dosing question names when the evidence gives a dose for none of them; else ().
+
+    'nitrofurantoin dose and duration for uncomplicated cystitis?' on a library that names nitrofurantoin only as
+    suitable for cystitis abstains instead of quoting another drug's regimen: the issue's 'a dose the source never
+    gives'. A dose is a number with a unit (``features._DOSE``) in a sentence, list item, table row or step that,
+    with its context and heading, names the drug (a whole table or list does not count: its dose may belong to
+    another row).
+    """
+    if evidence.frame.form != "dose" or not evidence.agents:
+        return ()
+    asked = [c for c in evidence.matcher.concepts if c.text in evidence.agents]
+    for unit in evidence.units:
+        if unit.piece.is_block or not _DOSE.search(unit.text):
+            continue
+        stems = unit.stems | unit.context_stems | stems_of(unit.hit.section)
+        if any(c.strength(stems) >= DOSE_STRENGTH for c in asked):
+            return ()
+    return evidence.agents

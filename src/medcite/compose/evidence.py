@@ -41,6 +41,8 @@ class Evidence:
     passage_scores: dict[str, float]
     units: list[Candidate] = field(default_factory=list)
     features: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+    agents: tuple[str, ...] = ()
+    """The question's concepts that name a single drug the library's vocabulary knows ('nitrofurantoin')."""
 
     def restricted_to(self, doc_ids: Sequence[str]) -> Evidence:
         """The same evidence with only the candidate statements of the given documents (re-numbered)."""
@@ -163,8 +165,8 @@ def gather_evidence(
         retrieved_ids=frozenset(h.passage_id for h in top),
         passage_scores={pid: scores[pid] for pid in (h.passage_id for h in hits) if pid in scores},
     )
+    agent_names = retriever.vocabulary.agent_names()
+    evidence.agents = tuple(c.text for c in matcher.concepts if not c.is_finding and c.text.lower() in agent_names)
     evidence.units = candidate_units(hits, evidence.retrieved_ids)
-    evidence.features = unit_features(
-        frame, matcher, evidence.units, evidence.passage_scores, retriever.vocabulary.agent_names()
-    )
+    evidence.features = unit_features(frame, matcher, evidence.units, evidence.passage_scores, agent_names)
     return evidence
