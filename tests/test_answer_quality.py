@@ -310,3 +310,20 @@ def test_dosing_question_whose_drug_the_sources_dose_is_answered(retriever):
     answer = ask("terlipressin dose for variceal bleeding?", retriever=retriever)
     assert not answer.abstained
     assert "2 mg" in answer.bottom_line.text
+
+
+def test_question_about_a_child_abstains_when_the_source_never_mentions_children(retriever):
+    # bts_cap_2009 is "... Community Acquired Pneumonia in Adults" and none of its passages names a child; its adult
+    # regimen ("Amoxicillin 500 mg TDS orally for 5 days") must not answer a 6-year-old's dose.
+    answer = ask("6 yo, 20 kg, CAP, well enough for home treatment. Amoxicillin dose?", retriever=retriever)
+    assert answer.abstained
+    assert answer.bottom_line.text.startswith("The closest source (BTS Guidelines for the Management of Community")
+    assert "never mentions children" in answer.bottom_line.text
+
+
+def test_question_about_a_newborn_is_answered_from_the_newborn_guideline(retriever):
+    # aha_aap_nrp_2020 is about newborns ("the initial steps of newborn resuscitation"); a parent's question about
+    # their baby's cord is covered.
+    answer = ask("How long should they wait before clamping my baby's cord?", retriever=retriever, audience="patient")
+    assert not answer.abstained
+    assert _bottom_documents(answer) == {"guideline:aha_aap_nrp_2020"}

@@ -24,6 +24,7 @@ from medcite.compose.abstain import (
     ScopeExclusion,
     abstention_score,
     abstention_threshold,
+    child_outside_population,
     scope_exclusion,
     undosed_agents,
 )
@@ -97,6 +98,8 @@ PATIENT_ABSTENTION_TEXT = (
     "Please ask a doctor, nurse or pharmacist. The closest sources found are listed below."
 )
 
+CHILD_REASON = "The closest source ({title}) never mentions children."
+"""Why a question about a child abstains when the source it would quote never names one (``compose.abstain``)."""
 UNDOSED_REASON = "The library's sources name {agents} but give no dose for {them}."
 """Why a dosing question abstains when no statement gives the asked drug a dose (``undosed_agents``)."""
 SCOPE_TITLE = "What the closest source says it does not cover"
@@ -213,6 +216,10 @@ def compose_answer(
     excluded = scope_exclusion(evidence, composition, retriever)
     if excluded is not None:  # the source it would quote says it does not cover this
         return _abstain(question, evidence, retriever, audience, intent, answer_id, started, earlier_id, excluded)
+    adults_only = child_outside_population(evidence, composition, retriever)
+    if adults_only is not None:  # the source it would quote never mentions children
+        reason = CHILD_REASON.format(title=adults_only.rstrip("."))
+        return _abstain(question, evidence, retriever, audience, intent, answer_id, started, earlier_id, reason=reason)
     undosed = undosed_agents(evidence)
     if undosed:  # a dose the sources never give
         reason = UNDOSED_REASON.format(agents=" and ".join(undosed), them="it" if len(undosed) == 1 else "them")

@@ -37,6 +37,7 @@ __all__ = [
     "scope_exclusion",
     "scope_objects",
     "undosed_agents",
+    "child_outside_population",
 ]
 
 ABSTAIN_THRESHOLD = 0.5
@@ -104,9 +105,7 @@ def abstention_features(evidence: Evidence, composition: Composition, *, follow_
         or (form in ("time", "duration") and not _TIME.search(bottom_text))
         or (form == "threshold" and not re.search(r"\d", bottom_text))
     )
-    age = evidence.frame.age_years
-    child = (age is not None and age < 18) or bool(_CHILD.search(evidence.frame.text))
-    child_mismatch = child and not any(
+    child_mismatch = asks_about_a_child(evidence) and not any(
         _CHILD.search(f"{u.hit.section} {u.text} {' '.join(u.piece.context)}") for u in composition.bottom
     )
     row[:] = (
@@ -288,3 +287,25 @@ def undosed_agents(evidence: Evidence) -> tuple[str, ...]:
         if any(c.strength(stems) >= DOSE_STRENGTH for c in asked):
             return ()
     return evidence.agents
+
+
+def asks_about_a_child(evidence: Evidence) -> bool:
+    """Whether the question is about a child: an age under 18 in the case, or a word for a child ('pediatric')."""
+    age = evidence.frame.age_years
+    return (age is not None and age < 18) or bool(_CHILD.search(evidence.frame.text))
+
+
+def child_outside_population(evidence: Evidence, composition: Composition, retriever: Retriever) -> str | None:
+    """The title of the best statement's document when the question is about a child and it never mentions one.
+
+    '6 yo, 20 kg, CAP ... Amoxicillin dose?' on a library whose pneumonia guidelines are for adults abstains instead
+    of quoting an adult dose: no heading or passage of the document the answer would quote names a child, an
+    infant, a newborn or an adolescent (``_CHILD``, product language for the population asked about).
+    """
+    best = composition.best
+    if best is None or not asks_about_a_child(evidence):
+        return None
+    for passage in retriever.store.get_passages(best.hit.doc_id):
+        if _CHILD.search(f"{passage.section} {passage.text}"):
+            return None
+    return best.hit.title
