@@ -327,3 +327,33 @@ def test_question_about_a_newborn_is_answered_from_the_newborn_guideline(retriev
     answer = ask("How long should they wait before clamping my baby's cord?", retriever=retriever, audience="patient")
     assert not answer.abstained
     assert _bottom_documents(answer) == {"guideline:aha_aap_nrp_2020"}
+
+
+def test_a_value_typed_without_its_unit_is_read_in_the_unit_of_the_condition_named_like_it(retriever):
+    # aha_asa_ich_2022, "Blood Pressure Targets > SBP 150-220 mmHg": "Acute lowering of SBP to 140 mmHg is safe";
+    # the "SBP > 220 mmHg" stratum does not fit a case with SBP 190.
+    from medcite.retrieve.question import parse_question
+    from medcite.retrieve.rerank import numeric_fit
+
+    facts = parse_question("spontaneous ICH with SBP 190 - what SBP should I target?").facts
+    assert numeric_fit(facts, "In patients with spontaneous ICH presenting with SBP > 220 mmHg") == (0.0, 1.0)
+    assert numeric_fit(facts, "systolic blood pressure (SBP) between 150 and 220 mmHg")[0] == 1.0
+    answer = ask("spontaneous ICH with SBP 190 - what SBP should I target?", retriever=retriever)
+    assert "140 mmHg" in answer.bottom_line.text
+    assert "> 220" not in answer.bottom_line.text
+
+
+def test_named_strata_are_read_and_a_sibling_stratum_is_a_miss(retriever):
+    # gold_copd_2024 headings "Group E:" (LABA + LAMA + ICS) and the question's group B; NYHA classes in roman
+    # numerals; a recommendation's "(Class I, LOE A)" is not a stratum.
+    from medcite.retrieve.question import parse_question, stratum_labels
+    from medcite.retrieve.rerank import numeric_fit
+
+    assert stratum_labels("NYHA class III-IV (Class I, LOE A)") == [("class", "3"), ("class", "4")]
+    frame = parse_question("initial inhaler for GOLD group B COPD?")
+    assert frame.labels == (("group", "b"),)
+    assert numeric_fit(frame.facts, "Group E: LABA + LAMA", labels=frame.labels) == (0.0, 1.0)
+    assert numeric_fit(frame.facts, "Group B: LABA + LAMA", labels=frame.labels) == (1.0, 0.0)
+    answer = ask("initial inhaler for GOLD group B COPD?", retriever=retriever)
+    assert "Group E" not in answer.bottom_line.text
+    assert "fluticasone" not in answer.bottom_line.text.lower()

@@ -97,8 +97,11 @@ UNIT_FEATURES: tuple[str, ...] = (
     "class_member",
     "negation_agree",
     "negation_conflict",
+    "heading_gap",
 )
-"""Names of the statement features, in the order of ``unit_features``' columns."""
+"""Names of the statement features, in the order of ``unit_features``' columns. ``heading_gap``: how much more of
+the question (IDF-weighted, 0-1) the best-matching heading of the same document holds than the unit's own heading
+(a 'Hypertensive Urgency' list when the guideline has a 'Hypertensive Emergency' table)."""
 
 _DOSE = re.compile(
     r"\b\d+(?:\.\d+)?\s?(?:-|–|to)?\s?\d*(?:\.\d+)?\s?(?:mg|mcg|µg|g|units?|u|iu|ml|mmol|meq)\b(?:/(?:kg|day|h|hr|min))?"
@@ -316,6 +319,13 @@ def unit_features(
     fitting = {PRIMARY_SECTION[frame.intent], *INTENT_SECTIONS.get(frame.intent, ())}
     class_concepts = [concept for concept in matcher.concepts if concept.members]
     negated = negated_stems(frame.text)
+    heading_cover: dict[str, float] = {}
+    best_heading: dict[str, float] = {}
+    for unit in units:
+        section = unit.hit.section
+        if section not in heading_cover:
+            heading_cover[section] = matcher.coverage(stems_of(section))
+        best_heading[unit.hit.doc_id] = max(best_heading.get(unit.hit.doc_id, 0.0), heading_cover[section])
 
     for i, unit in enumerate(units):
         hit, piece = unit.hit, unit.piece
@@ -332,7 +342,9 @@ def unit_features(
         moderate = bool(MODERATE.search(full))
         negative = bool(_NEGATIVE.search(piece.text))
         # A stratum's threshold often stands in the context ('HEART Score 4–6:') or the heading ('SBP > 220 mmHg').
-        fit, miss = numeric_fit(frame.facts, f"{hit.section}\n{' '.join(piece.context)}\n{piece.text}")
+        fit, miss = numeric_fit(
+            frame.facts, f"{hit.section}\n{' '.join(piece.context)}\n{piece.text}", labels=frame.labels
+        )
         score = passage_scores.get(hit.passage_id)
         kind = [1.0 if piece.kind == k else 0.0 for k in _KINDS]
         rows[i] = (
@@ -379,5 +391,6 @@ def unit_features(
             if any(c.members and c.members & unit.stems and not c.stems <= unit.stems for c in class_concepts)
             else 0.0,
             *negation_agreement(negated, f"{hit.section}\n{full}", with_context | heading),
+            best_heading[hit.doc_id] - heading_cover[hit.section],
         )
     return rows

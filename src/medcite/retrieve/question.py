@@ -127,6 +127,42 @@ class QuestionFrame:
     age_years: float | None = None
     sex: Literal["female", "male"] | None = None
     is_vignette: bool = False
+    labels: tuple[tuple[str, str], ...] = ()
+    """Named strata the question is in: ('group', 'b') for 'GOLD group B', ('class', '3') for 'NYHA class III'."""
+
+
+_LABEL = r"(?:[A-Z]|\d{1,2}[a-z]?|[IVX]{1,4}[ab]?)"
+_STRATUM = re.compile(
+    rf"\b(?P<word>group|class|stage|grade|type|track|step|category|tier|zone|phase)\s+(?P<first>{_LABEL})"
+    rf"(?:\s*(?:-|–|to|or|/)\s*(?P<last>{_LABEL}))?(?![\w-])",
+    re.I,
+)
+"""How guidelines and clinicians name strata (product language): a stratum word and its label."""
+_ROMAN = {"i": 1, "ii": 2, "iii": 3, "iv": 4, "v": 5, "vi": 6}
+
+
+def _label(raw: str) -> str:
+    raw = raw.lower()
+    stripped = raw.rstrip("ab") if raw.rstrip("ab") in _ROMAN else raw
+    return str(_ROMAN[stripped]) + raw[len(stripped) :] if stripped in _ROMAN else raw
+
+
+def stratum_labels(text: str) -> list[tuple[str, str]]:
+    """The named strata a text states, outside parentheses (where guidelines put a recommendation's class).
+
+    'GOLD group B' -> [('group', 'b')]; 'NYHA class III-IV' -> [('class', '3'), ('class', '4')]; roman numerals
+    read as numbers; a numeric range counts every label in it. '(Class I, LOE A)' is not read.
+    """
+    labels: list[tuple[str, str]] = []
+    for match in _STRATUM.finditer(re.sub(r"\([^()]*\)", " ", text)):
+        word = match.group("word").lower()
+        first = _label(match.group("first"))
+        last = _label(match.group("last")) if match.group("last") else first
+        if first.isdigit() and last.isdigit() and int(first) < int(last) <= int(first) + 6:
+            labels += [(word, str(n)) for n in range(int(first), int(last) + 1)]
+        else:
+            labels += [(word, first), (word, last)] if last != first else [(word, first)]
+    return list(dict.fromkeys(labels))
 
 
 def _unit(raw: str | None) -> str | None:
@@ -143,6 +179,7 @@ def _float(raw: str) -> float:
 def _name_before(text: str, start: int, *, max_words: int = 3) -> str:
     """Up to ``max_words`` naming words just before a value (stopping at punctuation), lower-cased."""
     window = text[max(0, start - 60) : start]
+    window = re.sub(r"\(([^()]{1,20})\)(\s*(?:between\s*)?)$", r" \1\2", window)  # 'pressure (SBP) between'
     window = re.split(r"[,;:()\[\]?!]|\.\s|—|–\s|\s-\s", window)[-1]
     words = [w for w in _NAME_WORD.findall(window) if w.lower() not in _NAME_STOP]
     return " ".join(words[-max_words:]).lower()
@@ -213,6 +250,7 @@ def parse_question(question: str) -> QuestionFrame:
         age_years=age,
         sex=sex,
         is_vignette=age is not None or sex is not None or len(facts) >= 2,
+        labels=tuple(stratum_labels(text)),
     )
 
 
@@ -223,7 +261,8 @@ def _is_measure_name(name: str) -> bool:
 
 
 _CONDITION = re.compile(
-    rf"(?P<low>{_NUMBER})\s*(?P<lunit>{_UNITS})?\s*(?:-|–|—|to)\s*(?:[<>≤≥]=?\s*)?(?P<high>{_NUMBER})"
+    rf"\bbetween\s+(?P<blow>{_NUMBER})\s*(?P<blunit>{_UNITS})?\s+and\s+(?P<bhigh>{_NUMBER})"
+    rf"|(?P<low>{_NUMBER})\s*(?P<lunit>{_UNITS})?\s*(?:-|–|—|to)\s*(?:[<>≤≥]=?\s*)?(?P<high>{_NUMBER})"
     rf"|(?P<cmp>[<>≤≥]=?|=)\s*(?P<value>{_NUMBER})"
     rf"|\b(?P<word>at least|more than|greater than|less than|under|over|below|above|older than|younger than)\s+"
     rf"(?:age\s+)?(?P<wvalue>{_NUMBER})",
@@ -239,6 +278,8 @@ _WORD_CMP = {
 def numeric_conditions(text: str) -> list[NumericCondition]:
     """Thresholds and ranges a text states ('≥ 7', '< 10%', '13-19', '7.5% to < 20.0%', 'older than 65').
 
+    Ranges written in words count too ('between 150 and 220 mmHg').
+
     Returns:
         One ``NumericCondition`` per threshold or range, in text order; the name is up to three words before it.
         A range whose numbers are joined by a hyphen inside a term ('COVID-19') is not read.
@@ -249,7 +290,12 @@ def numeric_conditions(text: str) -> list[NumericCondition]:
         after = _UNIT_AFTER.match(cleaned, match.end())
         unit = _unit(after.group("unit")) if after else None
         name = _name_before(cleaned, match.start())
-        if match.group("low") is not None:
+        if match.group("blow") is not None:  # 'between 150 and 220 mmHg'
+            low, high = _float(match.group("blow")), _float(match.group("bhigh"))
+            if low <= high:
+                unit = unit or _unit(match.group("blunit"))
+                conditions.append(NumericCondition(name=name, low=low, high=high, unit=unit))
+        elif match.group("low") is not None:
             before = cleaned[max(0, match.start() - 1) : match.start()]
             if before.isalpha():  # 'CURB-65', 'G1-G5'
                 continue

@@ -16,7 +16,7 @@ import functools
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 
 import numpy as np
@@ -25,7 +25,7 @@ from medcite.intent import INTENT_HEADINGS, INTENT_SECTIONS, PRIMARY_SECTION, SE
 from medcite.models import Hit
 from medcite.quote import split_passage
 from medcite.retrieve.match import TermMatcher, negated_stems, negation_agreement, stems_of
-from medcite.retrieve.question import NumericFact, QuestionFrame, fits, numeric_conditions
+from medcite.retrieve.question import NumericFact, QuestionFrame, fits, numeric_conditions, stratum_labels
 from medcite.retrieve.rank import EVIDENCE_PRIOR
 
 __all__ = [
@@ -109,15 +109,22 @@ def _unit_stems(text: str) -> tuple[frozenset[str], ...]:
     return tuple(stems_of(" ".join((*piece.context, piece.text))) for piece in split_passage(text))
 
 
-def numeric_fit(facts: Sequence[NumericFact], text: str, context: str = "") -> tuple[float, float]:
+def numeric_fit(
+    facts: Sequence[NumericFact], text: str, context: str = "", labels: Sequence[tuple[str, str]] = ()
+) -> tuple[float, float]:
     """Whether the case's measured values fit the thresholds and ranges a text states: ``(fit, miss)``, each 0-1.
 
     ``fit`` is 1 when a value meets a condition named like it (a shared word: 'HEART score 3' and 'HEART 0-3'),
-    0.5 when it meets a condition of the same unit whose name differs; ``miss`` is 1 when conditions named like a
+    0.5 when it meets a condition of the same unit whose name differs (a value typed without its unit, 'SBP 190',
+    is read in the unit of a condition named like it); ``miss`` is 1 when conditions named like a
     value exist and it meets none of them (the text is about another stratum of patients).
+
+    Named strata (``labels``, from ``question.stratum_labels``) count the same way: 'group B' fits a text naming
+    'Group B' (1) and misses one naming only 'Group E'.
     """
+    label_fit, label_miss = _label_fit(labels, text) if labels else (0.0, 0.0)
     if not facts:
-        return 0.0, 0.0
+        return label_fit, label_miss
     fit = 0.0
     named_miss = False
     named_hit = False
@@ -126,16 +133,31 @@ def numeric_fit(facts: Sequence[NumericFact], text: str, context: str = "") -> t
     for fact in facts:
         fact_words = set(fact.name.split())
         for condition in conditions:
+            named = bool(fact_words & (set(condition.name.split()) | context_words)) if fact_words else False
             verdict = fits(fact, condition)
+            if verdict is None and named and fact.unit is None and condition.unit:
+                verdict = fits(replace(fact, unit=condition.unit), condition)  # 'SBP 190' read as 'SBP > 220 mmHg'
             if verdict is None:
                 continue
-            named = bool(fact_words & (set(condition.name.split()) | context_words)) if fact_words else False
             if verdict:
                 fit = max(fit, 1.0 if named else 0.5)
                 named_hit = named_hit or named
             elif named:
                 named_miss = True
-    return fit, 1.0 if named_miss and not named_hit else 0.0
+    miss = 1.0 if named_miss and not named_hit else 0.0
+    return max(fit, label_fit), max(miss, label_miss)
+
+
+def _label_fit(labels: Sequence[tuple[str, str]], text: str) -> tuple[float, float]:
+    """Label fit and miss: (1, 0) when a text names a stratum of the question, (0, 1) when only other strata.
+
+    'Group E' misses 'group B' (the same stratum word, another label); a text naming no such stratum is (0, 0).
+    """
+    stated = stratum_labels(text)
+    if any(label in stated for label in labels):
+        return 1.0, 0.0
+    words = {word for word, _ in stated}
+    return 0.0, 1.0 if any(word in words for word, _ in labels) else 0.0
 
 
 @dataclass(frozen=True)
@@ -203,7 +225,7 @@ def passage_features(
         units = _unit_stems(hit.text) or (body,)
         unit_cover = max(matcher.coverage(unit, (heading, 0.75), (title, 0.5)) for unit in units)
         unit_key = max(matcher.key_coverage(unit | heading | title) for unit in units)
-        fit, miss = numeric_fit(frame.facts, f"{hit.section}\n{hit.text}")
+        fit, miss = numeric_fit(frame.facts, f"{hit.section}\n{hit.text}", labels=frame.labels)
         ranks = stage_ranks[i]
         rows[i] = (
             fused[i] / top_fused,
