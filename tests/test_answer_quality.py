@@ -357,3 +357,13 @@ def test_named_strata_are_read_and_a_sibling_stratum_is_a_miss(retriever):
     answer = ask("initial inhaler for GOLD group B COPD?", retriever=retriever)
     assert "Group E" not in answer.bottom_line.text
     assert "fluticasone" not in answer.bottom_line.text.lower()
+
+
+def test_a_score_named_in_full_fits_the_condition_written_with_its_initials():
+    # nice_ugib_2012, "GBS-Based Disposition Algorithm": "GBS = 0 -> Low risk. Consider early discharge".
+    from medcite.retrieve.question import parse_question
+    from medcite.retrieve.rerank import numeric_fit
+
+    facts = parse_question("Glasgow-Blatchford score 0 upper GI bleed - can they go home?").facts
+    assert numeric_fit(facts, "→ GBS = 0\n→ Low risk. Consider early discharge") == (1.0, 0.0)
+    assert numeric_fit(facts, "→ GBS ≥ 2\n→ Moderate-to-high risk.") == (0.0, 1.0)

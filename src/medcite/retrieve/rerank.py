@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from importlib import resources
@@ -115,7 +116,8 @@ def numeric_fit(
     """Whether the case's measured values fit the thresholds and ranges a text states: ``(fit, miss)``, each 0-1.
 
     ``fit`` is 1 when a value meets a condition named like it (a shared word: 'HEART score 3' and 'HEART 0-3'),
-    0.5 when it meets a condition of the same unit whose name differs (a value typed without its unit, 'SBP 190',
+    0.5 when it meets a condition of the same unit whose name differs (a name and its initials are alike:
+    'Glasgow-Blatchford score 0' and 'GBS = 0'; a value typed without its unit, 'SBP 190',
     is read in the unit of a condition named like it); ``miss`` is 1 when conditions named like a
     value exist and it meets none of them (the text is about another stratum of patients).
 
@@ -132,8 +134,13 @@ def numeric_fit(
     context_words = set(context.lower().replace("*", "").split()) if context else set()
     for fact in facts:
         fact_words = set(fact.name.split())
+        if fact_words:
+            fact_words.add(_acronym(fact.name))
         for condition in conditions:
-            named = bool(fact_words & (set(condition.name.split()) | context_words)) if fact_words else False
+            condition_words = set(condition.name.split()) | context_words
+            if condition.name:
+                condition_words.add(_acronym(condition.name))
+            named = bool(fact_words & condition_words) if fact_words else False
             verdict = fits(fact, condition)
             if verdict is None and named and fact.unit is None and condition.unit:
                 verdict = fits(replace(fact, unit=condition.unit), condition)  # 'SBP 190' read as 'SBP > 220 mmHg'
@@ -146,6 +153,11 @@ def numeric_fit(
                 named_miss = True
     miss = 1.0 if named_miss and not named_hit else 0.0
     return max(fit, label_fit), max(miss, label_miss)
+
+
+def _acronym(name: str) -> str:
+    """Initials of a name's words, hyphenated parts included: 'glasgow-blatchford score' -> 'gbs'."""
+    return "".join(part[0] for part in re.split(r"[\s-]+", name) if part)
 
 
 def _label_fit(labels: Sequence[tuple[str, str]], text: str) -> tuple[float, float]:
