@@ -367,3 +367,25 @@ def test_a_score_named_in_full_fits_the_condition_written_with_its_initials():
     facts = parse_question("Glasgow-Blatchford score 0 upper GI bleed - can they go home?").facts
     assert numeric_fit(facts, "→ GBS = 0\n→ Low risk. Consider early discharge") == (1.0, 0.0)
     assert numeric_fit(facts, "→ GBS ≥ 2\n→ Moderate-to-high risk.") == (0.0, 1.0)
+
+
+def test_table_cells_are_named_by_their_column_and_a_shared_measure_word_names_nothing():
+    # timi_ua_nstemi_2000: "| High Risk | 5-7 | Immediate/Early Invasive Strategy: Coronary angiography < 24 hours";
+    # acc_aha_cholesterol_2018: "| CAC Score | Clinical Action |" over "| **0** | Treatment with statin therapy may
+    # be withheld or delayed ..."; aha_acc_chest_pain_2021 "HEART Score 7–10" is not the NEWS score 7.
+    from medcite.retrieve.question import numeric_conditions, parse_question
+    from medcite.retrieve.rerank import numeric_fit
+
+    cac = "| CAC Score | Clinical Action |\n|---|---|\n| **0** | Treatment withheld |\n| **1--99** | Favors statin |"
+    assert [(c.name, c.low, c.high) for c in numeric_conditions(cac)] == [
+        ("cac score", 0.0, 0.0),
+        ("cac score", 1.0, 99.0),
+    ]
+    timi = parse_question("68M NSTEMI, TIMI score 5, hemodynamically stable. When should he go to the cath lab?")
+    header = "Risk Group | Score | Actionable Recommendation"
+    title = "TIMI Risk Score for Unstable Angina/Non-ST Elevation MI"
+    assert numeric_fit(timi.facts, f"{header}\nHigh Risk | 5-7 | Immediate", title) == (1.0, 0.0)
+    assert numeric_fit(timi.facts, f"{header}\nLow Risk | 0-2 | Conservative", title) == (0.0, 1.0)
+    news = parse_question("My mum's NEWS score in hospital has gone up to 7. What should happen now?")
+    assert numeric_fit(news.facts, "NEWS2 Score >= 7 — Emergency Response") == (1.0, 0.0)
+    assert numeric_fit(news.facts, "HEART Score 7–10 (High Risk)") == (0.5, 0.0)

@@ -343,7 +343,7 @@ def unit_features(
         negative = bool(_NEGATIVE.search(piece.text))
         # A stratum's threshold often stands in the context ('HEART Score 4–6:') or the heading ('SBP > 220 mmHg').
         fit, miss = numeric_fit(
-            frame.facts, f"{hit.section}\n{' '.join(piece.context)}\n{piece.text}", labels=frame.labels
+            frame.facts, f"{hit.section}\n{' '.join(piece.context)}\n{piece.text}", hit.title, labels=frame.labels
         )
         score = passage_scores.get(hit.passage_id)
         kind = [1.0 if piece.kind == k else 0.0 for k in _KINDS]

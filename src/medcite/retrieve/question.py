@@ -285,7 +285,9 @@ def numeric_conditions(text: str) -> list[NumericCondition]:
         A range whose numbers are joined by a hyphen inside a term ('COVID-19') is not read.
     """
     conditions: list[NumericCondition] = []
-    cleaned = text.replace("**", "").replace("≥", ">=").replace("≤", "<=")
+    cleaned = text.replace("**", "").replace("≥", ">=").replace("≤", "<=").replace("--", "-")
+    if "|" in cleaned:
+        cleaned = _tables_as_text(cleaned)
     for match in _CONDITION.finditer(cleaned):
         after = _UNIT_AFTER.match(cleaned, match.end())
         unit = _unit(after.group("unit")) if after else None
@@ -311,6 +313,39 @@ def numeric_conditions(text: str) -> list[NumericCondition]:
             comparator = _WORD_CMP[match.group("word").lower()]
             conditions.append(_bound(name, comparator, _float(match.group("wvalue")), unit))
     return conditions
+
+
+_BARE_NUMBER = re.compile(rf"^\s*{_NUMBER}\s*$")
+_TABLE_RULE = re.compile(r"^[\s|:\-]+$")
+
+
+def _tables_as_text(text: str) -> str:
+    """Table rows written as '<column header> <cell>' pairs, so a cell's value is named by its column.
+
+    '| CAC Score | Clinical Action |' over '| 0 | Treatment ... withheld |' reads 'CAC Score = 0; Clinical Action
+    Treatment ... withheld'; a range cell ('5-7' under 'Score') reads 'Score 5-7'. A block of lines holding '|'
+    is a table whose first line is the header (a row quoted with its header as context is one too).
+    """
+    lines = text.split("\n")
+    out: list[str] = []
+    header: list[str] | None = None
+    for line in lines:
+        if "|" not in line:
+            header = None
+            out.append(line)
+            continue
+        if _TABLE_RULE.match(line):
+            continue
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if header is None:
+            header = cells
+            out.append(line)
+            continue
+        pairs = []
+        for name, cell in zip(header, cells, strict=False):
+            pairs.append(f"{name} = {cell}" if _BARE_NUMBER.match(cell) else f"{name} {cell}")
+        out.append("; " + "; ".join(pairs))
+    return "\n".join(out)
 
 
 def _bound(name: str, comparator: str, value: float, unit: str | None) -> NumericCondition:

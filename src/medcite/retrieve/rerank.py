@@ -121,6 +121,9 @@ def numeric_fit(
     is read in the unit of a condition named like it); ``miss`` is 1 when conditions named like a
     value exist and it meets none of them (the text is about another stratum of patients).
 
+    ``context`` (the document's title) names every condition of the text too: 'Score 5-7' in a TIMI table. Words
+    like 'score' or 'rate' (``MEASURE_WORDS``) name no measurement on their own.
+
     Named strata (``labels``, from ``question.stratum_labels``) count the same way: 'group B' fits a text naming
     'Group B' (1) and misses one naming only 'Group E'.
     """
@@ -131,16 +134,11 @@ def numeric_fit(
     named_miss = False
     named_hit = False
     conditions = _conditions(text)
-    context_words = set(context.lower().replace("*", "").split()) if context else set()
+    context_words = set(re.findall(r"[a-z0-9][a-z0-9-]*", context.lower())) - MEASURE_WORDS if context else set()
     for fact in facts:
-        fact_words = set(fact.name.split())
-        if fact_words:
-            fact_words.add(_acronym(fact.name))
+        fact_words = _naming_words(fact.name)
         for condition in conditions:
-            condition_words = set(condition.name.split()) | context_words
-            if condition.name:
-                condition_words.add(_acronym(condition.name))
-            named = bool(fact_words & condition_words) if fact_words else False
+            named = _names_match(fact_words, _naming_words(condition.name) | context_words)
             verdict = fits(fact, condition)
             if verdict is None and named and fact.unit is None and condition.unit:
                 verdict = fits(replace(fact, unit=condition.unit), condition)  # 'SBP 190' read as 'SBP > 220 mmHg'
@@ -153,6 +151,36 @@ def numeric_fit(
                 named_miss = True
     miss = 1.0 if named_miss and not named_hit else 0.0
     return max(fit, label_fit), max(miss, label_miss)
+
+
+MEASURE_WORDS = frozenset(
+    {"score", "scores", "level", "levels", "count", "value", "values", "rate", "index", "ratio", "total", "reading"}
+)
+"""Words that say a value is a measurement without saying which one ('NEWS score' and 'HEART Score' share only
+'score'): they never make a value and a condition alike."""
+
+
+def _naming_words(name: str) -> set[str]:
+    """The words that name a measurement, and their initials when three or more ('gbs')."""
+    words = set(name.split()) - MEASURE_WORDS
+    initials = _acronym(name)
+    if len(initials) >= 3:
+        words.add(initials)
+    return words
+
+
+def _names_match(fact_words: set[str], condition_words: set[str]) -> bool:
+    """Whether a value and a condition are named alike.
+
+    A shared word, or a word of three or more letters that begins the other ('NEWS' and 'NEWS2').
+    """
+    for word in fact_words:
+        for other in condition_words:
+            if word == other:
+                return True
+            if min(len(word), len(other)) >= 3 and (other.startswith(word) or word.startswith(other)):
+                return True
+    return False
 
 
 def _acronym(name: str) -> str:
@@ -237,7 +265,7 @@ def passage_features(
         units = _unit_stems(hit.text) or (body,)
         unit_cover = max(matcher.coverage(unit, (heading, 0.75), (title, 0.5)) for unit in units)
         unit_key = max(matcher.key_coverage(unit | heading | title) for unit in units)
-        fit, miss = numeric_fit(frame.facts, f"{hit.section}\n{hit.text}", labels=frame.labels)
+        fit, miss = numeric_fit(frame.facts, f"{hit.section}\n{hit.text}", hit.title, labels=frame.labels)
         ranks = stage_ranks[i]
         rows[i] = (
             fused[i] / top_fused,
