@@ -64,9 +64,12 @@ ABSTAIN_FEATURES: tuple[str, ...] = (
     "child_mismatch",
     "follow_up",
     "absent_abbreviation",
+    "title_gap",
 )
 """Names of the abstention features (each 0-1). ``absent_abbreviation``: the question uses an abbreviation (three or
-more capitals) the library never does ('AECOPD', 'SAVR'), which usually names a topic it does not hold."""
+more capitals) the library never does ('AECOPD', 'SAVR'), which usually names a topic it does not hold.
+``title_gap``: the best statement's ``title_gap`` (another document of the evidence is more about the question by
+its title, yet the answer quotes this one)."""
 
 _ABBREVIATION = re.compile(r"[A-Z][A-Z0-9]{2,}s?")
 _CHILD = re.compile(
@@ -123,6 +126,7 @@ def abstention_features(evidence: Evidence, composition: Composition, *, follow_
         1.0 if child_mismatch else 0.0,
         1.0 if follow_up else 0.0,
         1.0 if any(not c.in_library and _ABBREVIATION.fullmatch(c.text) for c in matcher.concepts) else 0.0,
+        features[UNIT_FEATURES.index("title_gap")],
     )
     return row
 

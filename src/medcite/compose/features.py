@@ -98,10 +98,12 @@ UNIT_FEATURES: tuple[str, ...] = (
     "negation_agree",
     "negation_conflict",
     "heading_gap",
+    "title_gap",
 )
 """Names of the statement features, in the order of ``unit_features``' columns. ``heading_gap``: how much more of
 the question (IDF-weighted, 0-1) the best-matching heading of the same document holds than the unit's own heading
-(a 'Hypertensive Urgency' list when the guideline has a 'Hypertensive Emergency' table)."""
+(a 'Hypertensive Urgency' list when the guideline has a 'Hypertensive Emergency' table). ``title_gap``: the same
+for document titles across the evidence (a statement from an asthma guideline when a COPD guideline is there)."""
 
 _DOSE = re.compile(
     r"\b\d+(?:\.\d+)?\s?(?:-|–|to)?\s?\d*(?:\.\d+)?\s?(?:mg|mcg|µg|g|units?|u|iu|ml|mmol|meq)\b(?:/(?:kg|day|h|hr|min))?"
@@ -321,12 +323,16 @@ def unit_features(
     negated = negated_stems(frame.text)
     heading_cover: dict[str, float] = {}
     best_heading: dict[str, float] = {}
+    title_cover: dict[str, float] = {}
     for unit in units:
+        if unit.hit.doc_id not in title_cover:
+            title_cover[unit.hit.doc_id] = matcher.coverage(title_stems(unit.hit))
         section = unit.hit.section
         if section not in heading_cover:
             heading_cover[section] = matcher.coverage(stems_of(section))
         best_heading[unit.hit.doc_id] = max(best_heading.get(unit.hit.doc_id, 0.0), heading_cover[section])
 
+    best_title = max(title_cover.values())
     for i, unit in enumerate(units):
         hit, piece = unit.hit, unit.piece
         heading, title = stems_of(hit.section), title_stems(hit)
@@ -392,5 +398,6 @@ def unit_features(
             else 0.0,
             *negation_agreement(negated, f"{hit.section}\n{full}", with_context | heading),
             best_heading[hit.doc_id] - heading_cover[hit.section],
+            best_title - title_cover[hit.doc_id],
         )
     return rows
