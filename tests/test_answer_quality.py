@@ -389,3 +389,14 @@ def test_table_cells_are_named_by_their_column_and_a_shared_measure_word_names_n
     news = parse_question("My mum's NEWS score in hospital has gone up to 7. What should happen now?")
     assert numeric_fit(news.facts, "NEWS2 Score >= 7 — Emergency Response") == (1.0, 0.0)
     assert numeric_fit(news.facts, "HEART Score 7–10 (High Risk)") == (0.5, 0.0)
+
+
+def test_question_about_a_child_outside_every_age_range_of_the_source_abstains(retriever):
+    # gina_asthma_2024: "The diagnostic criteria apply to adults and adolescents >=12 years; different thresholds
+    # exist for children aged 6-11 years" -- nothing for a 4-year-old.
+    answer = ask("controller therapy for a 4 year old with recurrent viral wheeze?", retriever=retriever)
+    assert answer.abstained
+    assert answer.bottom_line.text.startswith(
+        "The closest source (GINA Global Strategy for Asthma Management and Prevention 2024) states age ranges that "
+        "leave out a child aged 4."
+    )

@@ -99,6 +99,7 @@ PATIENT_ABSTENTION_TEXT = (
 )
 
 CHILD_REASON = "The closest source ({title}) never mentions children."
+AGE_REASON = "The closest source ({title}) states age ranges that leave out a child aged {age:g}."
 """Why a question about a child abstains when the source it would quote never names one (``compose.abstain``)."""
 UNDOSED_REASON = "The library's sources name {agents} but give no dose for {them}."
 """Why a dosing question abstains when no statement gives the asked drug a dose (``undosed_agents``)."""
@@ -216,9 +217,10 @@ def compose_answer(
     excluded = scope_exclusion(evidence, composition, retriever)
     if excluded is not None:  # the source it would quote says it does not cover this
         return _abstain(question, evidence, retriever, audience, intent, answer_id, started, earlier_id, excluded)
-    adults_only = child_outside_population(evidence, composition, retriever)
-    if adults_only is not None:  # the source it would quote never mentions children
-        reason = CHILD_REASON.format(title=adults_only.rstrip("."))
+    outside = child_outside_population(evidence, composition, retriever)
+    if outside is not None:  # the source it would quote never mentions children, or not of this age
+        title, age = outside
+        reason = (CHILD_REASON if age is None else AGE_REASON).format(title=title.rstrip("."), age=age)
         return _abstain(question, evidence, retriever, audience, intent, answer_id, started, earlier_id, reason=reason)
     undosed = undosed_agents(evidence)
     if undosed:  # a dose the sources never give

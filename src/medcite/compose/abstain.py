@@ -22,6 +22,7 @@ from medcite.compose.extractive import Composition
 from medcite.compose.features import _DOSE, _TIME, UNIT_FEATURES, Candidate
 from medcite.errors import QueryError
 from medcite.retrieve.match import TermMatcher, stems_of
+from medcite.retrieve.question import NumericFact, fits, numeric_conditions
 from medcite.retrieve.rerank import load_model, title_stems
 
 if TYPE_CHECKING:
@@ -78,6 +79,8 @@ _CHILD = re.compile(
     re.I,
 )
 """Words that put a question or a statement in children (product language for the population asked about)."""
+_AGE_NAME = re.compile(r"\b(?:age|aged|ages|adults?|older|younger)\b|" + _CHILD.pattern, re.I)
+"""Names of a stated range that make it an age range of the population ('children aged 6-11 years'), not a duration."""
 _FALLBACK = {"best_cover_all": -8.0, "missing_weight": 4.0, "absent_weight": 4.0}
 _FALLBACK_BIAS = 3.0
 
@@ -299,17 +302,34 @@ def asks_about_a_child(evidence: Evidence) -> bool:
     return (age is not None and age < 18) or bool(_CHILD.search(evidence.frame.text))
 
 
-def child_outside_population(evidence: Evidence, composition: Composition, retriever: Retriever) -> str | None:
-    """The title of the best statement's document when the question is about a child and it never mentions one.
+def child_outside_population(
+    evidence: Evidence, composition: Composition, retriever: Retriever
+) -> tuple[str, float | None] | None:
+    """``(title, age)`` of the best statement's document when it does not address the child the question is about.
 
     '6 yo, 20 kg, CAP ... Amoxicillin dose?' on a library whose pneumonia guidelines are for adults abstains instead
     of quoting an adult dose: no heading or passage of the document the answer would quote names a child, an
-    infant, a newborn or an adolescent (``_CHILD``, product language for the population asked about).
+    infant, a newborn or an adolescent (``_CHILD``, product language for the population asked about); ``age`` is
+    None then. With the child's age given, a document that does name children but states only age ranges that
+    exclude it ('adults and adolescents >=12 years', 'children aged 6-11 years' for a 4-year-old) abstains too,
+    with that age; a range counts when its name is a population word (``_AGE_NAME``), not a duration.
     """
     best = composition.best
     if best is None or not asks_about_a_child(evidence):
         return None
-    for passage in retriever.store.get_passages(best.hit.doc_id):
-        if _CHILD.search(f"{passage.section} {passage.text}"):
-            return None
-    return best.hit.title
+    passages = retriever.store.get_passages(best.hit.doc_id)
+    if not any(_CHILD.search(f"{passage.section} {passage.text}") for passage in passages):
+        return best.hit.title, None
+    age = evidence.frame.age_years
+    if age is None or age >= 18:
+        return None
+    fact = NumericFact(name="age", value=age, unit="y")
+    ranges = [
+        condition
+        for passage in passages
+        for condition in numeric_conditions(f"{passage.section}\n{passage.text}")
+        if condition.unit == "y" and _AGE_NAME.search(condition.name)
+    ]
+    if ranges and not any(fits(fact, condition) for condition in ranges):
+        return best.hit.title, age
+    return None
