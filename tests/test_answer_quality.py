@@ -400,3 +400,66 @@ def test_question_about_a_child_outside_every_age_range_of_the_source_abstains(r
         "The closest source (GINA Global Strategy for Asthma Management and Prevention 2024) states age ranges that "
         "leave out a child aged 4."
     )
+
+
+def test_the_age_of_the_patient_is_the_first_written_age_in_any_unit():
+    # A tester's findings: the last age won ('a 34-year-old mother of a 2-year-old'), a catheter size read as an
+    # age ('16F'), months and decimals were not read.
+    from medcite.retrieve.question import parse_question
+
+    assert parse_question("A 34-year-old mother of a 2-year-old has a PE").age_years == 34
+    frame = parse_question("A 75-year-old woman with a 16F indwelling urinary catheter has fever")
+    assert (frame.age_years, frame.sex) == (75, "female")
+    assert parse_question("A 1.5-year-old with croup").age_years == 1.5
+    assert parse_question("A 6-month-old with sepsis: fluid bolus volume?").age_years == 0.5
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "My 40-year-old son has AF: does he need anticoagulation?",
+        "Should I take a baby aspirin every day after a stroke?",
+        "Which anticoagulant for atrial fibrillation in a patient with Child-Pugh B cirrhosis?",
+    ],
+    ids=["adult-son", "baby-aspirin", "child-pugh"],
+)
+def test_relations_and_child_pugh_do_not_make_the_patient_a_child(retriever, question):
+    answer = ask(question, retriever=retriever)
+    assert "children" not in answer.bottom_line.text
+    assert "leave out a child" not in answer.bottom_line.text
+
+
+def test_child_pugh_is_not_a_mention_of_children(retriever):
+    # aasld_cirrhosis_2023 names "Child-Pugh" classes only; its "Start 100 mg daily" spironolactone is an adult dose.
+    answer = ask("A 10-year-old with cirrhosis and ascites: what spironolactone dose?", retriever=retriever)
+    assert answer.abstained
+    assert "never mentions children" in answer.bottom_line.text
+
+
+def test_a_source_validated_from_16_years_does_not_answer_for_a_15_year_old(retriever):
+    # rcp_news2_2017: "validated for use in adult hospital patients (≥ 16 years)".
+    answer = ask("A 15-year-old with a NEWS2 score of 7: what clinical response?", retriever=retriever)
+    assert answer.abstained
+    assert "leave out a child aged 15" in answer.bottom_line.text
+
+
+def test_a_tools_limitation_is_not_the_guidelines_scope(retriever):
+    # apa_aud_2018: "The AUDIT-C ... does not provide information about the number of AUD criteria present" is about
+    # a screening tool; the guideline's severity table (Mild 2-3, Moderate 4-5, Severe 6 or more) answers.
+    answer = ask("What determines AUD severity: mild, moderate or severe?", retriever=retriever)
+    assert all(section.title != "What the closest source says it does not cover" for section in answer.sections)
+
+
+def test_a_statement_holding_more_of_the_question_beats_the_scope_exclusion(retriever):
+    # acr_gout_2020, "Organ Transplant Recipients": "The guideline does not provide specific recommendations for
+    # organ transplant recipients", then "azathioprine with allopurinol -- absolute contraindication".
+    answer = ask("Can azathioprine be given with allopurinol in a kidney transplant recipient?", retriever=retriever)
+    assert not answer.abstained
+    assert "contraindication" in _all_text(answer)
+
+
+def test_a_dose_given_in_a_list_under_the_drug_counts(retriever):
+    # ssc_sepsis_2021: the hydrocortisone list gives "Dose: 200 mg/day IV" without repeating the drug's name.
+    answer = ask("What is the dose of hydrocortisone in septic shock?", retriever=retriever)
+    assert not answer.abstained
+    assert "200 mg" in _all_text(answer)

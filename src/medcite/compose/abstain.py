@@ -79,6 +79,13 @@ _CHILD = re.compile(
     re.I,
 )
 """Words that put a question or a statement in children (product language for the population asked about)."""
+_CHILD_PATIENT = re.compile(
+    r"\b(child(?!-pugh)|children|childhood|pediatric|paediatric|infants?|toddlers?|newborns?|neonat\w*|adolescen\w*"
+    r"|teens?|teenagers?|school-age|preschool\w*)\b",
+    re.I,
+)
+"""Words that make the patient a child; relations ('my son', 'baby aspirin', 'mother of a 2-year-old') do not, and
+'Child-Pugh' names a score."""
 _AGE_NAME = re.compile(r"\b(?:age|aged|ages|adults?|older|younger)\b|" + _CHILD.pattern, re.I)
 """Names of a stated range that make it an age range of the population ('children aged 6-11 years'), not a duration."""
 _FALLBACK = {"best_cover_all": -8.0, "missing_weight": 4.0, "absent_weight": 4.0}
@@ -111,7 +118,9 @@ def abstention_features(evidence: Evidence, composition: Composition, *, follow_
         or (form in ("time", "duration") and not _TIME.search(bottom_text))
         or (form == "threshold" and not re.search(r"\d", bottom_text))
     )
-    child_mismatch = asks_about_a_child(evidence) and not any(
+    age = evidence.frame.age_years
+    child = (age is not None and age < 18) or bool(_CHILD.search(evidence.frame.text))
+    child_mismatch = child and not any(
         _CHILD.search(f"{u.hit.section} {u.text} {' '.join(u.piece.context)}") for u in composition.bottom
     )
     row[:] = (
@@ -197,6 +206,11 @@ _OBJECT_LEAD = re.compile(
 _OBJECT_SPLIT = re.compile(
     r"\(|\)|,|;|\bor\b|\be\.g\.|\bsuch as\b|\bincluding\b|\bwhich\b|\bas these\b|\bdue to\b|\bbecause\b", re.I
 )
+_DOCUMENT_SUBJECT = re.compile(
+    r"\b(?:guidelines?|recommendations?|document|panel|statement|consensus|report|module|it|this|these|they)\s*$"
+    r"|\b(?:the|this|these) (?:\w+ ){0,3}(?:guidelines?|recommendations?|document|panel|statement|consensus|report)\b",
+    re.I,
+)
 SCOPE_OBJECT_COVERAGE = 0.5
 """IDF-weighted share (0-1) of an excluded topic ('cancer-associated VTE') the question must hold for a source's
 scope exclusion to apply to it."""
@@ -217,10 +231,16 @@ def scope_objects(text: str) -> list[str]:
 
     'The guideline does not address cancer-associated VTE (separate ASH 2021 guideline), pregnancy-associated
     VTE, or catheter-related VTE.' -> ['cancer-associated VTE', 'separate ASH 2021 guideline', 'pregnancy-associated
-    VTE', 'catheter-related VTE']; also '... were outside the scope', '... are addressed in separate ...'. The cues
-    are the wording guidelines use in their scope and limitations sections, not medical content.
+    VTE', 'catheter-related VTE']; also '... were outside the scope', '... are addressed in separate ...'. 'Does not
+    address' counts only when its subject is the source itself (``_DOCUMENT_SUBJECT``: 'The guideline', 'These
+    recommendations'), not a score or a tool ('GBS does not include endoscopic findings'). The cues are the wording
+    guidelines use in their scope and limitations sections, not medical content.
     """
-    objects = [m.group("object") for m in _EXCLUDES_AFTER.finditer(text)]
+    objects = [
+        m.group("object")
+        for m in _EXCLUDES_AFTER.finditer(text)
+        if _DOCUMENT_SUBJECT.search(re.split(r"[.;:]", text[max(0, m.start() - 80) : m.start()])[-1])
+    ]
     objects += [m.group("object") for m in _EXCLUDED_BEFORE.finditer(text)]
     topics: list[str] = []
     for found in objects:
@@ -237,14 +257,16 @@ def scope_exclusion(evidence: Evidence, composition: Composition, retriever: Ret
     'cancer-associated VTE - DOAC or LMWH?' on a library whose VTE guideline says 'The guideline does not address
     cancer-associated VTE' abstains citing that sentence instead of quoting the guideline's other advice. Applies
     when the statement is in the best statement's document, the question holds at least ``SCOPE_OBJECT_COVERAGE``
-    of the excluded topic (IDF-weighted in the library) and the topic holds one of the question's two most specific
-    concepts (the topic the question holds most of wins). A narrower exclusion ('duration for complicated UTI
-    caused by multidrug-resistant organisms') does not apply to a broader question ('How should complicated UTI
-    be treated?').
+    of the excluded topic (IDF-weighted in the library) and the topic holds one of the question's two most
+    specific concepts (the topic the question holds most of wins), unless the best statement is another one
+    holding at least as much of the question (with its context, heading and title) as the exclusion does. A
+    narrower exclusion ('duration for complicated UTI caused by multidrug-resistant organisms') does not apply to
+    a broader question ('How should complicated UTI be treated?').
     """
     best = composition.best
     if best is None:
         return None
+    cover = UNIT_FEATURES.index("cover_all")
     matcher = evidence.matcher
     asked = set(stems_of(evidence.frame.text))
     for concept in matcher.concepts:
@@ -268,6 +290,12 @@ def scope_exclusion(evidence: Evidence, composition: Composition, retriever: Ret
             coverage = excluded.coverage(asked)
             if coverage >= SCOPE_OBJECT_COVERAGE and coverage > found_coverage:
                 found, found_coverage = ScopeExclusion(unit=unit, topic=topic), coverage
+    if found is None or found.unit is best or scope_objects(best.text):
+        return found
+    # A statement that holds more of the question than the exclusion answers it ('azathioprine with allopurinol:
+    # absolute contraindication' after 'no specific recommendations for organ transplant recipients').
+    if evidence.features[best.order, cover] >= evidence.features[found.unit.order, cover]:
+        return None
     return found
 
 
@@ -281,14 +309,14 @@ def undosed_agents(evidence: Evidence) -> tuple[str, ...]:
     'nitrofurantoin dose and duration for uncomplicated cystitis?' on a library that names nitrofurantoin only as
     suitable for cystitis abstains instead of quoting another drug's regimen: the issue's 'a dose the source never
     gives'. A dose is a number with a unit (``features._DOSE``) in a sentence, list item, table row or step that,
-    with its context and heading, names the drug (a whole table or list does not count: its dose may belong to
-    another row).
+    with its context and heading, names the drug (a list counts whole: its items often give the dose without
+    repeating the name; a whole table does not: its dose may belong to another row).
     """
     if evidence.frame.form != "dose" or not evidence.agents:
         return ()
     asked = [c for c in evidence.matcher.concepts if c.text in evidence.agents]
     for unit in evidence.units:
-        if unit.piece.is_block or not _DOSE.search(unit.text):
+        if unit.piece.kind == "table" or not _DOSE.search(unit.text):
             continue
         stems = unit.stems | unit.context_stems | stems_of(unit.hit.section)
         if any(c.strength(stems) >= DOSE_STRENGTH for c in asked):
@@ -297,9 +325,15 @@ def undosed_agents(evidence: Evidence) -> tuple[str, ...]:
 
 
 def asks_about_a_child(evidence: Evidence) -> bool:
-    """Whether the question is about a child: an age under 18 in the case, or a word for a child ('pediatric')."""
+    """Whether the question is about a child.
+
+    An age under 18 in the case, or, with no age given, a word that makes the patient a child ('pediatric',
+    ``_CHILD_PATIENT``).
+    """
     age = evidence.frame.age_years
-    return (age is not None and age < 18) or bool(_CHILD.search(evidence.frame.text))
+    if age is not None:
+        return age < 18
+    return bool(_CHILD_PATIENT.search(evidence.frame.text))
 
 
 def child_outside_population(
@@ -318,7 +352,7 @@ def child_outside_population(
     if best is None or not asks_about_a_child(evidence):
         return None
     passages = retriever.store.get_passages(best.hit.doc_id)
-    if not any(_CHILD.search(f"{passage.section} {passage.text}") for passage in passages):
+    if not any(_CHILD_PATIENT.search(f"{passage.section} {passage.text}") for passage in passages):
         return best.hit.title, None
     age = evidence.frame.age_years
     if age is None or age >= 18:

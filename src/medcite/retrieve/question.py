@@ -50,10 +50,12 @@ _UNIT_ALIASES = {
 _QUESTION_WORD = re.compile(r"\b(what|which|when|how|why|who|whom|where)\b", re.I)
 _TIME_UNITS = frozenset({"h", "min", "d", "wk", "mo", "y"})
 _AGE_SEX = re.compile(
-    r"\b(?:(?P<age>\d{1,3})\s?(?:-?\s?(?:year|yr)s?[- ]old|\s?yo\b|\s?y/o\b|\s?y\.o\.)"
-    r"|(?P<age2>\d{1,3})\s?(?P<sex>[MF])\b)",
+    r"(?<![\d.])(?:(?P<age>\d{1,3}(?:\.\d+)?)\s?(?:-?\s?(?P<span>year|yr|month|mo|week|wk|day)s?[- ]old"
+    r"|\s?yo\b|\s?y/o\b|\s?y\.o\.)|\b(?P<age2>\d{1,3})\s?(?P<sex>[MF])\b)",
     re.I,
 )
+_AGE_SPAN_YEARS = {"year": 1.0, "yr": 1.0, "month": 1 / 12, "mo": 1 / 12, "week": 7 / 365.25, "wk": 7 / 365.25,
+                   "day": 1 / 365.25}  # fmt: skip
 _SEX_WORD = re.compile(r"\b(man|woman|male|female|boy|girl|gentleman|lady|mother|father|mom|dad|mum)\b", re.I)
 _FEMALE = {"woman", "female", "girl", "lady", "mother", "mom", "mum"}
 _VALUE = re.compile(
@@ -180,6 +182,7 @@ def _name_before(text: str, start: int, *, max_words: int = 3) -> str:
     """Up to ``max_words`` naming words just before a value (stopping at punctuation), lower-cased."""
     window = text[max(0, start - 60) : start]
     window = re.sub(r"\(([^()]{1,20})\)(\s*(?:between\s*)?)$", r" \1\2", window)  # 'pressure (SBP) between'
+    window = re.sub(r"\(\s*(?:[<>≤≥]=?)?\s*$", " ", window)  # 'adult patients (≥ 16 years)': named by what precedes
     window = re.split(r"[,;:()\[\]?!]|\.\s|—|–\s|\s-\s", window)[-1]
     words = [w for w in _NAME_WORD.findall(window) if w.lower() not in _NAME_STOP]
     return " ".join(words[-max_words:]).lower()
@@ -208,8 +211,15 @@ def parse_question(question: str) -> QuestionFrame:
     text = " ".join(question.split())
     age: float | None = None
     sex: Literal["female", "male"] | None = None
-    for match in _AGE_SEX.finditer(text):
-        age = _float(match.group("age") or match.group("age2"))
+    # The patient is introduced first ('a 34-year-old mother of a 2-year-old'), and an age written out wins over
+    # a number-and-letter token ('a 75-year-old woman with a 16F catheter').
+    written = [m for m in _AGE_SEX.finditer(text) if m.group("age")]
+    for match in written[:1] or [m for m in _AGE_SEX.finditer(text)][:1]:
+        if match.group("age"):
+            span = (match.group("span") or "year").lower()
+            age = _float(match.group("age")) * _AGE_SPAN_YEARS[span]
+        else:
+            age = _float(match.group("age2"))
         if match.group("sex"):
             sex = "female" if match.group("sex").upper() == "F" else "male"
     if sex is None and age is not None:
