@@ -99,11 +99,14 @@ UNIT_FEATURES: tuple[str, ...] = (
     "negation_conflict",
     "heading_gap",
     "title_gap",
+    "other_drug_only",
 )
 """Names of the statement features, in the order of ``unit_features``' columns. ``heading_gap``: how much more of
 the question (IDF-weighted, 0-1) the best-matching heading of the same document holds than the unit's own heading
 (a 'Hypertensive Urgency' list when the guideline has a 'Hypertensive Emergency' table). ``title_gap``: the same
-for document titles across the evidence (a statement from an asthma guideline when a COPD guideline is there)."""
+for document titles across the evidence (a statement from an asthma guideline when a COPD guideline is there).
+``other_drug_only``: the question names a drug and the statement, with its context and heading, names drugs but
+not that one (a denosumab line for an alendronate question)."""
 
 _DOSE = re.compile(
     r"\b\d+(?:\.\d+)?\s?(?:-|–|to)?\s?\d*(?:\.\d+)?\s?(?:mg|mcg|µg|g|units?|u|iu|ml|mmol|meq)\b(?:/(?:kg|day|h|hr|min))?"
@@ -333,6 +336,7 @@ def unit_features(
         best_heading[unit.hit.doc_id] = max(best_heading.get(unit.hit.doc_id, 0.0), heading_cover[section])
 
     best_title = max(title_cover.values())
+    asked_drugs = [c for c in matcher.concepts if not c.is_finding and c.text.lower() in drugs]
     for i, unit in enumerate(units):
         hit, piece = unit.hit, unit.piece
         heading, title = stems_of(hit.section), title_stems(hit)
@@ -343,6 +347,12 @@ def unit_features(
         has_threshold = bool(_THRESHOLD.search(piece.text))
         words = re.findall(r"[a-z][a-z\-]+", piece.text.lower())
         named = {word for word in words if word in drugs}
+        other_drug_only = False
+        if asked_drugs:
+            around = re.findall(r"[a-z][a-z\-]+", f"{hit.section} {' '.join(piece.context)}".lower())
+            if named or any(word in drugs for word in around):
+                stems_all = with_context | heading
+                other_drug_only = not any(c.strength(stems_all) >= 0.7 for c in asked_drugs)
         has_drug = bool(named)
         strong = bool(STRONG.search(full))
         moderate = bool(MODERATE.search(full))
@@ -399,5 +409,6 @@ def unit_features(
             *negation_agreement(negated, f"{hit.section}\n{full}", with_context | heading),
             best_heading[hit.doc_id] - heading_cover[hit.section],
             best_title - title_cover[hit.doc_id],
+            1.0 if other_drug_only else 0.0,
         )
     return rows
