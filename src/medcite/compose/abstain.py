@@ -236,6 +236,9 @@ def scope_objects(text: str) -> list[str]:
     recommendations'), not a score or a tool ('GBS does not include endoscopic findings'). The cues are the wording
     guidelines use in their scope and limitations sections, not medical content.
     """
+    lowered = text.lower()
+    if "not " not in lowered and "scope" not in lowered and "separate" not in lowered:
+        return []  # neither cue can match: skip the regular expressions (this runs on every statement)
     objects = [
         m.group("object")
         for m in _EXCLUDES_AFTER.finditer(text)

@@ -133,11 +133,23 @@ class Concept:
             return 1.0
         if self.members and self.members & stems:
             return CLASS_CREDIT
-        if self.prefix is not None and any(stem.startswith(self.prefix) for stem in stems):
+        if self.prefix is not None and _begins_one(self.prefix, stems):
             return PREFIX_CREDIT
-        if self.family is not None and any(stem.startswith(self.family) for stem in stems):
+        if self.family is not None and _begins_one(self.family, stems):
             return FAMILY_CREDIT
         return 0.0
+
+
+def _begins_one(prefix: str, stems: frozenset[str] | set[str]) -> bool:
+    """Whether a stem begins with ``prefix`` (remembered for frozensets: the same texts are asked about often)."""
+    if isinstance(stems, frozenset):
+        return _begins_one_cached(prefix, stems)
+    return any(stem.startswith(prefix) for stem in stems)
+
+
+@functools.lru_cache(maxsize=262144)
+def _begins_one_cached(prefix: str, stems: frozenset[str]) -> bool:
+    return any(stem.startswith(prefix) for stem in stems)
 
 
 @dataclass
