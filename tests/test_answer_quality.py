@@ -463,3 +463,19 @@ def test_a_dose_given_in_a_list_under_the_drug_counts(retriever):
     answer = ask("What is the dose of hydrocortisone in septic shock?", retriever=retriever)
     assert not answer.abstained
     assert "200 mg" in _all_text(answer)
+
+
+def test_negative_values_are_read_with_their_sign():
+    # endocrine_osteoporosis_2020: "T-score <= -2.5", "T-score between -1.0 and -2.5 (osteopenia)"; a T-score of -2.0
+    # is osteopenia, not osteoporosis. 'CURB-65' stays a term.
+    from medcite.retrieve.question import numeric_conditions, parse_question
+    from medcite.retrieve.rerank import numeric_fit
+
+    frame = parse_question("alendronate x5 yrs, T-score -2.0, no fractures - drug holiday?")
+    assert [(f.name, f.value) for f in frame.facts] == [("t-score", -2.0)]
+    assert "-2.0" not in frame.focus
+    (osteopenia,) = numeric_conditions("T-score between -1.0 and -2.5 (osteopenia)")
+    assert (osteopenia.low, osteopenia.high) == (-2.5, -1.0)
+    assert numeric_fit(frame.facts, "T-score between -1.0 and -2.5") == (1.0, 0.0)
+    assert numeric_fit(frame.facts, "T-score <= -2.5 at the femoral neck") == (0.0, 1.0)
+    assert [f.name for f in parse_question("CURB-65 score 2").facts] == ["curb-65 score"]

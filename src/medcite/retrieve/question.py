@@ -233,8 +233,13 @@ def parse_question(question: str) -> QuestionFrame:
         if any(start <= match.start() < end for start, end in removed):
             continue
         value, unit = _float(match.group("value")), _unit(match.group("unit"))
-        name = _name_before(text, match.start())
-        hyphenated = text[match.end() : match.end() + 1] == "-" or text[max(0, match.start() - 1)] == "-"
+        start = match.start()
+        # A minus after a space is a sign ('T-score -2.0'); after a letter it joins a term ('CURB-65').
+        negative = start >= 1 and text[start - 1] == "-" and (start < 2 or text[start - 2] in " (=<>≤≥")
+        if negative:
+            value, start = -value, start - 1
+        name = _name_before(text, start)
+        hyphenated = text[match.end() : match.end() + 1] == "-" or (text[max(0, start - 1)] == "-" and not negative)
         if hyphenated and unit is None:  # '10-yr', 'CURB-65', 'COVID-19': part of a term, not a value
             continue
         second = _float(match.group("second")) if match.group("second") else None
@@ -242,7 +247,7 @@ def parse_question(question: str) -> QuestionFrame:
         is_time = unit in _TIME_UNITS
         if name and not is_time and (unit is not None or match.group("cmp") or second or _is_measure_name(name)):
             findings.update(name.split()[-1:])
-        removed.append((match.start("value"), match.end()))
+        removed.append((start if negative else match.start("value"), match.end()))
     focus = text
     for start, end in sorted(removed, reverse=True):
         focus = focus[:start] + " " + focus[end:]
@@ -271,9 +276,9 @@ def _is_measure_name(name: str) -> bool:
 
 
 _CONDITION = re.compile(
-    rf"\bbetween\s+(?P<blow>{_NUMBER})\s*(?P<blunit>{_UNITS})?\s+and\s+(?P<bhigh>{_NUMBER})"
+    rf"\bbetween\s+(?P<blneg>-)?(?P<blow>{_NUMBER})\s*(?P<blunit>{_UNITS})?\s+and\s+(?P<bhneg>-)?(?P<bhigh>{_NUMBER})"
     rf"|(?P<low>{_NUMBER})\s*(?P<lunit>{_UNITS})?\s*(?:-|–|—|to)\s*(?:[<>≤≥]=?\s*)?(?P<high>{_NUMBER})"
-    rf"|(?P<cmp>[<>≤≥]=?|=)\s*(?P<value>{_NUMBER})"
+    rf"|(?P<cmp>[<>≤≥]=?|=)\s*(?P<neg>-)?(?P<value>{_NUMBER})"
     rf"|\b(?P<word>at least|more than|greater than|less than|under|over|below|above|older than|younger than)\s+"
     rf"(?:age\s+)?(?P<wvalue>{_NUMBER})",
     re.I,
@@ -302,11 +307,12 @@ def numeric_conditions(text: str) -> list[NumericCondition]:
         after = _UNIT_AFTER.match(cleaned, match.end())
         unit = _unit(after.group("unit")) if after else None
         name = _name_before(cleaned, match.start())
-        if match.group("blow") is not None:  # 'between 150 and 220 mmHg'
-            low, high = _float(match.group("blow")), _float(match.group("bhigh"))
-            if low <= high:
-                unit = unit or _unit(match.group("blunit"))
-                conditions.append(NumericCondition(name=name, low=low, high=high, unit=unit))
+        if match.group("blow") is not None:  # 'between 150 and 220 mmHg', 'between -1.0 and -2.5'
+            low = -_float(match.group("blow")) if match.group("blneg") else _float(match.group("blow"))
+            high = -_float(match.group("bhigh")) if match.group("bhneg") else _float(match.group("bhigh"))
+            low, high = min(low, high), max(low, high)
+            unit = unit or _unit(match.group("blunit"))
+            conditions.append(NumericCondition(name=name, low=low, high=high, unit=unit))
         elif match.group("low") is not None:
             before = cleaned[max(0, match.start() - 1) : match.start()]
             if before.isalpha():  # 'CURB-65', 'G1-G5'
@@ -318,6 +324,7 @@ def numeric_conditions(text: str) -> list[NumericCondition]:
             conditions.append(NumericCondition(name=name, low=low, high=high, unit=unit))
         elif match.group("value") is not None:
             value, comparator = _float(match.group("value")), match.group("cmp")
+            value = -value if match.group("neg") else value
             conditions.append(_bound(name, comparator, value, unit))
         else:
             comparator = _WORD_CMP[match.group("word").lower()]
