@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING, Literal
 
 from medcite.compose.abstain import (
     ABSTAIN_THRESHOLD,
-    ScopeExclusion,
     abstention_score,
     abstention_threshold,
     child_outside_population,
@@ -31,6 +30,7 @@ from medcite.compose.abstain import (
 from medcite.compose.checks import EVIDENCE_LABELS, check_citations, reading_grade, reference_for
 from medcite.compose.evidence import EXPAND_TOP_DOCUMENTS, RETRIEVAL_LIMIT_PASSAGES, Evidence, gather_evidence
 from medcite.compose.extractive import Composition, compose_statements, statement_of
+from medcite.compose.features import Candidate
 from medcite.errors import ConfigError, QueryError, StoreError
 from medcite.glossary import define_terms, glossary_title, key_terms
 from medcite.intent import RED_FLAG_PHRASES, classify_intent, drop_denied_red_flags, has_red_flag, has_self_harm
@@ -99,8 +99,9 @@ PATIENT_ABSTENTION_TEXT = (
 )
 
 CHILD_REASON = "The closest source ({title}) never mentions children."
-AGE_REASON = "The closest source ({title}) states age ranges that leave out a child aged {age:g}."
 """Why a question about a child abstains when the source it would quote never names one (``compose.abstain``)."""
+AGE_REASON = "The closest source ({title}) states age ranges that leave out a child aged {age:g}."
+"""... or when every age range the source states leaves the child's age out."""
 UNDOSED_REASON = "The library's sources name {agents} but give no dose for {them}."
 """Why a dosing question abstains when no statement gives the asked drug a dose (``undosed_agents``)."""
 SCOPE_TITLE = "What the closest source says it does not cover"
@@ -214,22 +215,37 @@ def compose_answer(
     if audience == "patient" and has_self_harm(question):  # emergency advice only, never library content
         return _abstain(question, evidence, retriever, audience, intent, answer_id, started, earlier_id)
     composition = compose_statements(evidence, intent, audience)
-    excluded = scope_exclusion(evidence, composition, retriever)
-    if excluded is not None:  # the source it would quote says it does not cover this
-        return _abstain(question, evidence, retriever, audience, intent, answer_id, started, earlier_id, excluded)
-    outside = child_outside_population(evidence, composition, retriever)
-    if outside is not None:  # the source it would quote never mentions children, or not of this age
-        title, age = outside
-        reason = (CHILD_REASON if age is None else AGE_REASON).format(title=title.rstrip("."), age=age)
-        return _abstain(question, evidence, retriever, audience, intent, answer_id, started, earlier_id, reason=reason)
-    undosed = undosed_agents(evidence)
-    if undosed:  # a dose the sources never give
-        reason = UNDOSED_REASON.format(agents=" and ".join(undosed), them="it" if len(undosed) == 1 else "them")
-        return _abstain(question, evidence, retriever, audience, intent, answer_id, started, earlier_id, reason=reason)
+    reason, excluded = _source_abstention(evidence, composition, retriever)
+    if reason or excluded is not None:  # the sources themselves say they do not answer this
+        return _abstain(
+            question, evidence, retriever, audience, intent, answer_id, started, earlier_id, excluded, reason
+        )
     score = abstention_score(evidence, composition, follow_up=follow_up_of is not None)
     if composition.best is None or score >= abstention_threshold():
         return _abstain(question, evidence, retriever, audience, intent, answer_id, started, earlier_id)
     return _build(question, evidence, composition, retriever, audience, intent, answer_id, started, earlier_id)
+
+
+def _source_abstention(
+    evidence: Evidence, composition: Composition, retriever: Retriever
+) -> tuple[str, Candidate | None]:
+    """Why the sources themselves say they do not answer (``compose.abstain``'s rules), and the scope statement.
+
+    ``("", None)`` when none applies; ``("", statement)`` when the source the answer would quote excludes the topic
+    (the statement is quoted); otherwise the reason text for a child outside the source's population or a dose it
+    never gives.
+    """
+    excluded = scope_exclusion(evidence, composition, retriever)
+    if excluded is not None:
+        return "", excluded
+    outside = child_outside_population(evidence, composition, retriever)
+    if outside is not None:
+        title, age = outside
+        return (CHILD_REASON if age is None else AGE_REASON).format(title=title.rstrip("."), age=age), None
+    undosed = undosed_agents(evidence)
+    if undosed:
+        return UNDOSED_REASON.format(agents=" and ".join(undosed), them="it" if len(undosed) == 1 else "them"), None
+    return "", None
 
 
 def _follow_up_topic(question: str, evidence: Evidence, earlier: Answer) -> Evidence | None:
@@ -330,10 +346,10 @@ def _abstain(
     answer_id: str,
     started: float,
     follow_up_of: str | None = None,
-    excluded: ScopeExclusion | None = None,
+    excluded: Candidate | None = None,
     reason: str = "",
 ) -> Answer:
-    closest = [excluded.unit.hit] if excluded is not None else []
+    closest = [excluded.hit] if excluded is not None else []
     for hit in evidence.hits[:RETRIEVAL_LIMIT_PASSAGES]:
         if all(hit.doc_id != other.doc_id for other in closest):
             closest.append(hit)
@@ -349,7 +365,7 @@ def _abstain(
     if audience == "patient" and has_red_flag(question):
         sections.append(_emergency_section())
     if excluded is not None:
-        sections.append(AnswerSection(title=SCOPE_TITLE, statements=[statement_of(excluded.unit, [1])]))
+        sections.append(AnswerSection(title=SCOPE_TITLE, statements=[statement_of(excluded, [1])]))
     del retriever
     answer = Answer(
         id=answer_id,

@@ -27,6 +27,8 @@ __all__ = [
     "is_option_list",
     "spans_verbatim",
     "split_units",
+    "is_table_rule",
+    "table_cells",
     "MAX_BLOCK_CHARS",
     "Piece",
     "UnitKind",
@@ -118,6 +120,16 @@ def _indent(line: str) -> int:
 def _row_cells(line: str) -> str:
     """A table row as its cells joined by ' | ' (outer pipes and bold markers trimmed); verbatim after normalising."""
     return normalise_quote(line.strip().strip("|"))
+
+
+def is_table_rule(line: str) -> bool:
+    """Whether a line is a Markdown table's rule ('|---|:--|')."""
+    return bool(_TABLE_RULE.match(line))
+
+
+def table_cells(line: str) -> list[str]:
+    """A table row's cells, trimmed (outer pipes and bold markers removed, as ``_row_cells``)."""
+    return [cell.strip() for cell in _row_cells(line).split("|")]
 
 
 def _table_units(lines: list[str], start: int) -> list[Piece]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -34,7 +33,6 @@ __all__ = [
     "abstention_features",
     "abstention_score",
     "abstention_threshold",
-    "ScopeExclusion",
     "scope_exclusion",
     "scope_objects",
     "undosed_agents",
@@ -218,14 +216,6 @@ SCOPE_KEY_STRENGTH = 0.7
 """... and the excluded topic must hold one of the question's two most specific concepts at least this fully (0-1)."""
 
 
-@dataclass(frozen=True)
-class ScopeExclusion:
-    """A source's own statement that it does not cover what the question asks, and the topic it excludes."""
-
-    unit: Candidate
-    topic: str
-
-
 def scope_objects(text: str) -> list[str]:
     """The topics a sentence says its source does not cover, each alternative separately.
 
@@ -254,7 +244,7 @@ def scope_objects(text: str) -> list[str]:
     return topics
 
 
-def scope_exclusion(evidence: Evidence, composition: Composition, retriever: Retriever) -> ScopeExclusion | None:
+def scope_exclusion(evidence: Evidence, composition: Composition, retriever: Retriever) -> Candidate | None:
     """The statement in which the source the answer would quote says it does not cover what the question asks.
 
     'cancer-associated VTE - DOAC or LMWH?' on a library whose VTE guideline says 'The guideline does not address
@@ -277,7 +267,7 @@ def scope_exclusion(evidence: Evidence, composition: Composition, retriever: Ret
         for alias in concept.aliases:
             asked |= alias
     key = [c for c in matcher.key_concepts(2) if not c.is_finding]
-    found: ScopeExclusion | None = None
+    found: Candidate | None = None
     found_coverage = 0.0
     for unit in evidence.units:
         if unit.hit.doc_id != best.hit.doc_id or unit.piece.kind not in ("sentence", "item"):
@@ -292,12 +282,12 @@ def scope_exclusion(evidence: Evidence, composition: Composition, retriever: Ret
                 continue
             coverage = excluded.coverage(asked)
             if coverage >= SCOPE_OBJECT_COVERAGE and coverage > found_coverage:
-                found, found_coverage = ScopeExclusion(unit=unit, topic=topic), coverage
-    if found is None or found.unit is best or scope_objects(best.text):
+                found, found_coverage = unit, coverage
+    if found is None or found is best or scope_objects(best.text):
         return found
     # A statement that holds more of the question than the exclusion answers it ('azathioprine with allopurinol:
     # absolute contraindication' after 'no specific recommendations for organ transplant recipients').
-    if evidence.features[best.order, cover] >= evidence.features[found.unit.order, cover]:
+    if evidence.features[best.order, cover] >= evidence.features[found.order, cover]:
         return None
     return found
 

@@ -18,6 +18,7 @@ from typing import Literal
 
 from medcite.intent import classify_intent
 from medcite.models import Intent
+from medcite.quote import is_table_rule, table_cells
 
 __all__ = [
     "AnswerForm",
@@ -333,7 +334,6 @@ def numeric_conditions(text: str) -> list[NumericCondition]:
 
 
 _BARE_NUMBER = re.compile(rf"^\s*{_NUMBER}\s*$")
-_TABLE_RULE = re.compile(r"^[\s|:\-]+$")
 
 
 def _tables_as_text(text: str) -> str:
@@ -351,9 +351,9 @@ def _tables_as_text(text: str) -> str:
             header = None
             out.append(line)
             continue
-        if _TABLE_RULE.match(line):
+        if is_table_rule(line):
             continue
-        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        cells = table_cells(line)
         if header is None:
             header = cells
             out.append(line)
