@@ -13,7 +13,10 @@ quote from the default guideline pack) on the default library. For each model:
   installed).
 - ``unit`` (``compose/``): candidate statements of the evidence ``ask`` reads; a statement is a correct bottom
   line when it holds the gold quote (or, quoted with its context, every bottom-line term group).
-- ``abstain``: one row per question, the features of its best answer; label: the question is not covered.
+- ``abstain``: one row per question, the features of its best answer; label: the question is not covered. With
+  ``--withheld`` (the default), each covered question is also asked of a copy of the library without its gold
+  guideline and, unless that copy still answers it correctly, counts as one more uncovered example for training;
+  held-out figures and the threshold are read on the real questions only.
 
 The ranking models are listwise (softmax over a question's candidates, the log-probability of its relevant
 ones maximised; Cao et al., "Learning to rank: from pairwise approach to listwise approach", ICML 2007) with an
@@ -82,8 +85,15 @@ def fit_listwise(groups: list[Group], *, l2: float = 0.01, steps: int = 3000, lr
 
 
 def fit_logistic(x: np.ndarray, y: np.ndarray, *, l2: float = 0.01, steps: int = 3000, lr: float = 0.05):
-    """Logistic regression with an intercept (Adam, L2 on the weights); returns (weights, intercept)."""
-    xb = np.hstack([x, np.ones((len(x), 1))])
+    """Logistic regression with an intercept (Adam, L2 on the weights); returns (weights, intercept).
+
+    Fitted on standardized columns (zero mean, unit variance over ``x``) so that the L2 penalty treats features of
+    any scale alike; the returned weights and intercept apply to the raw features.
+    """
+    mean = x.mean(axis=0)
+    scale = x.std(axis=0)
+    scale[scale == 0] = 1.0
+    xb = np.hstack([(x - mean) / scale, np.ones((len(x), 1))])
     w = np.zeros(xb.shape[1])
     m, v = np.zeros_like(w), np.zeros_like(w)
     for step in range(1, steps + 1):
@@ -93,7 +103,8 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, *, l2: float = 0.01, steps: int =
         m = 0.9 * m + 0.1 * grad
         v = 0.999 * v + 0.001 * grad**2
         w -= lr * (m / (1 - 0.9**step)) / (np.sqrt(v / (1 - 0.999**step)) + 1e-8)
-    return w[:-1], float(w[-1])
+    weights = w[:-1] / scale
+    return weights, float(w[-1] - weights @ mean)
 
 
 def folds_of(ids: list[str], n_folds: int, seed: int = 13) -> dict[str, int]:
@@ -329,59 +340,115 @@ def unit_report(rows, retriever, n_folds: int, names: tuple[str, ...]) -> tuple[
 # --- abstention model -------------------------------------------------------------------------------------------
 
 
-def abstain_rows(rows: list[dict], retriever, passage_model, unit_model) -> tuple[np.ndarray, np.ndarray]:
-    """Abstention features of every question's composed answer (given models) and labels (1 = not covered)."""
+def abstain_rows(
+    items: list[tuple[dict, object, float]], passage_model, unit_model
+) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    """Abstention features of each (question, retriever, label) item's composed answer under the given models.
+
+    Returns the feature rows, their labels (1 = not covered) and the indices of the items kept: a withheld-guideline
+    item (label 1 on a library without its gold guideline) is dropped when that library still answers it correctly.
+    """
     from medcite.compose.abstain import abstention_features
     from medcite.compose.extractive import compose_statements
 
-    features, labels = [], []
-    for row in rows:
+    features, labels, kept = [], [], []
+    for index, (row, retriever, label) in enumerate(items):
         evidence = evidence_for(retriever, row["question"], passage_model)
         composition = compose_statements(evidence, evidence.frame.intent, row.get("audience", "clinician"),
                                          model=unit_model)  # fmt: skip
+        if label and row["covered"] and bottom_line_correct(evidence, row, unit_model):
+            continue  # another guideline answers it: not an uncovered question after all
         features.append(abstention_features(evidence, composition))
-        labels.append(0.0 if row["covered"] else 1.0)
-    return np.array(features), np.array(labels)
+        labels.append(label)
+        kept.append(index)
+    return np.array(features), np.array(labels), kept
 
 
-def abstain_report(rows, retriever, n_folds: int, names: tuple[str, ...], threshold: float):
-    """Nested CV of the abstention model: passage, unit and abstention weights fitted on the other folds."""
+def withheld_retrievers(rows: list[dict], library: Path, cache: Path, settings) -> dict[str, object]:
+    """Per gold guideline of the covered questions, a lexical retriever on a copy of the library without it.
+
+    Each covered question asked of a library that lacks its guideline is an uncovered question of the same form
+    (a near miss: the closest other guidelines answer something nearby), which gives the abstention model
+    uncovered examples beyond the few the development set holds. Copies are cached in ``cache``.
+    """
+    import sqlite3
+
+    from medcite.retrieve import Retriever
+    from medcite.store import Store
+
+    retrievers = {}
+    for guideline in sorted({r["guideline"] for r in rows if r["covered"] and r.get("guideline")}):
+        path = cache / f"learn-without-{guideline}.db"
+        if not path.exists():
+            partial = path.with_suffix(".partial")
+            partial.unlink(missing_ok=True)
+            with sqlite3.connect(library) as source, sqlite3.connect(partial) as target:
+                source.backup(target)
+            with Store.open(partial) as store:
+                store.delete_documents([f"guideline:{guideline}"])
+            partial.rename(path)
+        retrievers[guideline] = Retriever(Store.open(path), settings)
+    return retrievers
+
+
+def abstain_report(rows, retriever, n_folds: int, names: tuple[str, ...], threshold: float, withheld=None):
+    """Nested CV of the abstention model: passage, unit and abstention weights fitted on the other folds.
+
+    ``withheld`` (guideline -> retriever without it, ``withheld_retrievers``) adds, for training only, each covered
+    question asked of the library without its gold guideline as an uncovered example; held-out figures and the
+    threshold are read on the real questions alone.
+    """
     from medcite.compose.features import UNIT_FEATURES
     from medcite.retrieve.rerank import PASSAGE_FEATURES, Model
 
+    withheld = withheld or {}
     fold = folds_of([r["id"] for r in rows], n_folds)
+    items = [(r, retriever, 0.0 if r["covered"] else 1.0) for r in rows]
+    items += [(r, withheld[r["guideline"]], 1.0) for r in rows if r["covered"] and r.get("guideline") in withheld]
+    real = np.array([i < len(rows) for i in range(len(items))])
     passage = passage_groups([r for r in rows if r.get("gold_quote")], retriever)
     predictions = np.zeros(len(rows))
     labels = np.array([0.0 if r["covered"] else 1.0 for r in rows])
+    synthetic_predictions: list[float] = []
     for k in range(n_folds):
         train_ids = {r["id"] for r in rows if fold[r["id"]] != k}
         wp = fit_listwise([g for g in passage if g.qid in train_ids])
         pmodel = Model(names=PASSAGE_FEATURES, weights=wp)
         units = unit_groups([r for r in rows if r["id"] in train_ids], retriever, pmodel)
         umodel = Model(names=UNIT_FEATURES, weights=fit_listwise(units))
-        x, y = abstain_rows(rows, retriever, pmodel, umodel)
-        train = np.array([fold[r["id"]] != k for r in rows])
+        x, y, kept = abstain_rows(items, pmodel, umodel)
+        train = np.array([fold[items[i][0]["id"]] != k for i in kept])
         w, b = fit_logistic(x[train], y[train])
-        predictions[~train] = 1 / (1 + np.exp(-(x[~train] @ w + b)))
+        p = 1 / (1 + np.exp(-(x @ w + b)))
+        for j, i in enumerate(kept):
+            if train[j]:
+                continue
+            if real[i]:
+                predictions[i] = p[j]
+            else:
+                synthetic_predictions.append(float(p[j]))
     wp = fit_listwise(passage)
     pmodel = Model(names=PASSAGE_FEATURES, weights=wp)
     umodel = Model(names=UNIT_FEATURES, weights=fit_listwise(unit_groups(rows, retriever, pmodel)))
-    x, y = abstain_rows(rows, retriever, pmodel, umodel)
+    x, y, _kept = abstain_rows(items, pmodel, umodel)
     w, b = fit_logistic(x, y)
-    grid = [round(0.2 + 0.025 * i, 3) for i in range(25)]
+    grid = [round(0.2 + 0.025 * i, 3) for i in range(32)]
     allowed = [t for t in grid if (predictions >= t)[labels == 0].mean() <= MAX_COVERED_ABSTAINED]
     threshold = max(allowed, key=lambda t: ((predictions >= t)[labels == 1].mean(), -t)) if allowed else threshold
     abstained = predictions >= threshold
+    synthetic = np.array(synthetic_predictions)
     report = {
         "questions": len(rows),
+        "withheld_guideline_examples": int(len(y) - len(rows)),
         "heldout_covered_abstained": round(float(abstained[labels == 0].mean()), 3),
         "heldout_uncovered_abstained": round(float(abstained[labels == 1].mean()), 3),
+        "heldout_withheld_abstained": round(float((synthetic >= threshold).mean()), 3) if len(synthetic) else None,
         "threshold": threshold,
     }
     print(f"abstention model ({len(rows)} questions, {n_folds}-fold nested CV, threshold {threshold}):")
     for key, value in report.items():
         print(f"  {key:<36}{value}")
-    for t in (0.3, 0.4, 0.5, 0.6, 0.7):
+    for t in (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9):
         a = predictions >= t
         print(
             f"  at {t}: covered abstained {a[labels == 0].mean():.3f}, uncovered abstained {a[labels == 1].mean():.3f}"
@@ -408,6 +475,12 @@ def main() -> None:
     )
     parser.add_argument("--embedder", default="none", help="'none' (the passage model) or 'auto' (passage_dense)")
     parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument(
+        "--withheld",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="train the abstention model also on covered questions asked of the library without their guideline",
+    )
     parser.add_argument("--write", action="store_true")
     args = parser.parse_args()  # fmt: skip
 
@@ -470,14 +543,18 @@ def main() -> None:
         if "abstain" in args.models.split(","):
             from medcite.compose.abstain import ABSTAIN_FEATURES, ABSTAIN_THRESHOLD
 
-            report, w, b = abstain_report(rows + extra, retriever, args.folds, ABSTAIN_FEATURES, ABSTAIN_THRESHOLD)
+            withheld = withheld_retrievers(rows + extra, library, args.cache, settings) if args.withheld else None
+            report, w, b = abstain_report(
+                rows + extra, retriever, args.folds, ABSTAIN_FEATURES, ABSTAIN_THRESHOLD, withheld=withheld
+            )
             shipped["abstain"] = {
                 "names": [*ABSTAIN_FEATURES, "bias"],
                 "weights": [*(round(float(x), 5) for x in w), round(b, 5)],
                 "threshold": report["threshold"],
                 "provenance": (
                     f"benchmarks/learn_weights.py on {datetime.date.today().isoformat()}: logistic regression, "
-                    f"L2 0.01, fitted on {args.questions.name} ({report['questions']} questions, default library); "
+                    f"L2 0.01, fitted on {args.questions.name} ({report['questions']} questions, default library, "
+                    f"{report['withheld_guideline_examples']} withheld-guideline examples); "
                     f"{args.folds}-fold nested held-out at the chosen threshold {report['threshold']}: "
                     "covered abstained "
                     f"{report['heldout_covered_abstained']}, uncovered abstained "

@@ -64,11 +64,14 @@ ABSTAIN_FEATURES: tuple[str, ...] = (
     "follow_up",
     "absent_abbreviation",
     "title_gap",
+    "top_passage_score",
 )
-"""Names of the abstention features (each 0-1). ``absent_abbreviation``: the question uses an abbreviation (three or
-more capitals) the library never does ('AECOPD', 'SAVR'), which usually names a topic it does not hold.
-``title_gap``: the best statement's ``title_gap`` (another document of the evidence is more about the question by
-its title, yet the answer quotes this one)."""
+"""Names of the abstention features (each 0-1 except ``top_passage_score``). ``absent_abbreviation``: the question
+uses an abbreviation (three or more capitals) the library never does ('AECOPD', 'SAVR'), which usually names a topic
+it does not hold. ``title_gap``: the best statement's ``title_gap`` (another document of the evidence is more about
+the question by its title, yet the answer quotes this one). ``top_passage_score``: the passage ranker's score of the
+best passage retrieved (a linear score, ``retrieve/rerank.py``); it is high when one passage holds the question's
+concepts the way the passages answering the development questions do."""
 
 _ABBREVIATION = re.compile(r"[A-Z][A-Z0-9]{2,}s?")
 _CHILD = re.compile(
@@ -137,6 +140,7 @@ def abstention_features(evidence: Evidence, composition: Composition, *, follow_
         1.0 if follow_up else 0.0,
         1.0 if any(not c.in_library and _ABBREVIATION.fullmatch(c.text) for c in matcher.concepts) else 0.0,
         features[UNIT_FEATURES.index("title_gap")],
+        max(evidence.passage_scores.values(), default=0.0),
     )
     return row
 
