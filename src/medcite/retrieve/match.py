@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING
 
 import snowballstemmer
 
-from medcite.retrieve.query import fts_query
 from medcite.vocabulary import EVERYDAY_MIN_COUNT, everyday_count
 
 if TYPE_CHECKING:
@@ -175,7 +174,7 @@ class TermMatcher:
         vocabulary = retriever.vocabulary
         words = [m.group(0) for m in re.finditer(r"\w+(?:[-.'’/]\w+)*", source)]
         phrase_aliases = _phrase_aliases(words, vocabulary)
-        phrase_words = {word for phrase, _ in phrase_aliases for word in phrase.split()}
+        phrase_words = {word for phrase, _, _ in phrase_aliases for word in phrase.split()}
         concepts: list[Concept] = []
         seen: set[frozenset[str]] = set()
         for term in expanded.terms:
@@ -183,9 +182,10 @@ class TermMatcher:
             if not stems or stems in seen:
                 continue
             seen.add(stems)
-            aliases = [frozenset(stem_set(equivalent)) for equivalent in vocabulary.equivalents(term)]
-            aliases += [alias for key, alias in phrase_aliases if term.lower() in key]
-            aliases = [alias for alias in aliases if alias and alias != stems]
+            surfaces = [(equivalent, frozenset(stem_set(equivalent))) for equivalent in vocabulary.equivalents(term)]
+            surfaces += [(equivalent, alias) for key, equivalent, alias in phrase_aliases if term.lower() in key]
+            surfaces = [(equivalent, alias) for equivalent, alias in surfaces if alias and alias != stems]
+            aliases = [alias for _, alias in surfaces]
             df = retriever.document_frequency(term)
             family = None
             if len(stems) == 1:
@@ -203,7 +203,8 @@ class TermMatcher:
             for equivalent in vocabulary.equivalents(term):  # 'abx' -> 'antibiotics' -> the library's antibiotics
                 names += vocabulary.members_of(equivalent)
             members = {stem for drug in names if " " not in drug and len(drug) >= 4 for stem in stem_word(drug)}
-            alias_weight = _alias_idf(aliases, retriever) or (idf(lowered, prefix=True) if prefix else 0.0)
+            alias_weight = _alias_idf([equivalent for equivalent, _ in surfaces], retriever)
+            alias_weight = alias_weight or (idf(lowered, prefix=True) if prefix else 0.0)
             in_library = bool(df or alias_weight or members)
             weight = idf(term) if df and not prefix else alias_weight or idf(term)
             if df <= CONVERSATIONAL_MAX_DF and not aliases and everyday_count(lowered) >= EVERYDAY_MIN_COUNT:
@@ -279,26 +280,29 @@ class TermMatcher:
         return " OR ".join(dict.fromkeys(parts)) or None
 
 
-def _phrase_aliases(words: Sequence[str], vocabulary) -> list[tuple[str, frozenset[str]]]:
-    """Equivalents of the question's multi-word phrases ('heart attack'): ``(phrase lower-cased, alias stems)``."""
-    found: list[tuple[str, frozenset[str]]] = []
+def _phrase_aliases(words: Sequence[str], vocabulary) -> list[tuple[str, str, frozenset[str]]]:
+    """Equivalents of the question's multi-word phrases ('heart attack'): (phrase lower-cased, equivalent, stems)."""
+    found: list[tuple[str, str, frozenset[str]]] = []
     for size in (4, 3, 2):
         for start in range(0, max(0, len(words) - size + 1)):
             phrase = " ".join(words[start : start + size])
             for equivalent in vocabulary.equivalents(phrase):
                 stems = frozenset(stem_set(equivalent))
                 if stems:
-                    found.append((phrase.lower(), stems))
+                    found.append((phrase.lower(), equivalent, stems))
     return found
 
 
-def _alias_idf(aliases: Iterable[frozenset[str]], retriever: Retriever) -> float:
-    """The IDF of the rarest alias the library holds (a word the library lacks takes its equivalent's weight)."""
+def _alias_idf(equivalents: Iterable[str], retriever: Retriever) -> float:
+    """The IDF of the rarest equivalent the library holds (a word the library lacks takes its equivalent's weight).
+
+    Equivalents are looked up as written, every word in the passage ('alteplase' for 'tPA'): the full-text index
+    stems what it is given, so a Snowball stem ('alteplas') would miss the word it came from.
+    """
     best = 0.0
-    for alias in aliases:
-        terms = sorted(alias)
-        match = fts_query(terms)
-        if match is None:
+    for equivalent in equivalents:
+        terms = _WORD.findall(equivalent)  # a hyphenated word stays one phrase ('t-pa')
+        if not terms:
             continue
         df = retriever.document_frequency(" ".join(terms), all_words=True)
         if df:

@@ -170,6 +170,19 @@ class ExpandedQuery:
         return [*self.terms, *self.expansions]
 
 
+def _unhyphenated(term: str) -> str | None:
+    """A one-word term with its hyphens between letters dropped ('t-PA' -> 'tPA'), or None when it has none.
+
+    Names are written with and without such hyphens ('t-PA'/'tPA', 'co-trimoxazole'/'cotrimoxazole'); the folded
+    form lets a question's spelling find a set that holds the other. Only letters on both sides, so that
+    'COVID-19' and 'CHA2DS2-VASc' keep their form.
+    """
+    if " " in term or "-" not in term:
+        return None
+    folded = re.sub(r"(?<=[A-Za-z])-(?=[A-Za-z])", "", term)
+    return folded if folded != term and len(folded) >= 3 else None
+
+
 class Vocabulary:
     """Equivalent terms (synonym sets) used to expand queries.
 
@@ -208,7 +221,12 @@ class Vocabulary:
         index = len(self._sets)
         self._sets.append(clean)
         for term in clean[:1] if directed else clean:
-            self._sets_of.setdefault(self._key(term), []).append(index)
+            keys = {self._key(term)}
+            folded = _unhyphenated(term)
+            if folded:  # 't-PA' is also looked up as 'tPA', 'co-trimoxazole' as 'cotrimoxazole'
+                keys.add(self._key(folded))
+            for key in keys:
+                self._sets_of.setdefault(key, []).append(index)
             self._max_words = max(self._max_words, len(term.split()))
 
     @staticmethod
