@@ -493,3 +493,16 @@ def test_a_drug_name_written_without_its_hyphen_is_the_drug_the_library_names(re
     tpa = next(c for c in matcher.concepts if c.text == "tPA")
     assert tpa.in_library
     assert tpa.weight == pytest.approx(retriever.idf("alteplase"))
+
+
+def test_an_ad_hoc_hyphenated_word_is_read_by_its_parts(retriever):
+    """'clot-busting', '10-yr' and 'moderate-high' are not in the library, their parts are ('clot', 'year' for the
+    shorthand 'yr', 'moderate', 'high'); a compound the library writes ('CHA2DS2-VASc') stays one concept."""
+    from medcite.retrieve.match import TermMatcher
+    from medcite.retrieve.question import parse_question
+
+    question = "clot-busting drug, 10-yr risk, moderate-high activity, CHA2DS2-VASc 4?"
+    concepts = {c.text: c for c in TermMatcher.build(parse_question(question), retriever).concepts}
+    assert {"clot", "yr", "moderate", "high", "CHA2DS2-VASc"} <= set(concepts)
+    assert not {"clot-busting", "10-yr", "moderate-high"} & set(concepts)
+    assert all(concepts[word].in_library for word in ("clot", "yr", "moderate", "CHA2DS2-VASc"))

@@ -177,7 +177,7 @@ class TermMatcher:
         phrase_words = {word for phrase, _, _ in phrase_aliases for word in phrase.split()}
         concepts: list[Concept] = []
         seen: set[frozenset[str]] = set()
-        for term in expanded.terms:
+        for term in _split_unknown_compounds(expanded.terms, retriever):
             stems = frozenset(stem_set(term))
             if not stems or stems in seen:
                 continue
@@ -278,6 +278,23 @@ class TermMatcher:
                 if prefix:
                     parts.append('"' + prefix.replace('"', '""') + '"*')
         return " OR ".join(dict.fromkeys(parts)) or None
+
+
+def _split_unknown_compounds(terms: Sequence[str], retriever: Retriever) -> list[str]:
+    """The terms, each hyphenated one the library never holds, nor any equivalent of it, replaced by its parts.
+
+    'clot-busting', 'moderate-high' and '10-yr' are written ad hoc; the library holds 'clot', 'moderate' and
+    'high', and 'yr' is shorthand for 'year'. Numbers alone are dropped ('10'); a known compound ('COVID-19',
+    'CHA2DS2-VASc', 'beta-lactam') stays whole.
+    """
+    out: list[str] = []
+    for term in terms:
+        if "-" not in term or retriever.document_frequency(term) or retriever.vocabulary.equivalents(term):
+            out.append(term)
+            continue
+        parts = [part for part in term.split("-") if part and not part.replace(".", "").isdigit()]
+        out.extend(parts if parts else [term])
+    return out
 
 
 def _phrase_aliases(words: Sequence[str], vocabulary) -> list[tuple[str, str, frozenset[str]]]:
