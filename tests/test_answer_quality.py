@@ -506,3 +506,28 @@ def test_an_ad_hoc_hyphenated_word_is_read_by_its_parts(retriever):
     assert {"clot", "yr", "moderate", "high", "CHA2DS2-VASc"} <= set(concepts)
     assert not {"clot-busting", "10-yr", "moderate-high"} & set(concepts)
     assert all(concepts[word].in_library for word in ("clot", "yr", "moderate", "CHA2DS2-VASc"))
+
+
+def test_disease_names_are_read_from_the_maintained_dictionary():
+    from medcite.vocabulary import disease_names_in
+
+    names = disease_names_in("acute ischemic stroke or migraine, no chest pain")
+    assert {"acute ischemic stroke", "migraine", "chest pain"} <= set(names)
+    assert "ischemic stroke" not in names  # inside a longer name found
+
+
+def test_a_condition_no_quoted_source_mentions_abstains_naming_it(retriever):
+    """The pack has no migraine guideline: 'migraine prophylaxis' once got the gout guideline's flare prophylaxis
+    ("Prophylaxis should be started at the same time as ULT"). A vignette's passing symptom ('mild headache') and a
+    ruled-out one ('no chest pain') do not start the rule, and a condition the source names (gout) answers."""
+    answer = ask("migraine prophylaxis first line?", retriever=retriever)
+    assert answer.abstained
+    assert "never mentions migraine" in answer.bottom_line.text
+    vignette = ask(
+        "58F with BP 200/122 on recheck, mild headache, normal neuro exam, no chest pain, normal creatinine and ECG. "
+        "Does she need IV nicardipine?",
+        retriever=retriever,
+    )
+    assert "never mentions" not in vignette.bottom_line.text
+    gout = ask("I have gout. Can I still drink beer?", retriever=retriever, audience="patient")
+    assert not gout.abstained

@@ -24,6 +24,7 @@ from medcite.compose.abstain import (
     abstention_score,
     abstention_threshold,
     child_outside_population,
+    condition_outside_sources,
     scope_exclusion,
     undosed_agents,
 )
@@ -102,6 +103,9 @@ CHILD_REASON = "The closest source ({title}) never mentions children."
 """Why a question about a child abstains when the source it would quote never names one (``compose.abstain``)."""
 AGE_REASON = "The closest source ({title}) states age ranges that leave out a child aged {age:g}."
 """... or when every age range the source states leaves the child's age out."""
+CONDITION_REASON = "The closest source ({title}) never mentions {condition}."
+"""Why a question abstains when no document the answer would quote names the condition it asks about
+(``compose.abstain.condition_outside_sources``)."""
 UNDOSED_REASON = "The library's sources name {agents} but give no dose for {them}."
 """Why a dosing question abstains when no statement gives the asked drug a dose (``undosed_agents``)."""
 SCOPE_TITLE = "What the closest source says it does not cover"
@@ -232,8 +236,8 @@ def _source_abstention(
     """Why the sources themselves say they do not answer (``compose.abstain``'s rules), and the scope statement.
 
     ``("", None)`` when none applies; ``("", statement)`` when the source the answer would quote excludes the topic
-    (the statement is quoted); otherwise the reason text for a child outside the source's population or a dose it
-    never gives.
+    (the statement is quoted); otherwise the reason text for a child outside the source's population, a condition the
+    sources never mention, or a dose they never give.
     """
     excluded = scope_exclusion(evidence, composition, retriever)
     if excluded is not None:
@@ -242,6 +246,10 @@ def _source_abstention(
     if outside is not None:
         title, age = outside
         return (CHILD_REASON if age is None else AGE_REASON).format(title=title.rstrip("."), age=age), None
+    unnamed = condition_outside_sources(evidence, composition, retriever)
+    if unnamed is not None:
+        title, condition = unnamed
+        return CONDITION_REASON.format(title=title.rstrip("."), condition=condition), None
     undosed = undosed_agents(evidence)
     if undosed:
         return UNDOSED_REASON.format(agents=" and ".join(undosed), them="it" if len(undosed) == 1 else "them"), None

