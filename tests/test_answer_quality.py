@@ -531,3 +531,17 @@ def test_a_condition_no_quoted_source_mentions_abstains_naming_it(retriever):
     assert "never mentions" not in vignette.bottom_line.text
     gout = ask("I have gout. Can I still drink beer?", retriever=retriever, audience="patient")
     assert not gout.abstained
+
+
+def test_a_question_in_another_script_abstains_outright(retriever):
+    """'偏头痛 预防' (migraine prevention, in Chinese) has no word the library can weigh; with dense retrieval it once
+    got the Sepsis-3 SOFA passage as its bottom line."""
+    from medcite.compose.abstain import abstention_score
+    from medcite.compose.evidence import gather_evidence
+    from medcite.compose.extractive import compose_statements
+
+    evidence = gather_evidence("偏头痛 预防", retriever=retriever)
+    assert evidence.matcher.concepts == []
+    composition = compose_statements(evidence, evidence.frame.intent, "clinician")
+    assert abstention_score(evidence, composition) == 1.0
+    assert ask("偏头痛 预防", retriever=retriever).abstained

@@ -173,7 +173,7 @@ def abstention_score(evidence: Evidence, composition: Composition, *, follow_up:
     while the leading guideline is about their topic.
     """
     row = abstention_features(evidence, composition, follow_up=follow_up)
-    if row[ABSTAIN_FEATURES.index("absent_weight")] >= 1.0:
+    if not evidence.matcher.concepts or row[ABSTAIN_FEATURES.index("absent_weight")] >= 1.0:
         return 1.0  # not one of the question's words is in the library (another script, another language)
     best = composition.best
     if (
