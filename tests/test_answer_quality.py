@@ -545,3 +545,17 @@ def test_a_question_in_another_script_abstains_outright(retriever):
     composition = compose_statements(evidence, evidence.frame.intent, "clinician")
     assert abstention_score(evidence, composition) == 1.0
     assert ask("偏头痛 预防", retriever=retriever).abstained
+
+
+def test_a_ruled_out_comorbidity_is_not_what_the_question_asks(retriever):
+    """'no DM' describes the patient: DM (rare in the pack, which writes 'diabetes') must not be the question's most
+    specific concept, which drives abstention; 'no' before a capitalised abbreviation rules it out like a word."""
+    from medcite.retrieve.match import TermMatcher, negated_stems
+    from medcite.retrieve.question import parse_question
+
+    assert negated_stems("10y ASCVD 12%, no DM - start meds?") == {"dm"}
+    assert negated_stems("no to") == frozenset()
+    matcher = TermMatcher.build(parse_question("BP 152/96, 10y ASCVD 12%, no DM - start meds?"), retriever)
+    dm = next(c for c in matcher.concepts if c.text == "DM")
+    assert dm.is_negated
+    assert dm not in matcher.key_concepts(2)

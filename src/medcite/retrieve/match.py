@@ -123,6 +123,8 @@ class Concept:
     """Stems of the drugs of the class the concept names ('antibiotics': amoxicillin, ...)."""
     is_finding: bool = False
     in_library: bool = True
+    is_negated: bool = False
+    """The question rules it out ('no DM'): it describes the patient, it is not what is asked."""
 
     def strength(self, stems: frozenset[str] | set[str]) -> float:
         """How fully (0-1) a text's stems hold this concept: own stems or an alias 1, family or prefix less."""
@@ -175,6 +177,7 @@ class TermMatcher:
         words = [m.group(0) for m in re.finditer(r"\w+(?:[-.'’/]\w+)*", source)]
         phrase_aliases = _phrase_aliases(words, vocabulary)
         phrase_words = {word for phrase, _, _ in phrase_aliases for word in phrase.split()}
+        denied = negated_stems(source)
         concepts: list[Concept] = []
         seen: set[frozenset[str]] = set()
         for term in _split_unknown_compounds(expanded.terms, retriever):
@@ -215,6 +218,7 @@ class TermMatcher:
             elif lowered not in phrase_words:  # 'heart' in 'heart failure' names a disease, not small talk
                 weight *= everyday_factor(lowered)
             is_finding = lowered in frame.findings
+            is_negated = bool(stems) and stems <= denied
             if is_finding:
                 weight *= FINDING_WEIGHT
             concepts.append(
@@ -228,6 +232,7 @@ class TermMatcher:
                     members=frozenset(members),
                     is_finding=is_finding,
                     in_library=in_library,
+                    is_negated=is_negated,
                 )
             )
         return cls(concepts=concepts)
@@ -253,8 +258,8 @@ class TermMatcher:
         return min(score / self.total, 1.0)
 
     def key_concepts(self, n: int = 2) -> list[Concept]:
-        """The ``n`` most specific concepts (highest weight, findings last), which usually name the topic."""
-        return sorted(self.concepts, key=lambda c: (c.is_finding, -c.weight, c.text))[:n]
+        """The ``n`` most specific concepts (highest weight; findings and ruled-out ones last): usually the topic."""
+        return sorted(self.concepts, key=lambda c: (c.is_finding or c.is_negated, -c.weight, c.text))[:n]
 
     def key_coverage(self, stems: frozenset[str] | set[str], n: int = 2) -> float:
         """Weighted fraction (0-1) of the ``n`` most specific concepts that ``stems`` hold."""
@@ -329,7 +334,7 @@ def _alias_idf(equivalents: Iterable[str], retriever: Retriever) -> float:
 
 _NEGATED = re.compile(
     r"\b(?:no|without|non|denies|denied|negative for|free of|absence of)[\s-]+(?:known |prior |history of |h/o )?"
-    r"([a-z][a-z]{3,})",
+    r"([a-z][a-z]{3,}|(?-i:[A-Z][A-Z0-9]+)\b)",
     re.I,
 )
 _NEGATOR = frozenset({"no", "without", "non", "not", "absence", "absent", "free", "negative", "denies", "denied"})

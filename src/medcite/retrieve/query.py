@@ -52,6 +52,7 @@ ABBREVIATIONS: dict[str, tuple[str, ...]] = {
     "rx": ("prescription",),
     "bx": ("biopsy",),
     "fx": ("fracture",),
+    "meds": ("medications",),
     "yr": ("year",),
     "yrs": ("years",),
     "wk": ("week",),
