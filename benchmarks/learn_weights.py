@@ -268,13 +268,20 @@ def unit_groups(rows: list[dict], retriever, passage_model) -> list[Group]:
 
 def bottom_line_correct(evidence, row: dict, unit_model) -> bool:
     """Whether the composed bottom line (up to three statements with context) holds every term group, no wrong term."""
-    from answers import group_present, has_term
-
-    from medcite.compose.extractive import compose_statements, statement_of
+    from medcite.compose.extractive import compose_statements
 
     composition = compose_statements(
         evidence, evidence.frame.intent, row.get("audience", "clinician"), model=unit_model
     )
+    return bottom_line_holds(composition, row)
+
+
+def bottom_line_holds(composition, row: dict) -> bool:
+    """Whether a composition's bottom line holds every bottom-line term group of ``row`` and none of its wrong terms."""
+    from answers import group_present, has_term
+
+    from medcite.compose.extractive import statement_of
+
     text = normalise(" ".join(statement_of(unit, [1]).plain() for unit in composition.bottom))
     terms = row.get("bottom_line_terms") or []
     wrong = row.get("wrong_terms") or []
@@ -356,7 +363,7 @@ def abstain_rows(
         evidence = evidence_for(retriever, row["question"], passage_model)
         composition = compose_statements(evidence, evidence.frame.intent, row.get("audience", "clinician"),
                                          model=unit_model)  # fmt: skip
-        if label and row["covered"] and bottom_line_correct(evidence, row, unit_model):
+        if label and row["covered"] and bottom_line_holds(composition, row):
             continue  # another guideline answers it: not an uncovered question after all
         features.append(abstention_features(evidence, composition))
         labels.append(label)

@@ -126,6 +126,8 @@ def abstention_features(evidence: Evidence, composition: Composition, *, follow_
         or (form == "threshold" and not re.search(r"\d", bottom_text))
     )
     age = evidence.frame.age_years
+    # Broader than ``asks_about_a_child`` (relations such as 'my son' count): the feature the shipped model was
+    # fitted on; the rule ``child_outside_population`` uses the narrower test.
     child = (age is not None and age < 18) or bool(_CHILD.search(evidence.frame.text))
     child_mismatch = child and not any(
         _CHILD.search(f"{u.hit.section} {u.text} {' '.join(u.piece.context)}") for u in composition.bottom
@@ -391,27 +393,34 @@ def condition_outside_sources(
     if not composition.bottom:
         return None
     denied = negated_stems(evidence.frame.text)
-    matcher = evidence.matcher
-    key = {concept.text for concept in matcher.key_concepts(2)}
-    named: list[tuple[str, list]] = []
+    key = {concept.text for concept in evidence.matcher.key_concepts(2)}
+    named: list[tuple[str, TermMatcher]] = []
     for name in disease_names_in(evidence.frame.text):
         stems = stems_of(name)
         if stems & denied:
             continue
-        concepts = [c for c in matcher.concepts if c.stems & stems and not c.is_finding]
+        concepts = [c for c in evidence.matcher.concepts if c.stems & stems and not c.is_finding]
         if concepts:
-            named.append((name, concepts))
-    asked = [name for name, concepts in named if any(c.text in key for c in concepts)]
+            named.append((name, TermMatcher(concepts=concepts)))
+    asked = [name for name, condition in named if any(c.text in key for c in condition.concepts)]
     if not asked:
         return None
-    doc_ids = list(dict.fromkeys(unit.hit.doc_id for unit in composition.bottom))
-    for doc_id in doc_ids:
-        held = set(title_stems(next(u.hit for u in composition.bottom if u.hit.doc_id == doc_id)))
+
+    def mentions(stems: set[str]) -> bool:
+        return any(condition.coverage(stems) >= CONDITION_MENTION for _, condition in named)
+
+    quoted: set[str] = set()
+    first_hit = {}
+    for unit in composition.bottom:
+        quoted |= unit.stems | unit.context_stems | stems_of(unit.hit.section) | title_stems(unit.hit)
+        first_hit.setdefault(unit.hit.doc_id, unit.hit)
+    if mentions(quoted):  # the statements themselves name it: no need to read their documents
+        return None
+    for doc_id, hit in first_hit.items():
+        held = set(title_stems(hit))
         for passage in retriever.store.get_passages(doc_id):
             held |= stems_of(f"{passage.section} {passage.text}")
-        for _name, concepts in named:
-            total = sum(c.weight for c in concepts) or 1.0
-            if sum(c.weight * c.strength(held) for c in concepts) / total >= CONDITION_MENTION:
-                return None
+        if mentions(held):
+            return None
     written = re.search(r"\s+".join(map(re.escape, asked[0].split())), evidence.frame.text, re.I)
     return composition.bottom[0].hit.title, written.group(0) if written else asked[0]

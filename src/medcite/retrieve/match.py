@@ -185,7 +185,8 @@ class TermMatcher:
             if not stems or stems in seen:
                 continue
             seen.add(stems)
-            surfaces = [(equivalent, frozenset(stem_set(equivalent))) for equivalent in vocabulary.equivalents(term)]
+            equivalents = vocabulary.equivalents(term)
+            surfaces = [(equivalent, frozenset(stem_set(equivalent))) for equivalent in equivalents]
             surfaces += [(equivalent, alias) for key, equivalent, alias in phrase_aliases if term.lower() in key]
             surfaces = [(equivalent, alias) for equivalent, alias in surfaces if alias and alias != stems]
             aliases = [alias for _, alias in surfaces]
@@ -203,7 +204,7 @@ class TermMatcher:
                 prefix = lowered if prefix_df else None
             # One-word drug names only: 'polymyxin b' must not make every 'b' an antibiotic.
             names = list(vocabulary.members_of(term))
-            for equivalent in vocabulary.equivalents(term):  # 'abx' -> 'antibiotics' -> the library's antibiotics
+            for equivalent in equivalents:  # 'abx' -> 'antibiotics' -> the library's antibiotics
                 names += vocabulary.members_of(equivalent)
             members = {stem for drug in names if " " not in drug and len(drug) >= 4 for stem in stem_word(drug)}
             alias_weight = _alias_idf([equivalent for equivalent, _ in surfaces], retriever)
