@@ -41,6 +41,7 @@ from medcite.models import (
     AnswerSection,
     Audience,
     BottomLine,
+    Hit,
     Intent,
     Reference,
     Statement,
@@ -92,12 +93,14 @@ EMERGENCY_ADVICE = (
 )
 ABSTENTION_TEXT = (
     "The library holds no evidence that answers this question closely enough to cite, so medcite does not "
-    "answer it. The closest sources found are listed below. To add evidence, run: {command}"
+    "answer it.{closest} To add evidence, run: {command}"
 )
 PATIENT_ABSTENTION_TEXT = (
     "medcite's library holds no evidence that answers this question closely enough, so it does not answer it. "
-    "Please ask a doctor, nurse or pharmacist. The closest sources found are listed below."
+    "Please ask a doctor, nurse or pharmacist.{closest}"
 )
+CLOSEST_TEXT = " The closest sources found are listed below."
+"""Said in an abstention only when it lists sources (a question in another script may find none)."""
 
 CHILD_REASON = "The closest source ({title}) never mentions children."
 """Why a question about a child abstains when the source it would quote never names one (``compose.abstain``)."""
@@ -221,8 +224,9 @@ def compose_answer(
     composition = compose_statements(evidence, intent, audience)
     reason, excluded = _source_abstention(evidence, composition, retriever)
     if reason or excluded is not None:  # the sources themselves say they do not answer this
+        named = composition.best.hit if composition.best is not None else None
         return _abstain(
-            question, evidence, retriever, audience, intent, answer_id, started, earlier_id, excluded, reason
+            question, evidence, retriever, audience, intent, answer_id, started, earlier_id, excluded, reason, named
         )
     score = abstention_score(evidence, composition, follow_up=follow_up_of is not None)
     if composition.best is None or score >= abstention_threshold():
@@ -356,8 +360,11 @@ def _abstain(
     follow_up_of: str | None = None,
     excluded: Candidate | None = None,
     reason: str = "",
+    named: Hit | None = None,
 ) -> Answer:
-    closest = [excluded.hit] if excluded is not None else []
+    # The source a reason or a scope statement names is listed first, so the text and the list agree.
+    first = excluded.hit if excluded is not None else named
+    closest = [first] if first is not None else []
     for hit in evidence.hits[:RETRIEVAL_LIMIT_PASSAGES]:
         if all(hit.doc_id != other.doc_id for other in closest):
             closest.append(hit)
@@ -366,7 +373,11 @@ def _abstain(
     terms = " ".join(c.text for c in evidence.matcher.concepts if not c.is_finding) or question
     command = f'medcite ingest pubmed --query "{terms}"'
     # A patient gets no ingest command (and no echo of their words in a query for an outside service).
-    text = PATIENT_ABSTENTION_TEXT if audience == "patient" else ABSTENTION_TEXT.format(command=command)
+    listed = CLOSEST_TEXT if closest else ""
+    if audience == "patient":
+        text = PATIENT_ABSTENTION_TEXT.format(closest=listed)
+    else:
+        text = ABSTENTION_TEXT.format(closest=listed, command=command)
     if reason:
         text = f"{reason} {text}"
     sections = []

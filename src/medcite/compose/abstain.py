@@ -423,4 +423,5 @@ def condition_outside_sources(
         if mentions(held):
             return None
     written = re.search(r"\s+".join(map(re.escape, asked[0].split())), evidence.frame.text, re.I)
-    return composition.bottom[0].hit.title, written.group(0) if written else asked[0]
+    best = composition.best or composition.bottom[0]
+    return best.hit.title, written.group(0) if written else asked[0]
