@@ -61,8 +61,9 @@ FIRST_LINE = [
         ["thiazide", "ace inhibitors", "angiotensin ii receptor blockers", "calcium channel blockers"],
     ),
     ("How is diabetic ketoacidosis treated?", "ada_dka_hhs_2024", ["insulin", "0.1 units/kg"]),
+    # thrombectomy.md: "Thrombectomy is recommended for patients who meet ALL of the following criteria:".
     ("Is mechanical thrombectomy recommended for large vessel occlusion stroke?", "aha_asa_stroke_2019",
-     ["mechanical thrombectomy"]),
+     ["thrombectomy is recommended"]),
     ("What is first-line guideline-directed medical therapy for HFrEF?", "acc_aha_hypertension_2017",
      ["acei/arb/arni", "beta-blocker", "mra"]),
     ("How should acute pancreatitis fluid resuscitation be done?", "acg_acute_pancreatitis_2024", ["lr"]),

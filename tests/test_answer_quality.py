@@ -564,3 +564,22 @@ def test_a_ruled_out_comorbidity_is_not_what_the_question_asks(retriever):
     dm = next(c for c in matcher.concepts if c.text == "DM")
     assert dm.is_negated
     assert dm not in matcher.key_concepts(2)
+
+
+def test_an_entry_term_variant_is_not_the_question_s_own_words(retriever):
+    # acc_aha_hypertension_2017 resistant_hypertension_and_crises.md heads one section "BP Reduction Targets in
+    # Hypertensive Emergency" and another "Hypertensive Urgency (...)"; MeSH lists both as entry terms of one heading.
+    from medcite.retrieve.match import TermMatcher, stems_of
+    from medcite.retrieve.question import parse_question
+
+    text = (
+        default_guideline_pack() / "content/acc_aha_hypertension_2017/resistant_hypertension_and_crises.md"
+    ).read_text(encoding="utf-8")
+    urgency = "Hypertensive Urgency (Markedly Elevated BP Without Target Organ Damage)"
+    emergency = "BP Reduction Targets in Hypertensive Emergency"
+    assert f"### {urgency}" in text and f"### {emergency}" in text
+    matcher = TermMatcher.build(parse_question("hypertensive emergency - how fast do I bring the BP down?"), retriever)
+    concept = next(c for c in matcher.concepts if c.text == "emergency")
+    assert concept.strength(stems_of(urgency)) == 1.0
+    assert concept.strength(stems_of(urgency), variants=False) == 0.0
+    assert concept.strength(stems_of(emergency), variants=False) == 1.0

@@ -178,3 +178,30 @@ def test_heading_section_reads_the_deepest_heading_that_names_a_section():
     assert heading_section("Gram Stain and Sputum Culture > Outpatients") == "Diagnostic approach"
     assert heading_section("Agents Not Recommended for Complicated UTI") == "Pitfalls"
     assert heading_section("Outpatient Treatment > Healthy Adults Without Comorbidities or Risk Factors") is None
+
+
+def test_an_exception_rules_out_what_follows_it_in_its_clause():
+    # acc_aha_cholesterol_2018 risk_assessment.md, CAC 0 row: statins "may be withheld or delayed, except in
+    # cigarette smokers, those with diabetes mellitus, ..." -- it agrees with a question that rules diabetes out.
+    row = next(
+        line
+        for line in (PACK / "acc_aha_cholesterol_2018/risk_assessment.md").read_text(encoding="utf-8").splitlines()
+        if "except in cigarette smokers" in line
+    )
+    negated = negated_stems("intermediate-risk 55M nonsmoker, no diabetes, CAC score 0 - statin?")
+    assert negation_agreement(negated, row) == (1.0, 0.0)
+    # The exception ends with its clause: a later sentence naming diabetes plainly conflicts.
+    assert negation_agreement(negated, "Withheld, except in smokers. Start a statin in diabetes mellitus.") == (
+        0.0,
+        1.0,
+    )
+
+
+def test_a_negation_reaches_five_words_as_negex_does():
+    # ats_idsa_cap_2019 empiric_antibiotic_therapy.md heads the ward regimen "Without Risk Factors for MRSA or
+    # Pseudomonas aeruginosa": four words from 'Without' to 'MRSA', and it rules MRSA out as the question does.
+    heading = "Without Risk Factors for MRSA or Pseudomonas aeruginosa"
+    assert heading in (PACK / "ats_idsa_cap_2019/empiric_antibiotic_therapy.md").read_text(encoding="utf-8")
+    negated = negated_stems("admitted to the ward with CAP, no MRSA or pseudomonas risk factors - regimen?")
+    assert negation_agreement(negated, heading) == (1.0, 0.0)
+    assert negation_agreement(negated, "If cultures grow MRSA: add vancomycin or linezolid.") == (0.0, 1.0)

@@ -246,3 +246,13 @@ def test_dense_search_without_usearch_is_exact_and_agrees_with_the_ann_index(lib
             (rowid, __import__("numpy").frombuffer(blob, dtype="float32")) for rowid, blob in rows
         )
     ), abs=1e-5)  # fmt: skip
+
+
+def test_reflexive_pronouns_are_filler():
+    # "by itself" weighed as a rare concept and led a COPD inhaler question to the TBI guideline's steroid passage.
+    assert query_terms("Can I just use my steroid inhaler by itself for my COPD?") == [
+        "use",
+        "steroid",
+        "inhaler",
+        "COPD",
+    ]

@@ -222,9 +222,8 @@ def compose_answer(
     if audience == "patient" and has_self_harm(question):  # emergency advice only, never library content
         return _abstain(question, evidence, retriever, audience, intent, answer_id, started, earlier_id)
     composition = compose_statements(evidence, intent, audience)
-    reason, excluded = _source_abstention(evidence, composition, retriever)
+    reason, excluded, named = _source_abstention(evidence, composition, retriever)
     if reason or excluded is not None:  # the sources themselves say they do not answer this
-        named = composition.best.hit if composition.best is not None else None
         return _abstain(
             question, evidence, retriever, audience, intent, answer_id, started, earlier_id, excluded, reason, named
         )
@@ -236,28 +235,32 @@ def compose_answer(
 
 def _source_abstention(
     evidence: Evidence, composition: Composition, retriever: Retriever
-) -> tuple[str, Candidate | None]:
-    """Why the sources themselves say they do not answer (``compose.abstain``'s rules), and the scope statement.
+) -> tuple[str, Candidate | None, Hit | None]:
+    """Why the sources say they do not answer (``compose.abstain``'s rules), the scope statement, and a passage.
 
-    ``("", None)`` when none applies; ``("", statement)`` when the source the answer would quote excludes the topic
-    (the statement is quoted); otherwise the reason text for a child outside the source's population, a condition the
-    sources never mention, or a dose they never give.
+    The passage is of the source the reason names (listed first among the closest sources).
+
+    ``("", None, _)`` when none applies; ``("", statement, _)`` when the source the answer would quote excludes the
+    topic (the statement is quoted); otherwise the reason text for a child outside the source's population, a
+    condition the sources never mention, or a dose they never give.
     """
+    best = composition.best.hit if composition.best is not None else None
     excluded = scope_exclusion(evidence, composition, retriever)
     if excluded is not None:
-        return "", excluded
+        return "", excluded, best
     outside = child_outside_population(evidence, composition, retriever)
     if outside is not None:
-        title, age = outside
-        return (CHILD_REASON if age is None else AGE_REASON).format(title=title.rstrip("."), age=age), None
+        hit, age = outside
+        return (CHILD_REASON if age is None else AGE_REASON).format(title=hit.title.rstrip("."), age=age), None, hit
     unnamed = condition_outside_sources(evidence, composition, retriever)
     if unnamed is not None:
         title, condition = unnamed
-        return CONDITION_REASON.format(title=title.rstrip("."), condition=condition), None
+        return CONDITION_REASON.format(title=title.rstrip("."), condition=condition), None, best
     undosed = undosed_agents(evidence)
     if undosed:
-        return UNDOSED_REASON.format(agents=" and ".join(undosed), them="it" if len(undosed) == 1 else "them"), None
-    return "", None
+        text = UNDOSED_REASON.format(agents=" and ".join(undosed), them="it" if len(undosed) == 1 else "them")
+        return text, None, best
+    return "", None, best
 
 
 def _follow_up_topic(question: str, evidence: Evidence, earlier: Answer) -> Evidence | None:

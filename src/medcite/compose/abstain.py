@@ -20,6 +20,7 @@ from medcite.compose.evidence import Evidence
 from medcite.compose.extractive import Composition
 from medcite.compose.features import _DOSE, _TIME, UNIT_FEATURES, Candidate
 from medcite.errors import QueryError
+from medcite.models import Hit
 from medcite.retrieve.match import TermMatcher, negated_stems, stems_of
 from medcite.retrieve.question import NumericFact, fits, numeric_conditions
 from medcite.retrieve.rerank import load_model, title_stems
@@ -343,8 +344,10 @@ def asks_about_a_child(evidence: Evidence) -> bool:
 
 def child_outside_population(
     evidence: Evidence, composition: Composition, retriever: Retriever
-) -> tuple[str, float | None] | None:
-    """``(title, age)`` of the best statement's document when it does not address the child the question is about.
+) -> tuple[Hit, float | None] | None:
+    """``(hit, age)``: a passage of the best statement's document when it does not address the child asked about.
+
+    The hit is of the document the search ranks first instead when that one leaves the child out too.
 
     '6 yo, 20 kg, CAP ... Amoxicillin dose?' on a library whose pneumonia guidelines are for adults abstains instead
     of quoting an adult dose: no heading or passage of the document the answer would quote names a child, an
@@ -356,9 +359,21 @@ def child_outside_population(
     best = composition.best
     if best is None or not asks_about_a_child(evidence):
         return None
-    passages = retriever.store.get_passages(best.hit.doc_id)
+    reason = _child_outside(evidence, retriever, best.hit)
+    if reason is None:
+        return None
+    # Name the document the search ranks first when it leaves the child out too: the reader sees it first.
+    top = evidence.units[0].hit if evidence.units else best.hit
+    if top.doc_id != best.hit.doc_id:
+        return _child_outside(evidence, retriever, top) or reason
+    return reason
+
+
+def _child_outside(evidence: Evidence, retriever: Retriever, hit: Hit) -> tuple[Hit, float | None] | None:
+    """``(hit, age)`` when the hit's document does not address the child asked about (``child_outside_population``)."""
+    passages = retriever.store.get_passages(hit.doc_id)
     if not any(_CHILD_PATIENT.search(f"{passage.section} {passage.text}") for passage in passages):
-        return best.hit.title, None
+        return hit, None
     age = evidence.frame.age_years
     if age is None or age >= 18:
         return None
@@ -370,7 +385,7 @@ def child_outside_population(
         if condition.unit == "y" and _AGE_NAME.search(condition.name)
     ]
     if ranges and not any(fits(fact, condition) for condition in ranges):
-        return best.hit.title, age
+        return hit, age
     return None
 
 

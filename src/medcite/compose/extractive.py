@@ -26,7 +26,7 @@ from medcite.intent import SECTION_ORDER
 from medcite.models import Audience, Intent, Statement
 from medcite.quote import normalise_quote
 from medcite.retrieve.match import stems_of
-from medcite.retrieve.rerank import Model, load_model
+from medcite.retrieve.rerank import Model, load_model, title_stems
 
 __all__ = [
     "BOTTOM_LINE_MAX_STATEMENTS",
@@ -151,10 +151,13 @@ def _is_bottom_line_eligible(unit: Candidate) -> bool:
 
 
 def _held(evidence: Evidence, units: Sequence[Candidate]) -> set[int]:
-    """Indexes of the question's concepts the units hold (with their context and heading)."""
+    """Indexes of the question's concepts the units hold (with their context, heading and document title).
+
+    A CAP guideline's regimen holds 'CAP', so its sputum-test advice adds no part of the question.
+    """
     held: set[int] = set()
     for unit in units:
-        stems = unit.stems | unit.context_stems | stems_of(unit.hit.section)
+        stems = unit.stems | unit.context_stems | stems_of(unit.hit.section) | title_stems(unit.hit)
         for index, concept in enumerate(evidence.matcher.concepts):
             if concept.strength(stems) >= 0.7:
                 held.add(index)
@@ -186,6 +189,8 @@ def choose_bottom_line(evidence: Evidence, probabilities: np.ndarray) -> list[Ca
             continue
         if any(normalise_quote(unit.text) in normalise_quote(other.text) for other in chosen):
             continue
+        if evidence.features[unit.order, UNIT_FEATURES.index("negation_conflict")] > 0:
+            continue  # it names plainly what the question rules out ('no MRSA risk factors': a de-escalation list)
         new_concepts = _held(evidence, [unit]) - _held(evidence, chosen)
         adds_form = _form_fit(evidence, unit) and not any(_form_fit(evidence, other) for other in chosen)
         relative = probabilities[unit.order] / probabilities[first.order]

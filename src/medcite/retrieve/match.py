@@ -125,11 +125,20 @@ class Concept:
     in_library: bool = True
     is_negated: bool = False
     """The question rules it out ('no DM'): it describes the patient, it is not what is asked."""
+    variants: frozenset[frozenset[str]] = frozenset()
+    """The aliases that share a word with the question's phrase they stand for ('hypertensive urgency' for
+    'hypertensive emergency'): entry terms of one heading that a guideline may tell apart."""
 
-    def strength(self, stems: frozenset[str] | set[str]) -> float:
-        """How fully (0-1) a text's stems hold this concept: own stems or an alias 1, family or prefix less."""
+    def strength(self, stems: frozenset[str] | set[str], *, variants: bool = True) -> float:
+        """How fully (0-1) a text's stems hold this concept: own stems or an alias 1, family or prefix less.
+
+        ``variants=False`` does not count an alias that keeps a word of the question's phrase and changes another
+        ('hypertensive urgency' for 'hypertensive emergency': MeSH lists both as entry terms of one heading).
+        """
         if self.stems and self.stems <= stems:
             return 1.0
+        if not variants:
+            return 1.0 if any(a <= stems for a in self.aliases if a not in self.variants) else 0.0
         if any(alias <= stems for alias in self.aliases):
             return 1.0
         if self.members and self.members & stems:
@@ -190,6 +199,11 @@ class TermMatcher:
             surfaces += [(equivalent, alias) for key, equivalent, alias in phrase_aliases if term.lower() in key]
             surfaces = [(equivalent, alias) for equivalent, alias in surfaces if alias and alias != stems]
             aliases = [alias for _, alias in surfaces]
+            variants = {
+                alias
+                for key, _, alias in phrase_aliases
+                if term.lower() in key and alias in aliases and alias & stem_set(key) and not stem_set(key) <= alias
+            }
             df = retriever.document_frequency(term)
             family = None
             if len(stems) == 1:
@@ -234,6 +248,7 @@ class TermMatcher:
                     is_finding=is_finding,
                     in_library=in_library,
                     is_negated=is_negated,
+                    variants=frozenset(variants),
                 )
             )
         return cls(concepts=concepts)
@@ -242,19 +257,24 @@ class TermMatcher:
         """Per-concept match strengths (0-1) for a text's stems, in concept order."""
         return [concept.strength(stems) for concept in self.concepts]
 
-    def coverage(self, body: frozenset[str] | set[str], *contexts: tuple[frozenset[str] | set[str], float]) -> float:
+    def coverage(
+        self,
+        body: frozenset[str] | set[str],
+        *contexts: tuple[frozenset[str] | set[str], float],
+        variants: bool = True,
+    ) -> float:
         """IDF-weighted fraction (0-1) of the question held by ``body``.
 
         Each ``(stems, factor)`` context (a heading, a title) adds what the body lacks at ``factor`` (0-1) of its
-        weight; the best source of each concept counts.
+        weight; the best source of each concept counts. ``variants=False``: see ``Concept.strength``.
         """
         score = 0.0
         for concept in self.concepts:
-            best = concept.strength(body)
+            best = concept.strength(body, variants=variants)
             for stems, factor in contexts:
                 if best >= 1.0:
                     break
-                best = max(best, factor * concept.strength(stems))
+                best = max(best, factor * concept.strength(stems, variants=variants))
             score += concept.weight * best
         return min(score / self.total, 1.0)
 
@@ -340,6 +360,17 @@ _NEGATED = re.compile(
 )
 _NEGATOR = frozenset({"no", "without", "non", "not", "absence", "absent", "free", "negative", "denies", "denied"})
 _WORDS = re.compile(r"[a-z][a-z0-9]*", re.I)
+NEGATION_WINDOW = 5
+"""Words after a negation cue that it rules out: NegEx's window (Chapman et al., "A simple algorithm for identifying
+negated findings and diseases in discharge summaries", J Biomed Inform 2001), long enough for 'Without Risk Factors
+for MRSA'."""
+_EXCEPTION = frozenset({"except", "excluding", "unless"})
+"""Exception cues: what follows them in the clause is ruled out ('withheld ..., except in ... those with diabetes
+mellitus'), as NegEx's pre-negation triggers rule out what follows (Chapman et al., J Biomed Inform 2001)."""
+EXCEPTION_WINDOW = 8
+"""Words after an exception cue that it still rules out, within its clause (a list of exceptions runs longer than
+NegEx's five-word window)."""
+_CLAUSE_END = re.compile(r"[.;!?](?:\s|$)|\n")
 
 
 def negated_stems(question: str) -> frozenset[str]:
@@ -352,17 +383,21 @@ def negation_agreement(
 ) -> tuple[float, float]:
     """``(agree, conflict)``, each 0 or 1: does a text rule out a negated concept too, or name it plainly?
 
-    'Without Comorbidities' agrees with 'no comorbidities'; 'patients with comorbidities' conflicts.
+    'Without Comorbidities' agrees with 'no comorbidities', as does an exception ('except in ... those with
+    diabetes' with 'no diabetes'); 'patients with comorbidities' conflicts.
     """
     if not negated or (stems is not None and not negated & stems):  # ``stems``: the text's, when already known
         return 0.0, 0.0
     agree = conflict = False
-    words = [word.lower() for word in _WORDS.findall(text)]
-    for index, word in enumerate(words):
-        if stem_word(word)[0] not in negated:
-            continue
-        if _NEGATOR & set(words[max(0, index - 3) : index]):
-            agree = True
-        else:
-            conflict = True
+    for clause in _CLAUSE_END.split(text):
+        words = [word.lower() for word in _WORDS.findall(clause)]
+        for index, word in enumerate(words):
+            if stem_word(word)[0] not in negated:
+                continue
+            if _NEGATOR & set(words[max(0, index - NEGATION_WINDOW) : index]) or _EXCEPTION & set(
+                words[max(0, index - EXCEPTION_WINDOW) : index]
+            ):
+                agree = True
+            else:
+                conflict = True
     return float(agree), float(conflict and not agree)

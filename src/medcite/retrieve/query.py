@@ -35,7 +35,8 @@ STOPWORDS = frozenset(
     shouldn't so some something sure tell than thank thanks that that's the their theirs them then there there's
     these they they're thing things think this those though thru to too us ve very want wanted wants was wasn't
     way we well were weren't what what's whats when where which while who whom whose why will with would
-    wouldn't yeah yes yet you you're your yours yourself hi hello dear sir madam question questions info
+    wouldn't yeah yes yet you you're your yours yourself yourselves itself himself herself themselves
+    ourselves hi hello dear sir madam question questions info
     information wondering wonder and/or
     """.split()
 )
