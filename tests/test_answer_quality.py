@@ -583,3 +583,13 @@ def test_an_entry_term_variant_is_not_the_question_s_own_words(retriever):
     assert concept.strength(stems_of(urgency)) == 1.0
     assert concept.strength(stems_of(urgency), variants=False) == 0.0
     assert concept.strength(stems_of(emergency), variants=False) == 1.0
+
+
+def test_sections_leave_out_statements_for_patients_the_question_rules_out(retriever):
+    # ats_idsa_cap_2019 empiric_antibiotic_therapy.md: "### Adults With Comorbidities" lists regimens for other
+    # patients than a healthy outpatient with no comorbidities; the regimen for him leads the bottom line.
+    answer = ask("first line abx for outpatient CAP, no comorbidities?", retriever=retriever)
+    assert not answer.abstained
+    assert "amoxicillin 1 g orally three times daily" in answer.bottom_line.text.lower()
+    statements = [s for section in answer.sections for s in section.statements]
+    assert not [s for s in statements if any("With Comorbidities" in c for c in s.context)]

@@ -1,14 +1,14 @@
 """The extractive composer: which quoted statements answer the question, in context, and in which section.
 
-Candidate statements (``compose.evidence``) are scored by the learned statement model (``UNIT_FEATURES``
-weights in ``retrieve/weights.json``). The bottom line is the best statement, joined by at most two more from
-the same document when they answer a part of the question the first leaves open (another concept it asks
-about, or the form it asks for: a dose, a time, a threshold) and score nearly as well. The other sections
-take the next best statements that are about the question's condition (their document leads the evidence or
-they name its most specific concept), dropping near-duplicates by maximal marginal relevance (Carbonell and
-Goldstein, SIGIR 1998), grouped by section cues (``intent.SECTION_CUES``). Every statement keeps its context
-(heading, lead-in, parent item, header row, algorithm branch, antecedent sentence). Imports ``models``,
-``intent``, ``quote``, ``retrieve`` and ``compose`` modules only.
+Candidate statements (``compose.evidence``) are scored by the learned statement model (``UNIT_FEATURES`` weights in
+``retrieve/weights.json``). The bottom line is the best statement, joined by at most two more from the same document
+when they answer a part of the question the first leaves open (another concept it asks about, or the form it asks
+for: a dose, a time, a threshold) and score nearly as well. The other sections take the next best statements that
+are about the question's condition (their document leads the evidence or they name its most specific concept) and
+its patient (``_off_case``), dropping near-duplicates by maximal marginal relevance (Carbonell and Goldstein, SIGIR
+1998), grouped by section cues (``intent.SECTION_CUES``). Every statement keeps its context (heading, lead-in,
+parent item, header row, algorithm branch, antecedent sentence). Imports ``models``, ``intent``, ``quote``,
+``retrieve`` and ``compose`` modules only.
 """
 
 from __future__ import annotations
@@ -52,6 +52,9 @@ SECTION_MIN_COVERAGE = 0.4
 Measured on the development questions (covered, default library): 0.4 keeps must-term coverage (0.815 against 0.811
 at 0.3) with a fifth fewer section statements (4.1 against 5.1 an answer); a physician judged half of them off the
 question at 0.3."""
+SECTION_MAX_TITLE_GAP = 0.1
+"""A section statement's document title holds less than this much less of the question (IDF-weighted, 0-1) than the
+best title of the evidence (``title_gap``)."""
 SECTION_MIN_RELATIVE = 0.02
 """... and at least this share (0-1) of the best statement's model probability."""
 MAX_STATEMENTS = 12
@@ -213,6 +216,24 @@ def statement_of(unit: Candidate, citations: list[int]) -> Statement:
     return Statement(text=unit.text, citations=citations, context=context)
 
 
+def _off_case(row: np.ndarray) -> bool:
+    """Whether a statement is for another patient than the question's, from its feature row (``UNIT_FEATURES``).
+
+    It names plainly what the question rules out (``negation_conflict``: a regimen for adults with comorbidities
+    when the question says none), its stratum's threshold excludes the case's value (``numeric_miss``: the K > 5.0
+    branch for a K of 3.2), it names other drugs than the one asked about (``other_drug_only``), or its document's
+    title holds clearly less of the question than another's (``title_gap``). A physician judged 90 section
+    statements of medcite's answers that passed the first test (27 misleading): the other three marked 10 of the
+    misleading ones and 4 of the 63 others (development and outside questions, 2026-12-03).
+    """
+    return bool(
+        row[UNIT_FEATURES.index("negation_conflict")] > 0
+        or row[UNIT_FEATURES.index("numeric_miss")] > 0
+        or row[UNIT_FEATURES.index("other_drug_only")] > 0
+        or row[UNIT_FEATURES.index("title_gap")] >= SECTION_MAX_TITLE_GAP
+    )
+
+
 def _mmr(
     units: list[Candidate], probabilities: np.ndarray, *, limit: int, chosen: Sequence[Candidate]
 ) -> list[Candidate]:
@@ -265,6 +286,8 @@ def compose_statements(
         if evidence.features[unit.order, cover] < SECTION_MIN_COVERAGE:
             continue
         if probabilities[unit.order] < SECTION_MIN_RELATIVE * best_p:
+            continue
+        if _off_case(evidence.features[unit.order]):
             continue
         stems = unit.stems | unit.context_stems | stems_of(unit.hit.section)
         about = unit.hit.doc_id in documents or (key and key[0].strength(stems) >= 0.7)

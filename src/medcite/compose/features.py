@@ -98,15 +98,14 @@ UNIT_FEATURES: tuple[str, ...] = (
     "negation_agree",
     "negation_conflict",
     "heading_gap",
-    "heading_gap_exact",
     "title_gap",
     "other_drug_only",
 )
 """Names of the statement features, in the order of ``unit_features``' columns. ``heading_gap``: how much more of
 the question (IDF-weighted, 0-1) the best-matching heading of the same document holds than the unit's own heading
-(a 'Hypertensive Urgency' list when the guideline has a 'Hypertensive Emergency' table). ``heading_gap_exact``:
-the same without variants (``Concept.variants``: MeSH lists 'hypertensive urgency' and 'hypertensive emergency' as
-entry terms of one heading; a guideline that heads one section with the question's own words tells them apart).
+(a 'Hypertensive Urgency' list when the guideline has a 'Hypertensive Emergency' table), not counting variants
+(``Concept.variants``: MeSH lists 'hypertensive urgency' and 'hypertensive emergency' as entry terms of one heading;
+a guideline that heads its sections with each tells them apart).
 ``title_gap``: the same for document titles across the evidence (a statement from an asthma guideline when a
 COPD guideline is there). ``other_drug_only``: the question names a drug and the statement, with its context and
 heading, names drugs but not that one (a denosumab line for an alendronate question)."""
@@ -329,18 +328,14 @@ def unit_features(
     negated = negated_stems(frame.text)
     heading_cover: dict[str, float] = {}
     best_heading: dict[str, float] = {}
-    heading_exact: dict[str, float] = {}
-    best_exact: dict[str, float] = {}
     title_cover: dict[str, float] = {}
     for unit in units:
         if unit.hit.doc_id not in title_cover:
             title_cover[unit.hit.doc_id] = matcher.coverage(title_stems(unit.hit))
         section = unit.hit.section
         if section not in heading_cover:
-            heading_cover[section] = matcher.coverage(stems_of(section))
-            heading_exact[section] = matcher.coverage(stems_of(section), variants=False)
+            heading_cover[section] = matcher.coverage(stems_of(section), variants=False)
         best_heading[unit.hit.doc_id] = max(best_heading.get(unit.hit.doc_id, 0.0), heading_cover[section])
-        best_exact[unit.hit.doc_id] = max(best_exact.get(unit.hit.doc_id, 0.0), heading_exact[section])
 
     best_title = max(title_cover.values())
     asked_drugs = [c for c in matcher.concepts if not c.is_finding and c.text.lower() in drugs]
@@ -415,7 +410,6 @@ def unit_features(
             else 0.0,
             *negation_agreement(negated, f"{hit.section}\n{full}", with_context | heading),
             best_heading[hit.doc_id] - heading_cover[hit.section],
-            best_exact[hit.doc_id] - heading_exact[hit.section],
             best_title - title_cover[hit.doc_id],
             1.0 if other_drug_only else 0.0,
         )
