@@ -72,6 +72,9 @@ CONSUMER_LOGIT = 2.0
 PLAIN_LOGIT = 1.0
 """Score the plainest statement gains for patients (``plainness`` 1), plain words first."""
 
+_CONFLICT, _NUMERIC_MISS, _OTHER_DRUG, _TITLE_GAP = (
+    UNIT_FEATURES.index(name) for name in ("negation_conflict", "numeric_miss", "other_drug_only", "title_gap")
+)
 _FALLBACK_WEIGHTS = {"passage_score": 1.0, "cover_all": 2.0, "cover_heading": 1.0, "key_cover": 1.0, "strong": 0.3}
 """Used only when no statement model is shipped (a development checkout before ``learn_weights.py --write``)."""
 
@@ -192,7 +195,7 @@ def choose_bottom_line(evidence: Evidence, probabilities: np.ndarray) -> list[Ca
             continue
         if any(normalise_quote(unit.text) in normalise_quote(other.text) for other in chosen):
             continue
-        if evidence.features[unit.order, UNIT_FEATURES.index("negation_conflict")] > 0:
+        if evidence.features[unit.order, _CONFLICT] > 0:
             continue  # it names plainly what the question rules out ('no MRSA risk factors': a de-escalation list)
         new_concepts = _held(evidence, [unit]) - _held(evidence, chosen)
         adds_form = _form_fit(evidence, unit) and not any(_form_fit(evidence, other) for other in chosen)
@@ -227,10 +230,7 @@ def _off_case(row: np.ndarray) -> bool:
     misleading ones and 4 of the 63 others (development and outside questions, 2026-12-03).
     """
     return bool(
-        row[UNIT_FEATURES.index("negation_conflict")] > 0
-        or row[UNIT_FEATURES.index("numeric_miss")] > 0
-        or row[UNIT_FEATURES.index("other_drug_only")] > 0
-        or row[UNIT_FEATURES.index("title_gap")] >= SECTION_MAX_TITLE_GAP
+        row[_CONFLICT] > 0 or row[_NUMERIC_MISS] > 0 or row[_OTHER_DRUG] > 0 or row[_TITLE_GAP] >= SECTION_MAX_TITLE_GAP
     )
 
 

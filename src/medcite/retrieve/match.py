@@ -132,12 +132,13 @@ class Concept:
     def strength(self, stems: frozenset[str] | set[str], *, variants: bool = True) -> float:
         """How fully (0-1) a text's stems hold this concept: own stems or an alias 1, family or prefix less.
 
-        ``variants=False`` does not count an alias that keeps a word of the question's phrase and changes another
-        ('hypertensive urgency' for 'hypertensive emergency': MeSH lists both as entry terms of one heading).
+        ``variants=False`` reads exactly: the concept's own stems or an alias that is not a variant count 1, and
+        nothing else counts (no variant, 'hypertensive urgency' for 'hypertensive emergency', which MeSH lists as
+        entry terms of one heading; no class, prefix or family credit). ``heading_gap`` was fitted on this reading.
         """
         if self.stems and self.stems <= stems:
             return 1.0
-        if not variants:
+        if not variants:  # the exact reading: own words and true aliases only, no partial credit
             return 1.0 if any(a <= stems for a in self.aliases if a not in self.variants) else 0.0
         if any(alias <= stems for alias in self.aliases):
             return 1.0
