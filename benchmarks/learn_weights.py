@@ -148,14 +148,21 @@ def passage_groups(rows: list[dict], retriever) -> list[Group]:
     return groups
 
 
-def capped_rank(group: Group, scores: np.ndarray, per_document: int = 3) -> int | None:
-    """1-based rank of the first relevant passage after ordering by score and capping passages per document."""
+def capped_rank(group: Group, scores: np.ndarray, per_document: int | None = None) -> int | None:
+    """1-based rank of the first relevant passage after ordering by score and capping passages per document.
+
+    ``per_document``: as ``medcite search`` caps them (``Settings.max_passages_per_document``; 0: no cap).
+    """
+    if per_document is None:
+        from medcite.settings import Settings
+
+        per_document = Settings().max_passages_per_document
     order = sorted(range(len(scores)), key=lambda i: (-scores[i], group.extra["hits"][i].passage_id))
     seen: dict[str, int] = {}
     rank = 0
     for i in order:
         doc = group.extra["hits"][i].doc_id
-        if seen.get(doc, 0) >= per_document:
+        if per_document and seen.get(doc, 0) >= per_document:
             continue
         seen[doc] = seen.get(doc, 0) + 1
         rank += 1

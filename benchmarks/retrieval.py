@@ -241,8 +241,8 @@ def clinical_benchmark(
 ) -> tuple[list[Result], dict]:
     """The clinical development questions (answers/): is the passage holding the gold quote first, or in the top 10?
 
-    On the default library (the guideline pack). medcite's rows keep at most three passages per document, as
-    ``medcite search`` does; bm25s ranks passages with no such cap.
+    On the default library (the guideline pack). medcite's rows are ``medcite search``'s results (no cap on passages
+    per document unless ``MEDCITE_MAX_PASSAGES_PER_DOCUMENT`` sets one); bm25s ranks passages.
     """
     sys.path.insert(0, str(REPO / "benchmarks"))
     from answers import normalise

@@ -179,10 +179,22 @@ def test_search_one_absent_word_still_returns_passages_matching_the_rest(library
     assert hits[0].doc_id == "guideline:acr_gout_2020"
 
 
-def test_search_caps_passages_per_document(library):
+def test_search_caps_passages_per_document_when_asked(library):
     store, settings, _ = library
-    hits = Retriever(store, settings).search("gout flare colchicine allopurinol urate", limit=10)
-    assert max(sum(1 for h in hits if h.doc_id == doc) for doc in {h.doc_id for h in hits}) <= 3
+    capped = settings.model_copy(update={"max_passages_per_document": 3})
+    hits = Retriever(store, capped).search("gout flare colchicine allopurinol urate", limit=10)
+    assert max(sum(1 for h in hits if h.doc_id == doc) for doc in {h.doc_id for h in hits}) == 3
+
+
+def test_search_keeps_a_guidelines_fourth_passage_that_answers(library):
+    # The ADA DKA guideline's overlap step is its 4th-best passage for this question; a cap of 3 per document
+    # left it out of the first 10 behind other guidelines' unrelated passages.
+    store, settings, _ = library
+    question = "DKA resolved - how do I transition to subcut insulin?"
+    hits = Retriever(store, settings).search(question, limit=10)
+    assert any("Must overlap IV insulin infusion by 1-2 hours" in h.text for h in hits)
+    capped = settings.model_copy(update={"max_passages_per_document": 3})
+    assert not any("Must overlap IV insulin" in h.text for h in Retriever(store, capped).search(question, limit=10))
 
 
 def test_fuse_rrf_matches_hand_computed_scores():

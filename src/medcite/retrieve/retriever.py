@@ -286,8 +286,8 @@ class Retriever:
 
         Returns:
             At most ``limit`` hits, best first (1-based ranks), at most
-            ``settings.max_passages_per_document`` per document; passages of
-            retracted documents never appear.
+            ``settings.max_passages_per_document`` per document when that is
+            above 0; passages of retracted documents never appear.
 
         Raises:
             QueryError: The query is empty or has nothing to search for.
@@ -295,12 +295,13 @@ class Retriever:
         """
         if limit < 1:
             raise ValueError(f"limit must be >= 1 (got {limit})")
-        depth = max(self.settings.retrieval_candidates, limit * self.settings.max_passages_per_document)
+        cap = self.settings.max_passages_per_document
+        depth = max(self.settings.retrieval_candidates, limit * cap if cap else limit)
         ranked = self.rank(self.candidates(query, depth=depth, mode=mode))
         kept: list[Hit] = []
         per_document: dict[str, int] = {}
         for hit in ranked:
-            if per_document.get(hit.doc_id, 0) >= self.settings.max_passages_per_document:
+            if cap and per_document.get(hit.doc_id, 0) >= cap:
                 continue
             per_document[hit.doc_id] = per_document.get(hit.doc_id, 0) + 1
             kept.append(hit.model_copy(update={"rank": len(kept) + 1}))
