@@ -147,6 +147,17 @@ def summarise(results: list[dict], latencies_ms: list[float]) -> dict:
 def worker(args: argparse.Namespace) -> None:
     """Answer every question with the importable medcite; print one JSON line per question, then timings."""
     from medcite.answer import ask, check_citations  # noqa: F401  (check_citations: the strict check ran inside)
+
+    try:
+        from medcite.answer import search_passages  # this tree: `medcite search` orders passages by statement
+
+        def search(question, retriever):
+            return search_passages(question, retriever=retriever, limit=10)
+    except ImportError:  # the baseline: `medcite search` was the retriever's ranking
+
+        def search(question, retriever):
+            return retriever.search(question, limit=10)
+
     from medcite.retrieve import Retriever
     from medcite.settings import Settings
     from medcite.store import Store
@@ -177,7 +188,7 @@ def worker(args: argparse.Namespace) -> None:
                 data = {"abstained": True, "bottom_line": {"text": "", "citations": []}, "sections": [],
                         "references": []}  # fmt: skip
             elapsed = (time.perf_counter() - started) * 1000
-            hits = search_retriever.search(row["question"], limit=10)
+            hits = search(row["question"], search_retriever)
             print(json.dumps({"id": row["id"], "answer": data, "error": error, "ms": elapsed,
                               "search": [h.text for h in hits]}), flush=True)  # fmt: skip
 

@@ -128,12 +128,14 @@ def medcite_systems(
     modes: Sequence[str] = ("lexical", "dense", "hybrid"),
     log: Callable[[str], None] = print,
 ) -> list[System]:
-    """Return medcite's rows: ``Retriever`` in each mode (dense and hybrid need an embedder).
+    """Return medcite's rows: ``medcite search`` (``answer.search_passages``) in each mode (dense and hybrid need an
+    embedder).
 
     Passages without a vector for the embedder are embedded first
     (``retrieve.dense.embed_passages``, stored in the library, so once per
     cached library); a query with nothing to search (``QueryError``) counts as no result.
     """
+    from medcite.answer import search_passages
     from medcite.errors import QueryError
     from medcite.retrieve import Retriever
     from medcite.settings import Settings
@@ -173,7 +175,7 @@ def medcite_systems(
 
         def search(query: str, limit: int, mode: str = mode) -> list[tuple[str, str]]:
             try:
-                hits = retriever.search(query, limit=limit, mode=mode)
+                hits = search_passages(query, retriever=retriever, limit=limit, mode=mode)  # type: ignore[arg-type]
             except QueryError:
                 return []
             return [(hit.passage_id, hit.doc_id) for hit in hits]

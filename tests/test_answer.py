@@ -19,6 +19,7 @@ from medcite.answer import (
     load_answer,
     normalise_quote,
     save_answer,
+    search_passages,
 )
 from medcite.cli import run
 from medcite.errors import CitationError, NotFound, QueryError
@@ -558,3 +559,16 @@ def test_cli_schema_answer_prints_the_answer_json_schema(capsys):
     assert {"id", "question", "follow_up_of", "bottom_line", "sections", "references"} <= set(schema["properties"])
     assert {"id", "question", "bottom_line"} <= set(schema["required"])
     assert "follow_up_of" not in schema["required"]
+
+
+def test_search_passages_orders_by_the_statements_ask_would_quote(retriever):
+    # The ranking model puts the cholesterol guideline's primary-prevention algorithm (ages 40-75, risk estimate)
+    # first; with the statement model's score the section for LDL-C >= 190 mg/dL, which holds a case of 200, leads.
+    question = "LDL-C 200 mg/dL: is a 10-year risk estimate needed before a statin?"
+    assert "Decision Algorithm" in retriever.search(question, limit=10)[0].section
+    hits = search_passages(question, retriever=retriever, limit=10)
+    assert "LDL-C >= 190 mg/dL" in hits[0].section
+    assert "high-intensity statin" in hits[0].text
+    assert [h.rank for h in hits] == list(range(1, 11))
+    assert "statement" in hits[0].scores
+    assert {h.passage_id for h in hits} <= {h.passage_id for h in retriever.search(question, limit=20)}

@@ -299,6 +299,7 @@ def search(
     library: LibraryOption = None,
 ) -> None:
     """Find the passages that best answer a question: ranked, with document metadata and stage scores."""
+    from medcite.answer import search_passages
     from medcite.retrieve import Retriever
 
     settings = _settings(library)
@@ -312,7 +313,7 @@ def search(
         retriever = Retriever(store, settings, embedder=embedder)
         chosen = mode.value if mode is not None else None
         if queries is None:
-            hits = retriever.search(query or "", limit=k, mode=chosen)  # type: ignore[arg-type]
+            hits = search_passages(query or "", retriever=retriever, limit=k, mode=chosen)  # type: ignore[arg-type]
             if output_format is OutputFormat.json:
                 stdout.print_json(json.dumps([_hit_json(hit) for hit in hits]))
             else:
@@ -320,7 +321,8 @@ def search(
             return
         for query_id, text in batch:
             try:
-                results = [_hit_json(hit) for hit in retriever.search(text, limit=k, mode=chosen)]  # type: ignore[arg-type]
+                hits = search_passages(text, retriever=retriever, limit=k, mode=chosen)  # type: ignore[arg-type]
+                results = [_hit_json(hit) for hit in hits]
                 line: dict[str, object] = {"id": query_id, "results": results}
             except QueryError as exc:
                 line = {"id": query_id, "results": [], "error": str(exc)}

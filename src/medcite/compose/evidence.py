@@ -20,6 +20,7 @@ from medcite.retrieve import Retriever
 from medcite.retrieve.match import TermMatcher, stem_set
 from medcite.retrieve.question import QuestionFrame, parse_question
 from medcite.retrieve.rerank import Model
+from medcite.retrieve.retriever import Mode
 
 __all__ = ["EXPAND_TOP_DOCUMENTS", "RETRIEVAL_LIMIT_PASSAGES", "Evidence", "gather_evidence"]
 
@@ -94,6 +95,7 @@ def gather_evidence(
     emphasis: str = "",
     emphasis_factor: float = 1.0,
     documents_first: Sequence[str] = (),
+    mode: Mode | None = None,
 ) -> Evidence:
     """Retrieve, rank and cut into candidate statements the evidence for a question.
 
@@ -106,11 +108,12 @@ def gather_evidence(
         emphasis: Words whose concepts weigh ``emphasis_factor`` times more (a follow-up's own words).
         emphasis_factor: See ``emphasis``.
         documents_first: Documents read whole before the best-ranked ones (a follow-up's earlier sources).
+        mode: The retriever's search mode ('lexical', 'dense', 'hybrid'); default its own.
 
     Raises:
         QueryError: The question has nothing to search for.
     """
-    candidates = retriever.candidates(search_text or question)
+    candidates = retriever.candidates(search_text or question, mode=mode)
     matcher = candidates.matcher
     if emphasis and emphasis_factor != 1.0:
         own = stem_set(emphasis)
