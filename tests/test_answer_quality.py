@@ -508,6 +508,23 @@ def test_an_ad_hoc_hyphenated_word_is_read_by_its_parts(retriever):
     assert all(concepts[word].in_library for word in ("clot", "yr", "moderate", "CHA2DS2-VASc"))
 
 
+def test_a_clinical_word_the_library_lacks_is_not_conversation(retriever):
+    """'dental' is everyday English and the pack never uses it, but 76 MeSH disease names hold it: a concept the
+    library lacks (the endocarditis guideline has no dental prophylaxis), not small talk like 'cleaning'."""
+    from medcite.retrieve.match import CONVERSATIONAL_WEIGHT, TermMatcher
+    from medcite.retrieve.question import parse_question
+    from medcite.vocabulary import disease_name_count
+
+    assert disease_name_count("dental") == 76
+    assert disease_name_count("cleaning") == 0
+    question = "I have an artificial heart valve. Do I need antibiotics before my dental cleaning?"
+    concepts = {c.text: c for c in TermMatcher.build(parse_question(question), retriever).concepts}
+    assert not concepts["dental"].in_library
+    assert concepts["dental"].weight == max(c.weight for c in concepts.values())
+    assert concepts["cleaning"].in_library
+    assert concepts["cleaning"].weight < CONVERSATIONAL_WEIGHT * 10
+
+
 def test_disease_names_are_read_from_the_maintained_dictionary():
     from medcite.vocabulary import disease_names_in
 

@@ -42,6 +42,7 @@ __all__ = [
     "everyday_count",
     "drug_names",
     "vocabulary_entries",
+    "disease_name_count",
     "disease_names_in",
 ]
 
@@ -160,6 +161,20 @@ def _everyday_counts() -> dict[str, int]:
 def everyday_count(word: str) -> int:
     """How often a word occurs in everyday (spoken, subtitled) English; 0 for words it never uses."""
     return _everyday_counts().get(word.lower(), 0)
+
+
+def disease_name_count(word: str) -> int:
+    """How many names of the disease dictionary (MeSH entry terms) hold the word: 'dental' 76, 'mom' 0."""
+    return _disease_words().get(word.lower(), 0)
+
+
+@functools.lru_cache(maxsize=1)
+def _disease_words() -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for name in _dictionary("disease")[0]:
+        for word in set(name.split()):
+            counts[word] = counts.get(word, 0) + 1
+    return counts
 
 
 # --- Maintained dictionaries ------------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 import snowballstemmer
 
-from medcite.vocabulary import EVERYDAY_MIN_COUNT, everyday_count
+from medcite.vocabulary import EVERYDAY_MIN_COUNT, disease_name_count, everyday_count
 
 if TYPE_CHECKING:
     from medcite.retrieve.question import QuestionFrame
@@ -57,6 +57,9 @@ CONVERSATIONAL_MAX_DF = 2
 """... that occurs at least ``vocabulary.EVERYDAY_MIN_COUNT`` times in everyday English (``everyday_count``) is
 conversation ('mom', 'gone', 'shaky'), not a clinical concept the library lacks; it weighs ``CONVERSATIONAL_WEIGHT``."""
 CONVERSATIONAL_WEIGHT = 0.1
+CLINICAL_MIN_DISEASE_NAMES = 10
+"""... unless at least this many disease names (MeSH entry terms, ``vocabulary.disease_name_count``) hold it: 'dental'
+(76 names) is a clinical word the library lacks, 'mom' (none) is conversation."""
 EVERYDAY_SLOPE = 0.4
 """How much an everyday word's weight falls per tenfold of its everyday-English count above 10,000
 (``everyday_factor``); chosen by cross-validation of the passage model (``benchmarks/learn_weights.py``)."""
@@ -226,7 +229,12 @@ class TermMatcher:
             alias_weight = alias_weight or (idf(lowered, prefix=True) if prefix else 0.0)
             in_library = bool(df or alias_weight or members)
             weight = idf(term) if df and not prefix else alias_weight or idf(term)
-            if df <= CONVERSATIONAL_MAX_DF and not aliases and everyday_count(lowered) >= EVERYDAY_MIN_COUNT:
+            if (
+                df <= CONVERSATIONAL_MAX_DF
+                and not aliases
+                and everyday_count(lowered) >= EVERYDAY_MIN_COUNT
+                and disease_name_count(lowered) < CLINICAL_MIN_DISEASE_NAMES
+            ):
                 weight = CONVERSATIONAL_WEIGHT * (weight or idf(term))
                 in_library = True  # conversation the library need not hold, not a concept it lacks
             elif not in_library:
