@@ -164,10 +164,35 @@ def test_search_queries_file_prints_one_json_line_per_query(tmp_path: Path, caps
     monkeypatch.setenv("MEDCITE_EMBEDDER", "none")
     queries = tmp_path / "q.jsonl"
     queries.write_text('{"id": "a", "query": "gout flare"}\n\n{"id": 2, "query": "  "}\n')
-    assert run(["search", "--queries", str(queries), "--k", "2", "--library", str(tmp_path / "library.db")]) == 0
-    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    # A query that cannot be searched is reported on its line, counted, and makes the exit code 1 (as ask's batch).
+    assert run(["search", "--queries", str(queries), "--k", "2", "--library", str(tmp_path / "library.db")]) == 1
+    captured = capsys.readouterr()
+    lines = [json.loads(line) for line in captured.out.splitlines()]
     assert [line["id"] for line in lines] == ["a", "2"]
     assert len(lines[0]["results"]) == 2 and lines[1]["results"] == [] and "empty" in lines[1]["error"]
+    assert captured.err.strip().splitlines()[-1] == "1 searched, 1 could not be searched."
+
+
+def test_search_refuses_a_query_longer_than_a_question(tmp_path: Path, capsys, monkeypatch):
+    monkeypatch.setenv("MEDCITE_EMBEDDER", "none")
+    assert run(["search", "gout flare " * 300, "--library", str(tmp_path / "library.db")]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        "Error: The query is 3300 characters long; keep it under 2000."
+    )
+
+
+def test_undecodable_bytes_and_escape_codes_never_reach_the_embedder_or_the_output(tmp_path: Path, capsys, monkeypatch):
+    # A tester's 'gout \xff treatment' reached WordLlama's tokenizer as a lone surrogate (TypeError traceback), and
+    # an ESC [31m in a question was printed back into the terminal and saved.
+    pytest.importorskip("wordllama", reason="the crash was WordLlama's tokenizer (the static extra)")
+    monkeypatch.setenv("MEDCITE_EMBEDDER", "wordllama-l2-256")
+    library = str(tmp_path / "library.db")
+    assert run(["search", "gout \udcff flare treatment", "--k", "2", "--format", "json", "--library", library]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["document_id"] == "guideline:acr_gout_2020"
+    assert run(["ask", "gout\x01\x1b[31m flare \udcff treatment?", "--format", "json", "--library", library]) == 0
+    out = capsys.readouterr().out
+    assert json.loads(out)["question"] == "Gout flare treatment?"
+    assert "\\u001b" not in out and "\x1b" not in out
 
 
 def test_search_empty_query_is_one_line_exit_2(tmp_path: Path, capsys, monkeypatch):

@@ -298,9 +298,21 @@ def search(
     ),
     library: LibraryOption = None,
 ) -> None:
-    """Find the passages that best answer a question: ranked, with document metadata and stage scores."""
+    """Find the passages that best answer a question: ranked, with document metadata and stage scores.
+
+    With --queries, searches a JSONL file in one process (exit 1 when some query could not be searched; each such
+    line says why).
+    """
     from medcite.answer import search_passages
+    from medcite.privacy import clean_text
     from medcite.retrieve import Retriever
+    from medcite.review import MAX_QUESTION_CHARS
+
+    def cleaned(text: str) -> str:
+        """The query without control characters or undecodable bytes, and no longer than a question may be."""
+        if len(text) > MAX_QUESTION_CHARS:  # as `ask`: long text is slow to search and no question
+            raise QueryError(f"The query is {len(text)} characters long; keep it under {MAX_QUESTION_CHARS}.")
+        return clean_text(text)
 
     settings = _settings(library)
     if (query is None) == (queries is None):
@@ -313,20 +325,25 @@ def search(
         retriever = Retriever(store, settings, embedder=embedder)
         chosen = mode.value if mode is not None else None
         if queries is None:
-            hits = search_passages(query or "", retriever=retriever, limit=k, mode=chosen)  # type: ignore[arg-type]
+            hits = search_passages(cleaned(query or ""), retriever=retriever, limit=k, mode=chosen)  # type: ignore[arg-type]
             if output_format is OutputFormat.json:
                 stdout.print_json(json.dumps([_hit_json(hit) for hit in hits]))
             else:
                 _print_hits(hits)
             return
+        failed = 0
         for query_id, text in batch:
             try:
-                hits = search_passages(text, retriever=retriever, limit=k, mode=chosen)  # type: ignore[arg-type]
+                hits = search_passages(cleaned(text), retriever=retriever, limit=k, mode=chosen)  # type: ignore[arg-type]
                 results = [_hit_json(hit) for hit in hits]
                 line: dict[str, object] = {"id": query_id, "results": results}
             except QueryError as exc:
+                failed += 1
                 line = {"id": query_id, "results": [], "error": str(exc)}
-            print(json.dumps(line, ensure_ascii=False))
+            print(json.dumps(line, ensure_ascii=False), flush=True)
+        stderr.print(f"{len(batch) - failed} searched, {failed} could not be searched.")
+        if failed:
+            raise typer.Exit(code=1)
 
 
 def _read_jsonl(path: Path, what: str, key: str, read: Callable[[dict], T]) -> list[T]:
@@ -454,7 +471,10 @@ def _answer_one(
         stderr.print(f"Removed from the question before searching and saving: {', '.join(scrubbed.kinds)}.")
         if not scrubbed.searchable.strip():
             raise QueryError("The question is empty once personal identifiers are removed; ask a clinical question.")
-    asked = scrubbed.searchable if scrubbed.is_redacted else question
+    # The cleaned text (no control characters, escape codes or undecodable bytes) is what is searched and saved.
+    asked = scrubbed.searchable if scrubbed.is_redacted else scrubbed.text
+    if not asked.strip():
+        raise QueryError("The question is empty once control characters are removed; type a clinical question.")
     if composer is ComposerChoice.llm:
         answer = _ask_llm(asked, settings, retriever, reader, earlier)
     else:
