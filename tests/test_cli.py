@@ -238,3 +238,34 @@ def test_ask_refuses_what_the_web_app_refuses_in_one_line(tmp_path: Path, capsys
     questions.write_text('{"id": "g", "question": "gout flare first-line?"}\n')
     assert run(["ask", "--questions", str(questions), "--format", "html", "--library", library]) == 2
     assert "--format html needs one QUESTION" in capsys.readouterr().err
+
+
+def test_a_damaged_full_text_index_is_one_line_exit_3(tmp_path: Path, capsys, monkeypatch):
+    # A tester deleted rows of the FTS5 index's data table: search and ask printed an 80-line DatabaseError.
+    import sqlite3
+
+    monkeypatch.setenv("MEDCITE_EMBEDDER", "none")
+    library = tmp_path / "library.db"
+    assert run(["library", "stats", "--library", str(library)]) == 0
+    with sqlite3.connect(library) as connection:
+        connection.execute("DELETE FROM passages_fts_data WHERE id > 10")
+    capsys.readouterr()
+    for command in (["search", "gout flare"], ["ask", "gout flare treatment?"]):
+        assert run([*command, "--library", str(library)]) == 3
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "has a damaged full-text index (database disk image is malformed)" in err[0]
+
+
+def test_ctrl_c_during_ingest_says_what_was_kept(tmp_path: Path, capsys, monkeypatch):
+    # typer turns KeyboardInterrupt into an exit code of 130 without raising: the message was never printed.
+    import medcite.index
+    from medcite.cli import INTERRUPTED
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(medcite.index, "ingest", interrupted)
+    protocol = tmp_path / "protocol.md"
+    protocol.write_text("# Protocol\n\nText.\n")
+    assert run(["ingest", "files", str(protocol), "--library", str(tmp_path / "library.db")]) == 130
+    assert capsys.readouterr().err.strip().splitlines()[-1] == INTERRUPTED

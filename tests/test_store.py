@@ -95,8 +95,12 @@ def test_open_refuses_a_file_that_is_not_a_library(tmp_path: Path):
         Store.open(not_sqlite)
     other = tmp_path / "other.db"
     sqlite3.connect(other).execute("CREATE TABLE things(x)").connection.commit()
+    before = other.read_bytes()
     with pytest.raises(StoreError, match="not a medcite library"):
         Store.open(other)
+    # Refused before anything is written: a tester found the file switched to WAL (header bytes 18-19 changed).
+    assert other.read_bytes() == before
+    assert not Path(f"{other}-wal").exists()
 
 
 def test_open_refuses_a_library_from_a_newer_schema(tmp_path: Path):

@@ -792,6 +792,8 @@ def run(args: list[str] | None = None) -> int:
         else:
             stderr.print(f"Error: {exc}", markup=False, highlight=False)
         return int(getattr(exc, "exit_code", 2))
+    if result == 130:  # Ctrl-C: typer turns KeyboardInterrupt into Exit(130), returned without standalone mode
+        stderr.print(INTERRUPTED)
     return result if isinstance(result, int) else 0
 
 

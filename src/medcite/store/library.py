@@ -14,7 +14,7 @@ import json
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -132,6 +132,7 @@ class Store:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise StoreError(f"Cannot create the library folder {path.parent}: {exc.strerror}.") from exc
+        _refuse_foreign(path)
         engine = sa.create_engine(f"sqlite:///{path}", poolclass=sa.pool.StaticPool)
         sa.event.listen(engine, "connect", _configure_connection)
         sa.event.listen(engine, "begin", _begin)
@@ -180,10 +181,7 @@ class Store:
                 f"this medcite knows schema {HEAD_REVISION}. Upgrade medcite or use another --library."
             )
         if current is None and tables:
-            raise StoreError(
-                f"{self.path} is a SQLite file but not a medcite library (it has tables "
-                f"{', '.join(sorted(tables)[:5])}). Use another --library path."
-            )
+            raise _foreign_error(self.path, tables)
         from alembic import command
         from alembic.config import Config
 
@@ -443,7 +441,7 @@ class Store:
             ties by ``passage_id``.
 
         Raises:
-            StoreError: The expression is not valid FTS5 syntax.
+            StoreError: The expression is not valid FTS5 syntax, or the full-text index is damaged.
         """
         ranked = self.search_fts_rowids(match, limit=limit)
         details = self.passage_details([rowid for rowid, _ in ranked])
@@ -475,7 +473,7 @@ class Store:
             passages of retracted documents are never returned.
 
         Raises:
-            StoreError: The expression is not valid FTS5 syntax.
+            StoreError: The expression is not valid FTS5 syntax, or the full-text index is damaged.
         """
         if limit < 1:
             raise ValueError(f"limit must be >= 1 (got {limit})")
@@ -490,15 +488,15 @@ class Store:
                 retracted = self._retracted_rowids(conn)
                 depth = limit + len(retracted)
                 rows = [(int(r[0]), float(r[1])) for r in conn.exec_driver_sql(sql, (*weights, match, depth))]
-        except sa.exc.OperationalError as exc:
-            raise StoreError(f"The full-text query {match!r} is not valid ({exc.orig}).") from exc
+        except sa.exc.DatabaseError as exc:
+            raise _fts_error(self.path, match, exc) from exc
         return [row for row in rows if row[0] not in retracted][:limit]
 
     def count_fts_matches(self, match: str) -> int:
         """Return how many passages an FTS5 ``MATCH`` expression matches (a term's document frequency).
 
         Raises:
-            StoreError: The expression is not valid FTS5 syntax.
+            StoreError: The expression is not valid FTS5 syntax, or the full-text index is damaged.
         """
         try:
             with self._connect() as conn:
@@ -508,8 +506,8 @@ class Store:
                     ).scalar()
                     or 0
                 )
-        except sa.exc.OperationalError as exc:
-            raise StoreError(f"The full-text query {match!r} is not valid ({exc.orig}).") from exc
+        except sa.exc.DatabaseError as exc:
+            raise _fts_error(self.path, match, exc) from exc
 
     def count_passages(self) -> int:
         """Return the number of passages in the library."""
@@ -782,3 +780,39 @@ def _passage(row: Sequence[Any]) -> Passage:
         char_start=row[6],
         char_end=row[7],
     )
+
+
+_DAMAGED = ("malformed", "no such table", "corrupt", "no such column")
+
+
+def _fts_error(path: Path, match: str, exc: sa.exc.DatabaseError) -> StoreError:
+    """The error for a failed FTS5 query: the query's fault, or (SQLite says so) a damaged library."""
+    if any(word in str(exc.orig).lower() for word in _DAMAGED):
+        return StoreError(
+            f"The library {path} has a damaged full-text index ({exc.orig}). Point --library at another file, "
+            "or move this one away and ingest again."
+        )
+    return StoreError(f"The full-text query {match!r} is not valid ({exc.orig}).")
+
+
+def _foreign_error(path: Path, tables: set[str]) -> StoreError:
+    return StoreError(
+        f"{path} is a SQLite file but not a medcite library (it has tables {', '.join(sorted(tables)[:5])}). "
+        "Use another --library path."
+    )
+
+
+def _refuse_foreign(path: Path) -> None:
+    """Refuse a SQLite file that holds tables but no medcite schema, reading it only.
+
+    Opening it as a library would first switch it to WAL journal mode, changing someone else's database.
+    """
+    if not path.is_file() or path.stat().st_size == 0:
+        return
+    try:
+        with closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as connection:
+            tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    except sqlite3.Error:
+        return  # not SQLite, locked or unreadable: the full open says which
+    if tables and "alembic_version" not in tables:
+        raise _foreign_error(path, tables)
