@@ -572,3 +572,33 @@ def test_search_passages_orders_by_the_statements_ask_would_quote(retriever):
     assert [h.rank for h in hits] == list(range(1, 11))
     assert "statement" in hits[0].scores
     assert {h.passage_id for h in hits} <= {h.passage_id for h in retriever.search(question, limit=20)}
+
+
+@pytest.mark.parametrize(
+    ("question", "passage", "opening"),
+    [
+        # the Sepsis-3 consensus's own sentence (it answered with antibiotic timing before)
+        ("What is septic shock?", "guideline:sepsis3_2016#p", "Septic shock is a subset of sepsis"),
+        # a list defines it: its lead-in sentence is the statement's context
+        ("What is acute kidney injury?", "guideline:kdigo_aki_2012#p0", "Increase in serum creatinine"),
+        # the defining passage did not rank (the gout guideline's CKD dosing did): it is read for the definition
+        ("What is CKD?", "guideline:kdigo_ckd_2024#p0", "CKD is defined as abnormalities of kidney structure"),
+    ],
+)
+def test_a_definition_question_gets_the_librarys_definition_as_its_bottom_line(retriever, question, passage, opening):
+    answer = ask(question, retriever=retriever)
+    assert opening in answer.bottom_line.text
+    assert answer.references[answer.bottom_line.citations[0] - 1].passage_id.startswith(passage)
+    check_citations(answer, [_hit(r) for r in answer.references], strict=True)
+
+
+def test_defined_term_reads_only_questions_that_ask_what_a_term_means():
+    from medcite.retrieve.question import defined_term, parse_question
+
+    assert defined_term("What is septic shock?") == "septic shock"
+    assert defined_term("what's HFrEF") == "HFrEF"
+    assert defined_term("What does NSTEMI mean?") == "NSTEMI"
+    assert parse_question("Define acute kidney injury").form == "definition"
+    assert defined_term("What is the first-line treatment for migraine?") is None
+    assert defined_term("What is the difference between HFrEF and HFpEF?") is None
+    assert parse_question("what is the dose of apixaban?").form == "dose"

@@ -18,11 +18,13 @@ from medcite.models import Audience, Hit
 from medcite.quote import split_units
 from medcite.retrieve import ABBREVIATIONS, Retriever, query_terms
 
-__all__ = ["MAX_DEFINITIONS", "define_terms", "glossary_title", "key_terms"]
+__all__ = ["MAX_DEFINITIONS", "define_terms", "definition_pattern", "glossary_title", "key_terms"]
 
 MAX_DEFINITIONS = 3
 """Definitions added to an answer at most."""
-_SEARCH_HITS = 8
+_SEARCH_HITS = 20
+"""Passages searched for a definition of each term (one document may give many of them: search has no per-document
+cap)."""
 _MAX_DEFINITION_CHARS = 400
 _PHRASE_WORDS = 4
 _MAX_TERMS = 6
@@ -69,7 +71,8 @@ def key_terms(question: str, retriever: Retriever, *, extra_text: str = "") -> l
     return terms[:_MAX_TERMS]
 
 
-def _definition_pattern(term: str, equivalents: Sequence[str]) -> re.Pattern[str]:
+def definition_pattern(term: str, equivalents: Sequence[str]) -> re.Pattern[str]:
+    """A sentence defining ``term`` or one of its equivalents in the dictionary shape (see the module docstring)."""
     names = "|".join(re.escape(name) for name in sorted({term, *equivalents}, key=len, reverse=True))
     return re.compile(
         rf"^(?:the |an? )?(?:{names})(?:\s*\([^)]{{0,100}}\))?\s+(?:is|are)\s+(?:defined as\b|an?\b|the\b|one\b)",
@@ -105,7 +108,7 @@ def define_terms(
             break
         if any(term.lower() in d or d in term.lower() for d in defined):
             continue  # "asthma" after "asthma exacerbation" was defined, or the other way round
-        pattern = _definition_pattern(term, retriever.vocabulary.equivalents(term))
+        pattern = definition_pattern(term, retriever.vocabulary.equivalents(term))
         try:
             hits = retriever.search(term, limit=_SEARCH_HITS, mode="lexical")
         except QueryError:  # a connective or a number: nothing to define

@@ -9,16 +9,18 @@ then cuts all of them into candidate statements with their features (``compose.f
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from medcite.compose.features import Candidate, candidate_units, unit_features
+from medcite.glossary import define_terms, definition_pattern
 from medcite.models import Hit
 from medcite.retrieve import Retriever
 from medcite.retrieve.match import TermMatcher, stem_set
-from medcite.retrieve.question import QuestionFrame, parse_question
+from medcite.retrieve.question import QuestionFrame, defined_term, parse_question
 from medcite.retrieve.rerank import Model
 from medcite.retrieve.retriever import Mode
 
@@ -44,6 +46,9 @@ class Evidence:
     features: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
     agents: tuple[str, ...] = ()
     """The question's concepts that name a single drug the library's vocabulary knows ('nitrofurantoin')."""
+    definition: re.Pattern[str] | None = None
+    """For a definition question ('What is septic shock?'), what a sentence defining its term looks like
+    (``glossary.definition_pattern``, the term's vocabulary equivalents included)."""
 
     def restricted_to(self, doc_ids: Sequence[str]) -> Evidence:
         """The same evidence with only the candidate statements of the given documents (re-numbered)."""
@@ -159,6 +164,12 @@ def gather_evidence(
                     }
                 )
             )
+    term = defined_term(frame.text) if frame.form == "definition" else None
+    if term:  # 'What is CKD?': the passage that defines the term is read even when it did not rank
+        for _, hit in define_terms([term], retriever, limit=1):
+            if hit.passage_id not in seen:
+                seen.add(hit.passage_id)
+                extra.append(hit.model_copy(update={"rank": len(ranked) + len(extra) + 1}))
     hits = [*top, *extra]
     scores = {hit.passage_id: hit.score for hit in ranked}
     evidence = Evidence(
@@ -170,6 +181,8 @@ def gather_evidence(
     )
     agent_names = retriever.vocabulary.agent_names()
     evidence.agents = tuple(c.text for c in matcher.concepts if not c.is_finding and c.text.lower() in agent_names)
+    if term:
+        evidence.definition = definition_pattern(term, retriever.vocabulary.equivalents(term))
     evidence.units = candidate_units(hits, evidence.retrieved_ids)
     evidence.features = unit_features(frame, matcher, evidence.units, evidence.passage_scores, agent_names)
     return evidence

@@ -39,6 +39,7 @@ __all__ = [
 ]
 
 BOTTOM_LINE_MAX_STATEMENTS = 3
+_MARKUP = re.compile(r"\*\*|__")
 BOTTOM_LINE_RELATIVE = 0.35
 """A further bottom-line statement needs at least this share (0-1) of the first one's model probability."""
 BOTTOM_LINE_FORM_RELATIVE = 0.1
@@ -179,11 +180,27 @@ def _form_fit(evidence: Evidence, unit: Candidate) -> bool:
 
 
 def choose_bottom_line(evidence: Evidence, probabilities: np.ndarray) -> list[Candidate]:
-    """The bottom line: the best eligible statement, then up to two more that answer what it leaves open."""
+    """The bottom line: the best eligible statement, then up to two more that answer what it leaves open.
+
+    A definition question's bottom line is the best sentence that defines its term ('Septic shock is a subset of
+    sepsis in which ...'), when the evidence holds one.
+    """
     eligible = [u for u in evidence.units if _is_bottom_line_eligible(u)]
     if not eligible:
         return []
     ordered = sorted(eligible, key=lambda u: (-probabilities[u.order], u.order))
+    if evidence.definition is not None:  # 'What is septic shock?': the sentence that defines it, if one is read
+        defining = [
+            u
+            for u in ordered
+            if u.piece.kind in ("sentence", "item", "list")
+            and any(
+                evidence.definition.search(_MARKUP.sub("", text).lstrip("-•* "))
+                for text in (u.text, *u.piece.context[-1:])  # 'AKI is defined as any of the following:' + list
+            )
+        ]
+        if defining:
+            return defining[:1]
     first = ordered[0]
     chosen = [first]
     for unit in ordered[1:]:

@@ -28,13 +28,17 @@ __all__ = [
     "finding_spans",
     "fits",
     "numeric_conditions",
+    "defined_term",
     "parse_question",
 ]
 
-AnswerForm = Literal["dose", "duration", "time", "threshold", "options", "yes_no", "actions", "explain"]
+AnswerForm = Literal[
+    "dose", "duration", "time", "threshold", "options", "yes_no", "actions", "definition", "explain"
+]  # fmt: skip
 """The form an answer's bottom line should take: a dose (amount, route, frequency), a duration, a time or time
 window, a threshold or target (a number), the recommended options (which drug, what regimen), a yes/no
-recommendation with its condition, the actions to take (management steps), or an explanation."""
+recommendation with its condition, the actions to take (management steps), what a term means ('What is septic
+shock?', ``defined_term``), or an explanation."""
 
 _NUMBER = r"(?:\d+(?:[.,]\d+)?)"
 _UNITS = (
@@ -87,6 +91,36 @@ _FORMS: tuple[tuple[AnswerForm, re.Pattern[str]], ...] = (
                            r"|\bwork-?up\b", re.I)),
     ("yes_no", re.compile(r"^\W*(should|can|could|do|does|is|are|must|would|will|may)\b", re.I)),
 )  # fmt: skip
+
+
+_DEFINITION = re.compile(
+    r"^\W*(?:what(?:\s+is|\s+are|['’]s)\s+(?:an?\s+|the\s+)?(?P<what>[^?]{1,60}?)|define\s+(?P<define>[^?]{1,60}?)"
+    r"|what\s+does\s+(?P<mean>[^?]{1,60}?)\s+mean)\s*[?.!]*\s*$",
+    re.I,
+)
+_DEFINITION_MAX_WORDS = 4
+_NOT_A_TERM = frozenset(
+    "for of in on with without to after before during when if and or vs versus between my your his her their our "
+    "best first usual normal right safest difference cause causes risk chance treatment therapy dose it this that "
+    "there".split()
+)  # question language, not clinical content: 'what is the best ...', 'what is the difference between ...'
+
+
+def defined_term(text: str) -> str | None:
+    """The term a definition question asks about ('What is septic shock?' -> 'septic shock'), else None.
+
+    The question must be only 'what is/are [a|the] <term>', 'define <term>' or 'what does <term> mean', the term
+    at most four words and none of them a preposition, conjunction or aspect word ('what is the treatment for
+    gout' asks for a treatment, not a meaning).
+    """
+    match = _DEFINITION.match(text.strip())
+    if match is None:
+        return None
+    term = next(group for group in match.groups() if group)
+    words = term.split()
+    if not words or len(words) > _DEFINITION_MAX_WORDS or any(w.lower() in _NOT_A_TERM for w in words):
+        return None
+    return " ".join(words)
 
 
 @dataclass(frozen=True)
@@ -254,6 +288,8 @@ def parse_question(question: str) -> QuestionFrame:
         focus = focus[:start] + " " + focus[end:]
     focus = " ".join(focus.split())
     form = next((form for form, cue in _FORMS if cue.search(text)), None)
+    if form is None and defined_term(text):
+        form = "definition"
     if form is None:  # a fragment with no question word ("vitamin E for NASH in T2D?") asks whether to do it
         form = "explain" if _QUESTION_WORD.search(text) else "yes_no"
     return QuestionFrame(
