@@ -583,6 +583,9 @@ def test_search_passages_orders_by_the_statements_ask_would_quote(retriever):
         ("What is acute kidney injury?", "guideline:kdigo_aki_2012#p0", "Increase in serum creatinine"),
         # the defining passage did not rank (the gout guideline's CKD dosing did): it is read for the definition
         ("What is CKD?", "guideline:kdigo_ckd_2024#p0", "CKD is defined as abnormalities of kidney structure"),
+        # under the heading that defines it, before a sentence of the dictionary shape elsewhere ('... is one of the
+        # most common medical complications')
+        ("What is perinatal depression?", "guideline:acog_perinatal_depression_2018#p8", "includes major and minor"),
     ],
 )
 def test_a_definition_question_gets_the_librarys_definition_as_its_bottom_line(retriever, question, passage, opening):

@@ -49,6 +49,8 @@ class Evidence:
     definition: re.Pattern[str] | None = None
     """For a definition question ('What is septic shock?'), what a sentence defining its term looks like
     (``glossary.definition_pattern``, the term's vocabulary equivalents included)."""
+    defined_term: str = ""
+    """... and the term it asks about."""
 
     def restricted_to(self, doc_ids: Sequence[str]) -> Evidence:
         """The same evidence with only the candidate statements of the given documents (re-numbered)."""
@@ -182,6 +184,7 @@ def gather_evidence(
     agent_names = retriever.vocabulary.agent_names()
     evidence.agents = tuple(c.text for c in matcher.concepts if not c.is_finding and c.text.lower() in agent_names)
     if term:
+        evidence.defined_term = term
         evidence.definition = definition_pattern(term, retriever.vocabulary.equivalents(term))
     evidence.units = candidate_units(hits, evidence.retrieved_ids)
     evidence.features = unit_features(frame, matcher, evidence.units, evidence.passage_scores, agent_names)

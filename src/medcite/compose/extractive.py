@@ -40,6 +40,8 @@ __all__ = [
 
 BOTTOM_LINE_MAX_STATEMENTS = 3
 _MARKUP = re.compile(r"\*\*|__")
+_DEFINITION_HEADING = re.compile(r"\bdefin", re.I)
+"""A heading that says it defines ('Definition of Severe Asthma', 'AKI Definition'): structure, not content."""
 BOTTOM_LINE_RELATIVE = 0.35
 """A further bottom-line statement needs at least this share (0-1) of the first one's model probability."""
 BOTTOM_LINE_FORM_RELATIVE = 0.1
@@ -190,17 +192,23 @@ def choose_bottom_line(evidence: Evidence, probabilities: np.ndarray) -> list[Ca
         return []
     ordered = sorted(eligible, key=lambda u: (-probabilities[u.order], u.order))
     if evidence.definition is not None:  # 'What is septic shock?': the sentence that defines it, if one is read
+        pattern, term = evidence.definition, stems_of(evidence.defined_term)
+
+        def defines(unit: Candidate) -> bool:
+            texts = (unit.text, *unit.piece.context[-1:])  # 'AKI is defined as any of the following:' + its list
+            return any(pattern.search(_MARKUP.sub("", text).lstrip("-•* ")) for text in texts)
+
+        def under_definition(unit: Candidate) -> bool:  # 'Definition of Severe Asthma': 'Severe asthma is asthma ...'
+            heading = unit.hit.section.split(" > ")[-1]
+            return bool(_DEFINITION_HEADING.search(heading)) and term <= stems_of(unit.hit.section)
+
         defining = [
-            u
+            (not under_definition(u), not defines(u), -probabilities[u.order], u.order, u)
             for u in ordered
-            if u.piece.kind in ("sentence", "item", "list")
-            and any(
-                evidence.definition.search(_MARKUP.sub("", text).lstrip("-•* "))
-                for text in (u.text, *u.piece.context[-1:])  # 'AKI is defined as any of the following:' + list
-            )
+            if u.piece.kind in ("sentence", "item", "list") and (defines(u) or under_definition(u))
         ]
         if defining:
-            return defining[:1]
+            return [min(defining)[-1]]
     first = ordered[0]
     chosen = [first]
     for unit in ordered[1:]:
