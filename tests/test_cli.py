@@ -207,8 +207,12 @@ def test_search_empty_query_is_one_line_exit_2(tmp_path: Path, capsys, monkeypat
         ('{"id": null, "query": null}', "'id' is NoneType, not text"),
         ('{"id": "a", "query": ["gout"]}', "'query' is list, not text"),
         ("[" * 100000 + "]" * 100000, "nested too deeply"),
+        # a tester's lines: Python's own words ('list indices must be integers', "'float' object is not
+        # subscriptable") reached the user
+        ('["gout"]', "line 1 is not a JSON object with 'id' and 'query' (it is an array)"),
+        ("3.5", "line 1 is not a JSON object with 'id' and 'query' (it is a number)"),
     ],
-    ids=["null", "list", "deep"],
+    ids=["null", "list", "deep", "array-line", "number-line"],
 )
 def test_queries_file_refuses_values_that_are_not_text_in_one_line(tmp_path: Path, capsys, line, message):
     # A tester's finding: null was searched as the text "None"; deep nesting printed a RecursionError traceback.
@@ -269,3 +273,11 @@ def test_ctrl_c_during_ingest_says_what_was_kept(tmp_path: Path, capsys, monkeyp
     protocol.write_text("# Protocol\n\nText.\n")
     assert run(["ingest", "files", str(protocol), "--library", str(tmp_path / "library.db")]) == 130
     assert capsys.readouterr().err.strip().splitlines()[-1] == INTERRUPTED
+
+
+def test_a_question_starting_with_a_dash_gets_a_hint(tmp_path: Path, capsys):
+    # A tester's '-what is gout' got only click's 'No such option: -w'.
+    assert run(["ask", "-what is gout", "--library", str(tmp_path / "library.db")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-2] == "Error: No such option: -w"
+    assert err[-1] == "A question or query starting with '-' goes after --, e.g. medcite ask -- \"-...\""

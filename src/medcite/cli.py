@@ -362,7 +362,11 @@ def _read_jsonl(path: Path, what: str, key: str, read: Callable[[dict], T]) -> l
         if not line.strip():
             continue
         try:
-            batch.append(read(json.loads(line)))
+            item = json.loads(line)
+            if not isinstance(item, dict):  # a list or a number: say so, not what indexing it raised
+                kind = {list: "an array", str: "a string", bool: "true or false", type(None): "null"}.get(type(item))
+                raise TypeError(f"it is {kind or 'a number'}")
+            batch.append(read(item))
         except RecursionError as exc:  # JSON nested deeper than the parser's recursion limit
             raise QueryError(f"{path} line {number} is nested too deeply to be a question; fix that line.") from exc
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
@@ -791,6 +795,9 @@ def run(args: list[str] | None = None) -> int:
             show(file=sys.stderr)
         else:
             stderr.print(f"Error: {exc}", markup=False, highlight=False)
+        if type(exc).__name__ == "NoSuchOption" and not (getattr(exc, "option_name", "") or "").startswith("--"):
+            # '-what is gout' reads as options -w -h ...: a question may start with '-' after '--'
+            stderr.print("A question or query starting with '-' goes after --, e.g. medcite ask -- \"-...\"")
         return int(getattr(exc, "exit_code", 2))
     if result == 130:  # Ctrl-C: typer turns KeyboardInterrupt into Exit(130), returned without standalone mode
         stderr.print(INTERRUPTED)
