@@ -111,14 +111,18 @@ def test_render_html_gout_answer_shows_the_answer_id(gout_answer):
     assert f"Answer id: <code>{gout_answer.id}</code>" in render_html(gout_answer)
 
 
-def test_render_markdown_list_without_lead_in_puts_the_citation_after_its_items():
-    # aha_acc_hf_2022, SGLT2 inhibitors: a list quoted whole, without a lead-in line.
-    items = "- No dose titration required.\n- Can be initiated regardless of diabetes status."
+def test_render_markdown_list_without_lead_in_cites_each_item():
+    # aha_acc_hf_2022, SGLT2 inhibitors: a list quoted whole, without a lead-in line. With the citation after the
+    # last item only, a tester read the first items as uncited.
+    items = "- No dose titration required.\n  - Nested note.\n- Can be initiated regardless of diabetes status."
     answer = _hostile_answer().model_copy(
         update={"sections": [AnswerSection(title="Treatment", statements=[Statement(text=items, citations=[1])])]}
     )
     text = render_markdown(answer)
-    assert "- No dose titration required.\n- Can be initiated regardless of diabetes status. [1]" in text
+    assert (
+        "- No dose titration required.\n  - Nested note. [1]\n- Can be initiated regardless of diabetes status. [1]"
+        in text
+    )
     assert "\n- [1]\n" not in text
 
 

@@ -82,8 +82,8 @@ def _markdown_statement(statement: Statement) -> str:
     body = statement.text
     if body.lstrip().startswith("|"):  # a table: Markdown renders it as one
         return f"-{_marks(statement.citations)}\n\n" + "\n".join(f"  {line}" for line in body.splitlines())
-    if _LIST_ITEM.match(body):  # a list without a lead-in: its items, the citation after the last one
-        return body + _marks(statement.citations)
+    if _LIST_ITEM.match(body):  # a list without a lead-in: each top-level item carries the citation
+        return _cite_items(body, _marks(statement.citations))
     if all(line.lstrip()[:1] in "-*+0123456789" for line in body.splitlines()[1:]):  # a lead-in and its options
         first, *rest = body.splitlines()
         return f"- {_inline(first)}{_marks(statement.citations)}\n" + "\n".join(f"  {line}" for line in rest)
@@ -93,6 +93,17 @@ def _markdown_statement(statement: Statement) -> str:
         + "\n".join(f"  {line}" for line in body.splitlines())
         + "\n  ```"
     )
+
+
+def _cite_items(body: str, marks: str) -> str:
+    """A list's lines with ``marks`` after each top-level item (its nested lines included).
+
+    So no bullet a reader sees looks uncited (a tester read the first items of a cited list as uncited).
+    """
+    lines = body.splitlines()
+    starts = [i for i, line in enumerate(lines) if _LIST_ITEM.match(line) and not line[:1].isspace()]
+    ends = {later - 1 for later in starts[1:]} | {len(lines) - 1}
+    return "\n".join(line + marks if i in ends else line for i, line in enumerate(lines))
 
 
 def _reference_line(reference: Reference) -> str:
