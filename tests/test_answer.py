@@ -586,6 +586,8 @@ def test_search_passages_orders_by_the_statements_ask_would_quote(retriever):
         # under the heading that defines it, before a sentence of the dictionary shape elsewhere ('... is one of the
         # most common medical complications')
         ("What is perinatal depression?", "guideline:acog_perinatal_depression_2018#p8", "includes major and minor"),
+        # in its definition section, the first statement about the term, not the checklist under it
+        ("What is severe asthma?", "guideline:gina_asthma_2024#p39", "Severe asthma is asthma that is uncontrolled"),
     ],
 )
 def test_a_definition_question_gets_the_librarys_definition_as_its_bottom_line(retriever, question, passage, opening):

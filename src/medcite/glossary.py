@@ -72,10 +72,14 @@ def key_terms(question: str, retriever: Retriever, *, extra_text: str = "") -> l
 
 
 def definition_pattern(term: str, equivalents: Sequence[str]) -> re.Pattern[str]:
-    """A sentence defining ``term`` or one of its equivalents in the dictionary shape (see the module docstring)."""
+    """A sentence defining ``term`` or one of its equivalents in the dictionary shape (see the module docstring).
+
+    Or a glossary item's shape: 'Severe asthma: A subset of difficult-to-treat asthma ...'.
+    """
     names = "|".join(re.escape(name) for name in sorted({term, *equivalents}, key=len, reverse=True))
     return re.compile(
-        rf"^(?:the |an? )?(?:{names})(?:\s*\([^)]{{0,100}}\))?\s+(?:is|are)\s+(?:defined as\b|an?\b|the\b|one\b)",
+        rf"^(?:the |an? )?(?:{names})(?:\s*\([^)]{{0,100}}\))?"
+        rf"(?:\s+(?:is|are)\s+(?:defined as\b|an?\b|the\b|one\b)|\s*:\s+(?:an?|the)\s)",
         re.I,
     )
 

@@ -202,11 +202,15 @@ def choose_bottom_line(evidence: Evidence, probabilities: np.ndarray) -> list[Ca
             heading = unit.hit.section.split(" > ")[-1]
             return bool(_DEFINITION_HEADING.search(heading)) and term <= stems_of(unit.hit.section)
 
-        defining = [
-            (not under_definition(u), not defines(u), -probabilities[u.order], u.order, u)
-            for u in ordered
-            if u.piece.kind in ("sentence", "item", "list") and (defines(u) or under_definition(u))
-        ]
+        def opens_with_term(unit: Candidate) -> bool:  # 'Severe asthma is asthma that ...' under its definition
+            return bool(re.match(rf"(?:the |an? )?{re.escape(evidence.defined_term)}\b", unit.text, re.I))
+
+        defining = []
+        for u in ordered:
+            if u.piece.kind in ("sentence", "item", "list") and (defines(u) or under_definition(u)):
+                under = under_definition(u)  # in a definition section, the first statement about the term leads
+                rank = (u.order, 0.0) if under else (0, -probabilities[u.order])
+                defining.append((not under, not defines(u), not opens_with_term(u), *rank, u))
         if defining:
             return [min(defining)[-1]]
     first = ordered[0]
