@@ -195,7 +195,8 @@ def search_passages(
 ) -> list[Hit]:
     """Return the passages that best answer a question: ``medcite search``.
 
-    The retriever's ranking (``Retriever.search``), with its first ``SEARCH_RERANK_DEPTH`` passages ordered again
+    The retriever's ranking (as ``Retriever.search``, read from the evidence ``ask`` would gather, so the library is
+    searched once), with its first ``SEARCH_RERANK_DEPTH`` passages ordered again
     by their score plus ``SEARCH_STATEMENT_WEIGHT`` times the best score the statement model
     (``compose.extractive.score_candidates``, the one ``ask`` picks its bottom line with) gives any statement of
     the passage (``Hit.scores['statement']``); a passage with no statement in ``ask``'s evidence goes after those
@@ -214,10 +215,15 @@ def search_passages(
         QueryError: The query is empty or has nothing to search for.
         ConfigError: 'dense' or 'hybrid' was asked for without an embedder.
     """
-    hits = retriever.search(query, limit=max(limit, SEARCH_RERANK_DEPTH), mode=mode)
+    if limit < 1:
+        raise ValueError(f"limit must be >= 1 (got {limit})")
+    depth = max(limit, SEARCH_RERANK_DEPTH)
+    evidence = gather_evidence(
+        drop_denied_red_flags(query), retriever=retriever, mode=mode, depth=retriever.search_depth(depth)
+    )
+    hits = retriever.first(evidence.ranked, depth)
     if len(hits) < 2:
         return hits[:limit]
-    evidence = gather_evidence(drop_denied_red_flags(query), retriever=retriever, mode=mode)
     scores = score_candidates(evidence)
     best: dict[str, float] = {}
     for unit in evidence.units:

@@ -46,6 +46,8 @@ class Evidence:
     features: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
     agents: tuple[str, ...] = ()
     """The question's concepts that name a single drug the library's vocabulary knows ('nitrofurantoin')."""
+    ranked: list[Hit] = field(default_factory=list)
+    """Every first-stage candidate in the passage model's order (``Retriever.rank``), what ``medcite search`` lists."""
     definition: re.Pattern[str] | None = None
     """For a definition question ('What is septic shock?'), what a sentence defining its term looks like
     (``glossary.definition_pattern``, the term's vocabulary equivalents included)."""
@@ -103,6 +105,7 @@ def gather_evidence(
     emphasis_factor: float = 1.0,
     documents_first: Sequence[str] = (),
     mode: Mode | None = None,
+    depth: int | None = None,
 ) -> Evidence:
     """Retrieve, rank and cut into candidate statements the evidence for a question.
 
@@ -116,11 +119,12 @@ def gather_evidence(
         emphasis_factor: See ``emphasis``.
         documents_first: Documents read whole before the best-ranked ones (a follow-up's earlier sources).
         mode: The retriever's search mode ('lexical', 'dense', 'hybrid'); default its own.
+        depth: First-stage candidates to read (``Retriever.candidates``); default the setting.
 
     Raises:
         QueryError: The question has nothing to search for.
     """
-    candidates = retriever.candidates(search_text or question, mode=mode)
+    candidates = retriever.candidates(search_text or question, depth=depth, mode=mode)
     matcher = candidates.matcher
     if emphasis and emphasis_factor != 1.0:
         own = stem_set(emphasis)
@@ -180,6 +184,7 @@ def gather_evidence(
         hits=hits,
         retrieved_ids=frozenset(h.passage_id for h in top),
         passage_scores={pid: scores[pid] for pid in (h.passage_id for h in hits) if pid in scores},
+        ranked=ranked,
     )
     agent_names = retriever.vocabulary.agent_names()
     evidence.agents = tuple(c.text for c in matcher.concepts if not c.is_finding and c.text.lower() in agent_names)

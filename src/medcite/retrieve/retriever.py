@@ -295,9 +295,19 @@ class Retriever:
         """
         if limit < 1:
             raise ValueError(f"limit must be >= 1 (got {limit})")
+        return self.first(self.rank(self.candidates(query, depth=self.search_depth(limit), mode=mode)), limit)
+
+    def search_depth(self, limit: int) -> int:
+        """First-stage candidates ``search`` reads to return ``limit`` passages (more when documents are capped)."""
         cap = self.settings.max_passages_per_document
-        depth = max(self.settings.retrieval_candidates, limit * cap if cap else limit)
-        ranked = self.rank(self.candidates(query, depth=depth, mode=mode))
+        return max(self.settings.retrieval_candidates, limit * cap if cap else limit)
+
+    def first(self, ranked: list[Hit], limit: int) -> list[Hit]:
+        """The first ``limit`` of ranked hits, ranks renumbered from 1.
+
+        At most ``settings.max_passages_per_document`` per document when that is above 0.
+        """
+        cap = self.settings.max_passages_per_document
         kept: list[Hit] = []
         per_document: dict[str, int] = {}
         for hit in ranked:
