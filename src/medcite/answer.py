@@ -218,9 +218,8 @@ def search_passages(
     if limit < 1:
         raise ValueError(f"limit must be >= 1 (got {limit})")
     depth = max(limit, SEARCH_RERANK_DEPTH)
-    evidence = gather_evidence(
-        drop_denied_red_flags(query), retriever=retriever, mode=mode, depth=retriever.search_depth(depth)
-    )
+    # The query as typed, as Retriever.search reads it (ask leaves out a denied red flag; search never did).
+    evidence = gather_evidence(query, retriever=retriever, mode=mode, depth=retriever.search_depth(depth))
     hits = retriever.first(evidence.ranked, depth)
     if len(hits) < 2:
         return hits[:limit]
