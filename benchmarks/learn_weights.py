@@ -148,15 +148,11 @@ def passage_groups(rows: list[dict], retriever) -> list[Group]:
     return groups
 
 
-def capped_rank(group: Group, scores: np.ndarray, per_document: int | None = None) -> int | None:
+def capped_rank(group: Group, scores: np.ndarray, per_document: int) -> int | None:
     """1-based rank of the first relevant passage after ordering by score and capping passages per document.
 
     ``per_document``: as ``medcite search`` caps them (``Settings.max_passages_per_document``; 0: no cap).
     """
-    if per_document is None:
-        from medcite.settings import Settings
-
-        per_document = Settings().max_passages_per_document
     order = sorted(range(len(scores)), key=lambda i: (-scores[i], group.extra["hits"][i].passage_id))
     seen: dict[str, int] = {}
     rank = 0
@@ -172,8 +168,15 @@ def capped_rank(group: Group, scores: np.ndarray, per_document: int | None = Non
 
 
 def passage_report(groups: list[Group], n_folds: int, names: tuple[str, ...]) -> tuple[dict, np.ndarray]:
+    from medcite.settings import Settings
+
+    cap = Settings().max_passages_per_document  # read once, not per question and fold
+
     def evaluate(group: Group, w: np.ndarray) -> dict:
-        return {"rank": capped_rank(group, group.features @ w), "base": capped_rank(group, group.features[:, 0])}
+        return {
+            "rank": capped_rank(group, group.features @ w, cap),
+            "base": capped_rank(group, group.features[:, 0], cap),
+        }
 
     held, w = cross_validate(groups, n_folds, evaluate)
     n = len(held)
