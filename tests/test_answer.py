@@ -604,6 +604,7 @@ def test_defined_term_reads_only_questions_that_ask_what_a_term_means():
     assert defined_term("what's HFrEF") == "HFrEF"
     assert defined_term("What does NSTEMI mean?") == "NSTEMI"
     assert parse_question("Define acute kidney injury").form == "definition"
+    assert parse_question("What is septic shock?").term == "septic shock"
     assert defined_term("What is the first-line treatment for migraine?") is None
     assert defined_term("What is the difference between HFrEF and HFpEF?") is None
     assert parse_question("what is the dose of apixaban?").form == "dose"

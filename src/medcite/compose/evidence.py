@@ -20,7 +20,7 @@ from medcite.glossary import define_terms, definition_pattern
 from medcite.models import Hit
 from medcite.retrieve import Retriever
 from medcite.retrieve.match import TermMatcher, stem_set
-from medcite.retrieve.question import QuestionFrame, defined_term, parse_question
+from medcite.retrieve.question import QuestionFrame, parse_question
 from medcite.retrieve.rerank import Model
 from medcite.retrieve.retriever import Mode
 
@@ -49,10 +49,8 @@ class Evidence:
     ranked: list[Hit] = field(default_factory=list)
     """Every first-stage candidate in the passage model's order (``Retriever.rank``), what ``medcite search`` lists."""
     definition: re.Pattern[str] | None = None
-    """For a definition question ('What is septic shock?'), what a sentence defining its term looks like
-    (``glossary.definition_pattern``, the term's vocabulary equivalents included)."""
-    defined_term: str = ""
-    """... and the term it asks about."""
+    """For a definition question ('What is septic shock?', ``frame.term``), what a sentence defining its term looks
+    like (``glossary.definition_pattern``, the term's vocabulary equivalents included)."""
 
     def restricted_to(self, doc_ids: Sequence[str]) -> Evidence:
         """The same evidence with only the candidate statements of the given documents (re-numbered)."""
@@ -170,9 +168,8 @@ def gather_evidence(
                     }
                 )
             )
-    term = defined_term(frame.text) if frame.form == "definition" else None
-    if term:  # 'What is CKD?': the passage that defines the term is read even when it did not rank
-        for _, hit in define_terms([term], retriever, limit=1):
+    if frame.term:  # 'What is CKD?': the passage that defines the term is read even when it did not rank
+        for _, hit in define_terms([frame.term], retriever, limit=1):
             if hit.passage_id not in seen:
                 seen.add(hit.passage_id)
                 extra.append(hit.model_copy(update={"rank": len(ranked) + len(extra) + 1}))
@@ -188,9 +185,8 @@ def gather_evidence(
     )
     agent_names = retriever.vocabulary.agent_names()
     evidence.agents = tuple(c.text for c in matcher.concepts if not c.is_finding and c.text.lower() in agent_names)
-    if term:
-        evidence.defined_term = term
-        evidence.definition = definition_pattern(term, retriever.vocabulary.equivalents(term))
+    if frame.term:
+        evidence.definition = definition_pattern(frame.term, retriever.vocabulary.equivalents(frame.term))
     evidence.units = candidate_units(hits, evidence.retrieved_ids)
     evidence.features = unit_features(frame, matcher, evidence.units, evidence.passage_scores, agent_names)
     return evidence

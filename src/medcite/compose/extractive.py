@@ -191,28 +191,9 @@ def choose_bottom_line(evidence: Evidence, probabilities: np.ndarray) -> list[Ca
     if not eligible:
         return []
     ordered = sorted(eligible, key=lambda u: (-probabilities[u.order], u.order))
-    if evidence.definition is not None:  # 'What is septic shock?': the sentence that defines it, if one is read
-        pattern, term = evidence.definition, stems_of(evidence.defined_term)
-
-        def defines(unit: Candidate) -> bool:
-            texts = (unit.text, *unit.piece.context[-1:])  # 'AKI is defined as any of the following:' + its list
-            return any(pattern.search(_MARKUP.sub("", text).lstrip("-•* ")) for text in texts)
-
-        def under_definition(unit: Candidate) -> bool:  # 'Definition of Severe Asthma': 'Severe asthma is asthma ...'
-            heading = unit.hit.section.split(" > ")[-1]
-            return bool(_DEFINITION_HEADING.search(heading)) and term <= stems_of(unit.hit.section)
-
-        def opens_with_term(unit: Candidate) -> bool:  # 'Severe asthma is asthma that ...' under its definition
-            return bool(re.match(rf"(?:the |an? )?{re.escape(evidence.defined_term)}\b", unit.text, re.I))
-
-        defining = []
-        for u in ordered:
-            if u.piece.kind in ("sentence", "item", "list") and (defines(u) or under_definition(u)):
-                under = under_definition(u)  # in a definition section, the first statement about the term leads
-                rank = (u.order, 0.0) if under else (0, -probabilities[u.order])
-                defining.append((not under, not defines(u), not opens_with_term(u), *rank, u))
-        if defining:
-            return [min(defining)[-1]]
+    defining = _defining_statement(evidence, ordered, probabilities)  # 'What is septic shock?'
+    if defining is not None:
+        return [defining]
     first = ordered[0]
     chosen = [first]
     for unit in ordered[1:]:
@@ -233,6 +214,39 @@ def choose_bottom_line(evidence: Evidence, probabilities: np.ndarray) -> list[Ca
         if (adds_form and relative >= BOTTOM_LINE_FORM_RELATIVE) or (new_concepts and relative >= BOTTOM_LINE_RELATIVE):
             chosen.append(unit)
     return chosen
+
+
+def _defining_statement(
+    evidence: Evidence, ordered: Sequence[Candidate], probabilities: np.ndarray
+) -> Candidate | None:
+    """The statement that best defines a definition question's term, or None.
+
+    First a statement under a heading that says it defines the term ('Definition of Severe Asthma'), the first one
+    in the passage that defines (``evidence.definition``) or opens with the term; then the most probable statement
+    of the dictionary shape elsewhere ('Septic shock is a subset of sepsis ...'). A list's lead-in counts as its
+    text ('AKI is defined as any of the following:').
+    """
+    pattern = evidence.definition
+    if pattern is None:
+        return None
+    term = evidence.frame.term
+    term_stems = stems_of(term)
+    opening = re.compile(rf"(?:the |an? )?{re.escape(term)}\b", re.I)
+    best: tuple[tuple[bool, bool, bool, int, float], Candidate] | None = None
+    for unit in ordered:
+        if unit.piece.kind not in ("sentence", "item", "list"):
+            continue
+        texts = (unit.text, *unit.piece.context[-1:])
+        defines = any(pattern.search(_MARKUP.sub("", text).lstrip("-•* ")) for text in texts)
+        heading = unit.hit.section.split(" > ")[-1]
+        under = bool(_DEFINITION_HEADING.search(heading)) and term_stems <= stems_of(unit.hit.section)
+        if not (defines or under):
+            continue
+        rank = (unit.order, 0.0) if under else (0, -probabilities[unit.order])  # a section reads in its order
+        key = (not under, not defines, not opening.match(unit.text), *rank)
+        if best is None or key < best[0]:
+            best = (key, unit)
+    return best[1] if best else None
 
 
 def statement_of(unit: Candidate, citations: list[int]) -> Statement:

@@ -166,6 +166,8 @@ class QuestionFrame:
     is_vignette: bool = False
     labels: tuple[tuple[str, str], ...] = ()
     """Named strata the question is in: ('group', 'b') for 'GOLD group B', ('class', '3') for 'NYHA class III'."""
+    term: str = ""
+    """The term a definition question (form 'definition') asks about: 'septic shock' (``defined_term``)."""
 
 
 _LABEL = r"(?:[A-Z]|\d{1,2}[a-z]?|[IVX]{1,4}[ab]?)"
@@ -288,7 +290,8 @@ def parse_question(question: str) -> QuestionFrame:
         focus = focus[:start] + " " + focus[end:]
     focus = " ".join(focus.split())
     form = next((form for form, cue in _FORMS if cue.search(text)), None)
-    if form is None and defined_term(text):
+    term = (defined_term(text) or "") if form is None else ""
+    if term:
         form = "definition"
     if form is None:  # a fragment with no question word ("vitamin E for NASH in T2D?") asks whether to do it
         form = "explain" if _QUESTION_WORD.search(text) else "yes_no"
@@ -303,6 +306,7 @@ def parse_question(question: str) -> QuestionFrame:
         sex=sex,
         is_vignette=age is not None or sex is not None or len(facts) >= 2,
         labels=tuple(stratum_labels(text)),
+        term=term,
     )
 
 
