@@ -306,12 +306,11 @@ def search(
     from medcite.answer import search_passages
     from medcite.privacy import clean_text
     from medcite.retrieve import Retriever
-    from medcite.review import MAX_QUESTION_CHARS
+    from medcite.review import check_length
 
     def cleaned(text: str) -> str:
         """The query without control characters or undecodable bytes, and no longer than a question may be."""
-        if len(text) > MAX_QUESTION_CHARS:  # as `ask`: long text is slow to search and no question
-            raise QueryError(f"The query is {len(text)} characters long; keep it under {MAX_QUESTION_CHARS}.")
+        check_length(text, "query")  # as `ask`: long text is slow to search and no question
         return clean_text(text)
 
     settings = _settings(library)
@@ -465,10 +464,9 @@ def _answer_one(
     from medcite.answer import ask as compose
     from medcite.answer import save_answer
     from medcite.privacy import scrub_question
-    from medcite.review import MAX_QUESTION_CHARS
+    from medcite.review import check_length
 
-    if len(question) > MAX_QUESTION_CHARS:  # the web app's limit too
-        raise QueryError(f"The question is {len(question)} characters long; keep it under {MAX_QUESTION_CHARS}.")
+    check_length(question)  # the web app's limit too
     # Personal identifiers never reach the library, the output or a suggested PubMed query.
     scrubbed = scrub_question(" ".join(question.split()))
     if scrubbed.is_redacted:

@@ -73,6 +73,7 @@ __all__ = [
     "article_url",
     "audit_log",
     "authenticate",
+    "check_length",
     "disable_user",
     "edit_statement",
     "end_session",
@@ -484,9 +485,18 @@ def submit_article(
     return get_article(store, row.article_id, audience=audience, viewer=author)
 
 
+def check_length(text: str, what: str = "question") -> None:
+    """Refuse a question (or search query) longer than ``MAX_QUESTION_CHARS``.
+
+    Raises:
+        QueryError: The text is too long; the message gives its length and the limit.
+    """
+    if len(text) > MAX_QUESTION_CHARS:
+        raise QueryError(f"The {what} is {len(text)} characters long; keep it under {MAX_QUESTION_CHARS}.")
+
+
 def _scrub(question: str) -> ScrubResult:
-    if len(question) > MAX_QUESTION_CHARS:
-        raise QueryError(f"The question is {len(question)} characters long; keep it under {MAX_QUESTION_CHARS}.")
+    check_length(question)
     scrubbed = scrub_question(" ".join(question.split()))
     if not scrubbed.searchable.strip():
         raise QueryError("The question is empty (once personal identifiers are removed); type a clinical question.")
