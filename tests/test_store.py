@@ -114,8 +114,8 @@ def test_open_refuses_a_library_from_a_newer_schema(tmp_path: Path):
         Store.open(path)
 
 
-def test_kill_during_a_batch_keeps_committed_batches_only(tmp_path: Path):
-    path = tmp_path / "library.db"
+def test_kill_during_a_batch_keeps_committed_batches_only(library_target: Path | str):
+    path = library_target
     script = textwrap.dedent(
         f"""
         import os, signal
@@ -152,8 +152,8 @@ def test_kill_during_a_batch_keeps_committed_batches_only(tmp_path: Path):
         assert store.check_integrity()
 
 
-def test_two_processes_ingesting_into_one_new_library_queue_instead_of_failing(tmp_path: Path):
-    path = tmp_path / "library.db"
+def test_two_processes_ingesting_into_one_new_library_queue_instead_of_failing(library_target: Path | str):
+    path = library_target
     command = [sys.executable, "-m", "medcite", "ingest", "guidelines", "--library", str(path)]
     processes = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
     results = [process.communicate(timeout=120) for process in processes]

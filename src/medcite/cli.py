@@ -22,7 +22,7 @@ from rich.table import Table
 from medcite.corpus import ADAPTERS
 from medcite.errors import ConfigError, MedciteError, QueryError, StoreError
 from medcite.models import Hit, IngestReport, LibraryStats
-from medcite.settings import Settings
+from medcite.settings import Settings, is_database_url
 from medcite.store import Store
 
 T = TypeVar("T")
@@ -69,16 +69,17 @@ class OutputFormat(StrEnum):
 
 
 LibraryOption = Annotated[
-    Path | None,
+    str | None,
     typer.Option(
         "--library",
-        help="Library file (default: $MEDCITE_LIBRARY, else the user data folder).",
+        help="Library file, or a PostgreSQL database URL postgresql://user@host:port/dbname (default: "
+        "$MEDCITE_LIBRARY, else a file in the user data folder).",
         show_default=False,
     ),
 ]
 
 
-def _settings(library: Path | None) -> Settings:
+def _settings(library: str | None) -> Settings:
     try:
         settings = Settings()
     except pydantic.ValidationError as exc:
@@ -87,7 +88,7 @@ def _settings(library: Path | None) -> Settings:
         )
         raise ConfigError(f"A MEDCITE_* setting is invalid ({problems}); fix or unset it.") from exc
     if library is not None:
-        settings = settings.model_copy(update={"library": library})
+        settings = settings.model_copy(update={"library": _library_value(library)})
     return settings
 
 
@@ -638,6 +639,49 @@ def library_stats(
         stdout.print_json(json.dumps(payload))
     else:
         _print_stats(stats)
+
+
+@library_app.command("copy")
+def library_copy(
+    source: Annotated[str, typer.Argument(help="The library to copy: a SQLite file or a postgresql:// URL.")],
+    destination: Annotated[
+        str, typer.Argument(help="Where to copy it: a SQLite file (created) or a postgresql:// URL (database exists).")
+    ],
+) -> None:
+    """Copy a whole library (evidence, vectors, saved answers, articles, accounts, audit log) and verify it.
+
+    Resumable: run the same command again after an interruption and it carries on. Exits 0 when every table
+    matches (row counts and content hashes), 3 when not.
+    """
+    from medcite.store.transfer import copy_library, verify_copy
+
+    if not is_database_url(source) and not Path(source).expanduser().is_file():
+        raise StoreError(f"The library to copy, {source}, does not exist.")
+    with Store.open(_library_value(source)) as origin, Store.open(_library_value(destination)) as target:
+        with _progress() as progress:
+            tasks: dict[str, object] = {}
+
+            def on_progress(table: str, done: int, total: int) -> None:
+                if table not in tasks:
+                    tasks[table] = progress.add_task(table, total=total or None)
+                progress.update(tasks[table], completed=done)
+
+            copied = copy_library(origin, target, on_progress=on_progress)
+        checks = verify_copy(origin, target)
+    for check in checks:
+        if check.table in copied:
+            stdout.print(f"{check.table}: {copied[check.table]} rows copied, {check.destination_rows} in all")
+    bad = [check.table for check in checks if not check.ok]
+    if bad:
+        raise StoreError(
+            f"The copy does not match its source in {', '.join(bad)}; run the same command again to carry on, "
+            "or copy into an empty destination."
+        )
+    stdout.print(f"Verified: every table of {origin.path} matches in {target.path} (row counts and SHA-256).")
+
+
+def _library_value(library: str) -> Path | str:
+    return library if is_database_url(library) else Path(library)
 
 
 def _print_stats(stats: LibraryStats) -> None:

@@ -12,10 +12,18 @@ from pathlib import Path
 from typing import Literal
 
 import platformdirs
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["Settings", "default_library_path"]
+__all__ = ["Settings", "default_library_path", "is_database_url"]
+
+DATABASE_URL_SCHEMES = ("postgresql://", "postgres://", "postgresql+psycopg://")
+"""A library given as one of these URLs is a PostgreSQL database (libpq connection URI syntax), not a file."""
+
+
+def is_database_url(library: str | Path) -> bool:
+    """Whether a library names a PostgreSQL database (``postgresql://user@host:port/dbname``) rather than a file."""
+    return isinstance(library, str) and library.lower().startswith(DATABASE_URL_SCHEMES)
 
 
 def default_library_path() -> Path:
@@ -28,10 +36,20 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="MEDCITE_", extra="ignore")
 
-    library: Path = Field(
+    library: Path | str = Field(
         default_factory=default_library_path,
-        description="SQLite library file (MEDCITE_LIBRARY). Created when missing.",
+        description="The library (MEDCITE_LIBRARY): a SQLite file, created when missing, or a PostgreSQL database "
+        "URL, postgresql://user@host:port/dbname (the database must exist; medcite creates its tables).",
     )
+
+    @field_validator("library", mode="before")
+    @classmethod
+    def _library_path_or_url(cls, value: object) -> object:
+        """A PostgreSQL URL stays text (a path would fold its '//'); anything else is a file path."""
+        if isinstance(value, str) and is_database_url(value):
+            return value
+        return Path(value) if isinstance(value, str) else value
+
     ingest_batch_documents: int = Field(
         default=500, ge=1, description="Documents per ingest transaction (one batch = one commit)."
     )

@@ -1,4 +1,4 @@
-"""Dense retrieval: passage vectors in the library, an ANN index file beside it.
+"""Dense retrieval: passage vectors in the library, an ANN index file beside it (or pgvector's, on PostgreSQL).
 
 The ``passage_vectors`` table is the source of truth. ``DenseIndex`` keeps a
 usearch HNSW index (cosine) in ``<library>.<model>.usearch`` with a JSON
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from medcite.store import Store
@@ -59,7 +60,10 @@ class DenseIndex:
         self.store = store
         self.embedder = embedder
         safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in embedder.name)
-        self.path = store.path.with_name(f"{store.path.name}.{safe}.usearch")
+        # A PostgreSQL library searches its own pgvector index (Store.search_vectors); no file is kept.
+        self.server_side = store.dialect == "postgresql"
+        library = Path(store.path) if not self.server_side else Path(f"{safe}.postgresql")
+        self.path = library.with_name(f"{library.name}.{safe}.usearch")
         self._meta_path = self.path.with_name(self.path.name + ".json")
         self._index: Any = None
         self._version = -1
@@ -126,6 +130,11 @@ class DenseIndex:
             query: The query, embedded with the same model as the passages.
             limit: How many neighbours to return at most.
         """
+        if self.server_side:
+            import numpy as np
+
+            vector = np.asarray(self.embedder.embed([query])[0], dtype=np.float32)
+            return self.store.search_vectors(self.embedder.name, vector.tobytes(), limit=limit)
         index = self._load()
         if len(index) == 0:
             return []

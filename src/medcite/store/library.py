@@ -1,16 +1,24 @@
-"""The library file: the only module that contains SQL.
+"""The library: the only module that contains SQL.
 
-One SQLite file holds documents, passages, their FTS5 full-text index (written
-in the same transaction as its passages), retraction links and saved answers. The schema
-is managed by Alembic migrations shipped in ``medcite/migrations``; opening a
-library upgrades it, and a library from a newer medcite is refused. Imports
+One SQLite file, or one PostgreSQL database, holds documents, passages, their full-text index (written in the
+same transaction as its passages), retraction links and saved answers. The schema is managed by Alembic migrations
+shipped in ``medcite/migrations``; opening a library upgrades it, and a library from a newer medcite is refused.
+
+The SQL is written once, in SQLite's dialect with ``?`` placeholders and ``ON CONFLICT`` upserts (which PostgreSQL
+shares); on PostgreSQL (``postgresql://user@host:port/dbname``, through psycopg 3) the placeholders become ``%s``
+and the few statements that differ have a PostgreSQL form beside them: full-text search is a ``tsvector`` with a GIN
+index (English configuration; title, section and text weighted A, B and C) instead of FTS5, dense search uses
+pgvector (cosine distance) instead of an index file, and a writer takes a transaction-level advisory lock where
+SQLite takes its write lock (``BEGIN IMMEDIATE``), so concurrent writers queue rather than collide. Imports
 ``models``, ``errors`` and ``settings`` only.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
+import re
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -24,6 +32,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from medcite.errors import NotFound, SchemaMismatch, StoreError
 from medcite.models import EVIDENCE_TYPES, Document, LibraryStats, Passage, VocabularyEntry
+from medcite.settings import is_database_url
 
 __all__ = ["BatchCounts", "FtsRow", "PassageDetail", "Store"]
 
@@ -32,6 +41,11 @@ HEAD_REVISION = "0005"
 _KNOWN_REVISIONS = {"0001", "0002", "0003", "0004", "0005"}
 _SQLITE_MAX_VARS = 900
 _OPEN_ATTEMPTS = 10  # opening waits up to ~5 s for another process creating the same library
+_WRITE_LOCK = 7_342_115
+"""The PostgreSQL advisory lock key a write transaction takes (``pg_advisory_xact_lock``): one writer at a time,
+as SQLite's ``BEGIN IMMEDIATE`` gives, so passage rowids and article numbers are handed out once."""
+PG_TEXT_SEARCH_CONFIG = "english"
+"""PostgreSQL text search configuration of the full-text index (Snowball English stemmer, English stop words)."""
 
 
 @dataclass
@@ -94,14 +108,16 @@ def _chunks(items: Sequence[Any], size: int = _SQLITE_MAX_VARS) -> Iterator[Sequ
 
 
 class Store:
-    """A medcite library: one SQLite file.
+    """A medcite library: one SQLite file or one PostgreSQL database.
 
-    Use ``Store.open(path)`` (a context manager) rather than the constructor.
+    Use ``Store.open(path_or_url)`` (a context manager) rather than the constructor. ``path`` is the file's path,
+    or for PostgreSQL the database URL without its password (for messages); ``dialect`` is 'sqlite' or 'postgresql'.
     """
 
-    def __init__(self, path: Path, engine: Engine) -> None:
+    def __init__(self, path: Path | str, engine: Engine) -> None:
         self.path = path
         self.engine = engine
+        self.dialect: str = engine.dialect.name
         self._retracted_cache: tuple[int, frozenset[int]] | None = None
 
     # -- opening -----------------------------------------------------------------------------------
@@ -111,15 +127,19 @@ class Store:
         """Open (creating and migrating when needed) the library at ``path``.
 
         Args:
-            path: Library file; its parent folder is created when missing.
+            path: Library file; its parent folder is created when missing. Or a PostgreSQL URL,
+                ``postgresql://user@host:port/dbname`` (the database must exist; its tables are created).
 
         Returns:
             An open store; close it with ``close()`` or use it as a context manager.
 
         Raises:
-            StoreError: The file is not a SQLite database or cannot be created.
+            StoreError: The file is not a SQLite database or cannot be created; the PostgreSQL server cannot be
+                reached, or its ``vector`` extension is missing.
             SchemaMismatch: The file was written by a newer medcite.
         """
+        if is_database_url(path):
+            return cls._open_postgresql(str(path))
         try:
             path = Path(path).expanduser()
         except RuntimeError as exc:  # '~nosuchuser/...'
@@ -162,6 +182,42 @@ class Store:
                 f"{path} is not a usable medcite library ({exc.orig}). "
                 "Point --library at another file or move this one away."
             ) from exc
+        except BaseException:
+            engine.dispose()
+            raise
+        return store
+
+    @classmethod
+    def _open_postgresql(cls, url: str) -> Store:
+        try:
+            parsed = sa.engine.make_url(url).set(drivername="postgresql+psycopg")
+        except sa.exc.ArgumentError as exc:
+            raise StoreError(f"The library URL {url!r} is not a PostgreSQL URL ({exc}).") from exc
+        shown = parsed.render_as_string(hide_password=True).replace("postgresql+psycopg://", "postgresql://", 1)
+        try:
+            engine = sa.create_engine(parsed, pool_pre_ping=True, connect_args={"connect_timeout": 10})
+        except ImportError as exc:
+            raise StoreError("A PostgreSQL library needs the psycopg driver: pip install 'medcite[postgres]'.") from exc
+        sa.event.listen(engine, "before_cursor_execute", _qmark_to_format, retval=True)
+        sa.event.listen(engine, "begin", _begin_postgresql)
+        store = cls(shown, engine)
+        try:
+            store._migrate()
+        except sa.exc.OperationalError as exc:
+            engine.dispose()
+            raise StoreError(
+                f"Cannot reach the PostgreSQL library {shown} ({str(exc.orig).strip().splitlines()[0]}); check that "
+                "the server runs, the database exists and the user may connect."
+            ) from exc
+        except sa.exc.DBAPIError as exc:
+            engine.dispose()
+            message = str(exc.orig).strip().splitlines()[0]
+            if "vector" in message and ("extension" in message or "control file" in message):
+                raise StoreError(
+                    f"The PostgreSQL library {shown} needs the pgvector extension ({message}). Install pgvector on "
+                    "the server and run CREATE EXTENSION vector; in the database as a superuser, then try again."
+                ) from exc
+            raise StoreError(f"{shown} is not a usable medcite library ({message}).") from exc
         except BaseException:
             engine.dispose()
             raise
@@ -262,14 +318,16 @@ class Store:
         try:
             with self.engine.connect() as conn, conn.execution_options(sqlite_immediate=True).begin():
                 if links:
-                    conn.exec_driver_sql("INSERT OR IGNORE INTO retractions(pmid, notice) VALUES (?, ?)", links)
+                    conn.exec_driver_sql(
+                        "INSERT INTO retractions(pmid, notice) VALUES (?, ?) ON CONFLICT DO NOTHING", links
+                    )
                     conn.exec_driver_sql(
                         "UPDATE documents SET is_retracted = 1 WHERE pmid IN "
                         "(SELECT pmid FROM retractions) AND is_retracted = 0"
                     )
                 if vocabulary:
                     conn.exec_driver_sql(
-                        "INSERT OR IGNORE INTO vocabulary(concept, term, source) VALUES (?, ?, ?)",
+                        "INSERT INTO vocabulary(concept, term, source) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
                         [(entry.concept, term, entry.source) for entry in vocabulary for term in entry.terms if term],
                     )
                 if delete_doc_ids:
@@ -323,7 +381,7 @@ class Store:
                         [(first + i, *row[:8]) for i, row in enumerate(passage_rows)],
                     )
                     conn.exec_driver_sql(
-                        "INSERT INTO passages_fts(rowid, title, section, text) VALUES (?, ?, ?, ?)",
+                        self._fts_insert_sql(),
                         [(first + i, row[8], row[3], row[5]) for i, row in enumerate(passage_rows)],
                     )
                 counts.n_passages = len(passage_rows)
@@ -334,6 +392,15 @@ class Store:
                 f"Writing to the library {self.path} failed ({exc.orig}); this batch was not written."
             ) from exc
         return counts
+
+    def _fts_insert_sql(self) -> str:
+        """The statement adding ``(rowid, title, section, text)`` rows to the full-text index."""
+        if self.dialect == "postgresql":
+            weighted = " || ".join(
+                f"setweight(to_tsvector('{PG_TEXT_SEARCH_CONFIG}', coalesce(?, '')), '{label}')" for label in "ABC"
+            )
+            return f"INSERT INTO passages_fts(rowid, tsv) VALUES (?, {weighted})"
+        return "INSERT INTO passages_fts(rowid, title, section, text) VALUES (?, ?, ?, ?)"
 
     def delete_documents(self, doc_ids: Sequence[str]) -> int:
         """Delete documents with their passages and full-text rows; return how many existed."""
@@ -483,11 +550,24 @@ class Store:
             "SELECT rowid, -bm25(passages_fts, ?, ?, ?) AS score FROM passages_fts "
             "WHERE passages_fts MATCH ? ORDER BY score DESC, rowid LIMIT ?"
         )
+        arguments: tuple[Any, ...] = (*weights, match)
+        if self.dialect == "postgresql":
+            query, terms = pg_tsquery(match)
+            if query is None:
+                return []
+            top = max(weights) or 1.0
+            rank_weights = "{" + ",".join(f"{w / top:.4f}" for w in (0.0, *reversed(weights))) + "}"
+            # ts_rank's weights are {D, C, B, A}; rank normalisation 1 divides by 1 + log(document length).
+            sql = (
+                f"SELECT rowid, ts_rank('{rank_weights}', tsv, q, 1) AS score FROM passages_fts, ({query}) AS t(q) "
+                "WHERE tsv @@ q ORDER BY score DESC, rowid LIMIT ?"
+            )
+            arguments = tuple(terms)
         try:
             with self._connect() as conn:
                 retracted = self._retracted_rowids(conn)
                 depth = limit + len(retracted)
-                rows = [(int(r[0]), float(r[1])) for r in conn.exec_driver_sql(sql, (*weights, match, depth))]
+                rows = [(int(r[0]), float(r[1])) for r in conn.exec_driver_sql(sql, (*arguments, depth))]
         except sa.exc.DatabaseError as exc:
             raise _fts_error(self.path, match, exc) from exc
         return [row for row in rows if row[0] not in retracted][:limit]
@@ -498,14 +578,15 @@ class Store:
         Raises:
             StoreError: The expression is not valid FTS5 syntax, or the full-text index is damaged.
         """
+        sql, arguments = "SELECT count(*) FROM passages_fts WHERE passages_fts MATCH ?", (match,)
+        if self.dialect == "postgresql":
+            query, terms = pg_tsquery(match)
+            if query is None:
+                return 0
+            sql, arguments = f"SELECT count(*) FROM passages_fts, ({query}) AS t(q) WHERE tsv @@ q", tuple(terms)
         try:
             with self._connect() as conn:
-                return int(
-                    conn.exec_driver_sql(
-                        "SELECT count(*) FROM passages_fts WHERE passages_fts MATCH ?", (match,)
-                    ).scalar()
-                    or 0
-                )
+                return int(conn.exec_driver_sql(sql, arguments).scalar() or 0)
         except sa.exc.DatabaseError as exc:
             raise _fts_error(self.path, match, exc) from exc
 
@@ -521,7 +602,7 @@ class Store:
             rowids = frozenset(
                 int(r[0])
                 for r in conn.exec_driver_sql(
-                    "SELECT p.rowid FROM passages p JOIN documents d ON d.doc_id = p.doc_id WHERE d.is_retracted"
+                    "SELECT p.rowid FROM passages p JOIN documents d ON d.doc_id = p.doc_id WHERE d.is_retracted <> 0"
                 )
             )
             self._retracted_cache = (version, rowids)
@@ -535,7 +616,7 @@ class Store:
                 result = conn.exec_driver_sql(
                     "SELECT p.rowid, p.passage_id, p.doc_id, p.n, p.section, p.kind, p.text, p.char_start, "
                     "p.char_end, d.title, d.kind, d.evidence_type, d.year, d.organization, d.journal, d.doi, d.pmid, "
-                    "json_extract(d.data, '$.keywords') "
+                    f"{self._json_field('d.data', 'keywords')} "
                     "FROM passages p JOIN documents d ON d.doc_id = p.doc_id "
                     f"WHERE p.rowid IN ({_marks(chunk)}) AND d.is_retracted = 0",
                     tuple(chunk),
@@ -555,6 +636,12 @@ class Store:
                         keywords=_keywords(row[17]),
                     )
         return found
+
+    def _json_field(self, column: str, key: str) -> str:
+        """SQL reading one key of a JSON text column, as JSON text (None when absent)."""
+        if self.dialect == "postgresql":
+            return f"(({column})::jsonb -> '{key}')::text"
+        return f"json_extract({column}, '$.{key}')"
 
     def library_version(self) -> int:
         """Return a counter that grows whenever passages, retractions or vectors change."""
@@ -592,11 +679,72 @@ class Store:
         if not rows:
             return
         with self.engine.connect() as conn, conn.execution_options(sqlite_immediate=True).begin():
-            conn.exec_driver_sql(
-                "INSERT OR REPLACE INTO passage_vectors(model, passage_rowid, vector) VALUES (?, ?, ?)",
-                [(model, rowid, blob) for rowid, blob in rows],
-            )
+            self.insert_vectors(conn, [(model, rowid, blob) for rowid, blob in rows])
             _bump_version(conn)
+
+    def insert_vectors(self, conn: Connection, rows: Sequence[tuple[str, int, bytes]]) -> None:
+        """Add or replace ``(model, passage rowid, float32 bytes)`` rows inside the caller's write transaction.
+
+        On PostgreSQL the pgvector column dense search reads is written beside the bytes, and each model gets its
+        HNSW index with its first vectors.
+        """
+        if self.dialect == "postgresql":
+            conn.exec_driver_sql(
+                "INSERT INTO passage_vectors(model, passage_rowid, vector, embedding) VALUES (?, ?, ?, ?::vector) "
+                "ON CONFLICT (model, passage_rowid) DO UPDATE SET vector = excluded.vector, "
+                "embedding = excluded.embedding",
+                [(model, rowid, blob, _vector_text(blob)) for model, rowid, blob in rows],
+            )
+            for model, dim in {(model, len(blob) // 4) for model, _, blob in rows}:
+                self._ensure_vector_index(conn, model, dim)
+        else:
+            conn.exec_driver_sql(
+                "INSERT INTO passage_vectors(model, passage_rowid, vector) VALUES (?, ?, ?) "
+                "ON CONFLICT (model, passage_rowid) DO UPDATE SET vector = excluded.vector",
+                list(rows),
+            )
+
+    def index_passages(self, conn: Connection, rowids: Sequence[int]) -> None:
+        """Add stored passages (by rowid) to the full-text index, inside the caller's write transaction."""
+        for chunk in _chunks(list(rowids)):
+            rows = conn.exec_driver_sql(
+                "SELECT p.rowid, d.title, p.section, p.text FROM passages p JOIN documents d ON d.doc_id = p.doc_id "
+                f"WHERE p.rowid IN ({_marks(chunk)})",
+                tuple(chunk),
+            ).all()
+            if rows:
+                conn.exec_driver_sql(self._fts_insert_sql(), [tuple(row) for row in rows])
+
+    def search_vectors(self, model: str, vector: bytes, *, limit: int) -> list[tuple[int, float]]:
+        """PostgreSQL: ``(passage rowid, cosine similarity)`` of the passages nearest a float32 query vector.
+
+        pgvector's HNSW index on the model's vectors (``vector_cosine_ops``; created with the model's first vectors)
+        answers the query; retracted documents are left out. Best first, ties by rowid.
+
+        Raises:
+            StoreError: The library is not on PostgreSQL (SQLite libraries search an index file, ``DenseIndex``).
+        """
+        if self.dialect != "postgresql":
+            raise StoreError("search_vectors needs a PostgreSQL library; SQLite libraries use DenseIndex's file.")
+        dim = len(vector) // 4
+        with self._connect() as conn:
+            retracted = self._retracted_rowids(conn)
+            rows = conn.exec_driver_sql(
+                f"SELECT passage_rowid, 1 - (embedding::vector({dim}) <=> ?::vector({dim})) AS similarity "
+                f"FROM passage_vectors WHERE model = {_sql_literal(model)} "
+                f"ORDER BY embedding::vector({dim}) <=> ?::vector({dim}), passage_rowid LIMIT ?",
+                (_vector_text(vector), _vector_text(vector), limit + len(retracted)),
+            )
+            found = [(int(r[0]), float(r[1])) for r in rows]
+        return [row for row in found if row[0] not in retracted][:limit]
+
+    def _ensure_vector_index(self, conn: Connection, model: str, dim: int) -> None:
+        """PostgreSQL: the HNSW index (cosine) over one model's vectors, a partial index per model."""
+        name = "passage_vectors_hnsw_" + hashlib.sha256(model.encode()).hexdigest()[:12]
+        conn.exec_driver_sql(
+            f"CREATE INDEX IF NOT EXISTS {name} ON passage_vectors USING hnsw "
+            f"((embedding::vector({dim})) vector_cosine_ops) WHERE model = {_sql_literal(model)}"
+        )
 
     def save_answer(
         self, answer_id: str, question: str, audience: str, follow_up_of: str | None, data_json: str
@@ -680,7 +828,9 @@ class Store:
         with self._connect() as conn:
             documents = int(conn.exec_driver_sql("SELECT count(*) FROM documents").scalar() or 0)
             passages = int(conn.exec_driver_sql("SELECT count(*) FROM passages").scalar() or 0)
-            retracted = int(conn.exec_driver_sql("SELECT count(*) FROM documents WHERE is_retracted").scalar() or 0)
+            retracted = int(
+                conn.exec_driver_sql("SELECT count(*) FROM documents WHERE is_retracted <> 0").scalar() or 0
+            )
 
             def grouped(sql: str) -> dict[str, int]:
                 return {str(key): int(n) for key, n in conn.exec_driver_sql(sql)}
@@ -689,16 +839,20 @@ class Store:
             by_type = grouped("SELECT evidence_type, count(*) FROM documents GROUP BY evidence_type")
             passages_by_kind = grouped("SELECT kind, sum(n_passages) FROM documents GROUP BY kind ORDER BY kind")
             passages_by_type = grouped("SELECT evidence_type, sum(n_passages) FROM documents GROUP BY evidence_type")
+            if self.dialect == "postgresql":
+                size = int(conn.exec_driver_sql("SELECT pg_database_size(current_database())").scalar() or 0)
+            else:
+                path = Path(self.path)
+                size = sum(
+                    candidate.stat().st_size
+                    for candidate in (path, path.with_name(path.name + "-wal"))
+                    if candidate.exists()
+                )
         order = {name: i for i, name in enumerate(EVIDENCE_TYPES)}
 
         def by_evidence(counts: dict[str, int]) -> dict[str, int]:
             return dict(sorted(counts.items(), key=lambda item: order.get(item[0], len(order))))
 
-        size = sum(
-            candidate.stat().st_size
-            for candidate in (self.path, self.path.with_name(self.path.name + "-wal"))
-            if candidate.exists()
-        )
         return LibraryStats(
             path=str(self.path),
             documents=documents,
@@ -713,6 +867,11 @@ class Store:
 
     def check_integrity(self) -> bool:
         """Return True when SQLite's and FTS5's integrity checks pass and FTS rows match passages."""
+        if self.dialect == "postgresql":  # the server keeps its own integrity; check the index holds every passage
+            with self._connect() as conn:
+                n_fts = conn.exec_driver_sql("SELECT count(*) FROM passages_fts").scalar()
+                n_passages = conn.exec_driver_sql("SELECT count(*) FROM passages").scalar()
+            return n_fts == n_passages
         try:
             with self._connect() as conn:
                 ok = conn.exec_driver_sql("PRAGMA integrity_check").scalar() == "ok"
@@ -732,6 +891,70 @@ def _configure_connection(dbapi_connection: sqlite3.Connection, _record: object)
     cursor.execute("PRAGMA synchronous = NORMAL")
     cursor.execute("PRAGMA foreign_keys = ON")
     cursor.close()
+
+
+def _qmark_to_format(
+    conn: Connection, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool
+) -> tuple[str, Any]:
+    """PostgreSQL: medcite's ``?`` placeholders as psycopg's ``%s`` (literal ``%`` doubled); other SQL untouched."""
+    if "?" in statement:
+        statement = statement.replace("%", "%%").replace("?", "%s")
+    return statement, parameters
+
+
+def _begin_postgresql(conn: Connection) -> None:
+    """A write transaction (``sqlite_immediate``) takes the library's advisory lock first: writers queue."""
+    if conn.get_execution_options().get("sqlite_immediate", False):
+        conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_WRITE_LOCK})")
+
+
+_FTS_PHRASE = re.compile(r'"((?:[^"]|"")*)"(\*?)|\b(OR|AND)\b')
+_FTS_WORD = re.compile(r"[^\W_]+")
+
+
+def pg_tsquery(match: str) -> tuple[str | None, list[str]]:
+    """The PostgreSQL ``tsquery`` for one of medcite's FTS5 expressions, as SQL with ``?`` and its arguments.
+
+    medcite builds FTS5 expressions of quoted phrases (``"a b"``), prefix phrases (``"ab"*``) joined by ``OR``
+    or ``AND`` (``retrieve.query.fts_query``); a phrase becomes ``phraseto_tsquery`` of its text (words in order,
+    parsed and stemmed as the index is), a prefix ``to_tsquery`` of its words with ``:*`` on the last, ``OR``
+    ``||`` and ``AND`` ``&&`` (PostgreSQL manual, "Text Search Functions and Operators"). ``(None, [])`` when
+    nothing is searchable.
+    """
+    parts: list[str] = []
+    arguments: list[str] = []
+    joiner = " || "
+    for found in _FTS_PHRASE.finditer(match):
+        if found.group(3):
+            joiner = " && " if found.group(3) == "AND" else " || "
+            continue
+        phrase = found.group(1).replace('""', '"')
+        words = _FTS_WORD.findall(phrase.lower())
+        if not words:
+            continue
+        if parts:
+            parts.append(joiner)
+        if found.group(2):
+            parts.append(f"to_tsquery('{PG_TEXT_SEARCH_CONFIG}', ?)")
+            arguments.append(" <-> ".join(words) + ":*")
+        else:  # the phrase as written: PostgreSQL's parser reads it as it read the passages ('IL-6': 'il', '-6')
+            parts.append(f"phraseto_tsquery('{PG_TEXT_SEARCH_CONFIG}', ?)")
+            arguments.append(phrase)
+    if not parts:
+        return None, []
+    return "SELECT " + "".join(parts), arguments
+
+
+def _sql_literal(text: str) -> str:
+    """A SQL string literal (quotes doubled): for a partial index's predicate, which a query must repeat as is."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _vector_text(blob: bytes) -> str:
+    """Pgvector's text form (``[0.1,0.2,...]``) of float32 vector bytes."""
+    import numpy as np
+
+    return "[" + ",".join(repr(float(x)) for x in np.frombuffer(blob, dtype=np.float32)) + "]"
 
 
 def _bump_version(conn: Connection) -> None:
@@ -795,9 +1018,10 @@ def _fts_error(path: Path, match: str, exc: sa.exc.DatabaseError) -> StoreError:
     return StoreError(f"The full-text query {match!r} is not valid ({exc.orig}).")
 
 
-def _foreign_error(path: Path, tables: set[str]) -> StoreError:
+def _foreign_error(path: Path | str, tables: set[str]) -> StoreError:
+    kind = "PostgreSQL database" if is_database_url(path) else "SQLite file"
     return StoreError(
-        f"{path} is a SQLite file but not a medcite library (it has tables {', '.join(sorted(tables)[:5])}). "
+        f"{path} is a {kind} but not a medcite library (it has tables {', '.join(sorted(tables)[:5])}). "
         "Use another --library path."
     )
 

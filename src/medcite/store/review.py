@@ -143,7 +143,9 @@ class ReviewStore:
         Used for the cookie-signing key, so sessions survive a restart. Writes to the store once.
         """
         with self.store.writing() as conn:
-            conn.exec_driver_sql("INSERT OR IGNORE INTO web_secrets(name, value) VALUES (?, ?)", (name, make))
+            conn.exec_driver_sql(
+                "INSERT INTO web_secrets(name, value) VALUES (?, ?) ON CONFLICT DO NOTHING", (name, make)
+            )
             return str(conn.exec_driver_sql("SELECT value FROM web_secrets WHERE name = ?", (name,)).scalar())
 
     def add_user(self, username: str, role: str, password_hash: str, *, end_sessions: bool = False) -> UserRow:

@@ -6,6 +6,8 @@ Revises:
 
 from alembic import op
 
+from medcite.migrations import is_postgresql
+
 revision = "0001"
 down_revision = None
 
@@ -37,9 +39,9 @@ def upgrade() -> None:
     op.execute("CREATE INDEX documents_pmid ON documents(pmid)")
     op.execute("CREATE INDEX documents_doi ON documents(doi)")
     op.execute(
-        """
+        f"""
         CREATE TABLE passages (
-            rowid INTEGER PRIMARY KEY,
+            rowid {"BIGINT" if is_postgresql() else "INTEGER"} PRIMARY KEY,
             passage_id TEXT NOT NULL UNIQUE,
             doc_id TEXT NOT NULL REFERENCES documents(doc_id),
             n INTEGER NOT NULL,
@@ -54,13 +56,17 @@ def upgrade() -> None:
     op.execute("CREATE INDEX passages_doc ON passages(doc_id, n)")
     # Rows are written by Store.write_batch in the same transaction as their passages (rowid = passages.rowid);
     # explicit INSERT ... SELECT is about 2.5x faster than per-row triggers.
-    op.execute(
-        """
-        CREATE VIRTUAL TABLE passages_fts USING fts5(
-            title, section, text, tokenize = 'porter unicode61 remove_diacritics 2'
+    if is_postgresql():  # a tsvector per passage (title, section, text weighted A, B, C) under a GIN index
+        op.execute("CREATE TABLE passages_fts (rowid BIGINT PRIMARY KEY, tsv tsvector NOT NULL)")
+        op.execute("CREATE INDEX passages_fts_tsv ON passages_fts USING gin (tsv)")
+    else:
+        op.execute(
+            """
+            CREATE VIRTUAL TABLE passages_fts USING fts5(
+                title, section, text, tokenize = 'porter unicode61 remove_diacritics 2'
+            )
+            """
         )
-        """
-    )
     op.execute(
         """
         CREATE TABLE retractions (

@@ -1,0 +1,204 @@
+"""A PostgreSQL library (``--library postgresql://...``) behaves as a SQLite one: commands, answers, errors.
+
+The store contract tests (``test_store.py`` and every test using the ``store`` fixture) run on both backends; these
+are the PostgreSQL-only parts: the command line on a database URL, the same answer as SQLite, dense search through
+pgvector, the full-text query translation and the errors a hospital's engineer meets first.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from medcite.answer import ask, save_answer
+from medcite.cli import run
+from medcite.embed import load_embedder
+from medcite.errors import StoreError
+from medcite.index import default_guideline_pack, ingest
+from medcite.retrieve import Retriever
+from medcite.retrieve.dense import embed_passages
+from medcite.settings import Settings
+from medcite.store import Store
+from medcite.store.library import pg_tsquery
+
+GOUT = "What is the first-line treatment for an acute gout flare?"
+
+
+def test_fts5_expressions_become_tsqueries():
+    assert pg_tsquery('"COVID-19" OR "vaccine"') == (
+        "SELECT phraseto_tsquery('english', ?) || phraseto_tsquery('english', ?)",
+        ["COVID-19", "vaccine"],
+    )
+    assert pg_tsquery('"hypertens"* AND "acute"') == (
+        "SELECT to_tsquery('english', ?) && phraseto_tsquery('english', ?)",
+        ["hypertens:*", "acute"],
+    )
+    assert pg_tsquery('"--" OR ""') == (None, [])
+
+
+def test_command_line_on_a_postgresql_url_ingests_searches_and_answers(postgres_url: str, tmp_path: Path, capsys):
+    assert run(["ingest", "guidelines", "--library", postgres_url]) == 0
+    assert capsys.readouterr().out.strip() == "43 added, 0 updated, 0 unchanged, 0 skipped"
+    assert run(["ingest", "guidelines", "--library", postgres_url]) == 0
+    assert capsys.readouterr().out.strip() == "0 added, 0 updated, 43 unchanged, 0 skipped"
+    assert run(["library", "stats", "--format", "json", "--library", postgres_url]) == 0
+    stats = json.loads(capsys.readouterr().out)
+    assert (stats["documents"], stats["passages"], stats["by_kind"]) == (43, 1896, {"guidelines": 43})
+    assert stats["path"].startswith("postgresql://") and stats["size_bytes"] > 0
+    assert run(["search", "acute gout flare colchicine", "--library", postgres_url, "--format", "json"]) == 0
+    hits = json.loads(capsys.readouterr().out)
+    assert hits and "gout" in hits[0]["title"].lower()
+    sqlite_library = tmp_path / "library.db"
+    assert run(["ask", GOUT, "--library", str(sqlite_library), "--format", "json"]) == 0
+    on_sqlite = json.loads(capsys.readouterr().out)
+    assert run(["ask", GOUT, "--library", postgres_url, "--format", "json"]) == 0
+    on_postgresql = json.loads(capsys.readouterr().out)
+    # acr_gout_2020: "Colchicine, NSAIDs, or glucocorticoids ... are strongly recommended as first-line therapy"
+    assert "colchicine, nsaids, or glucocorticoids" in on_postgresql["bottom_line"]["text"].lower()
+    assert on_postgresql["bottom_line"]["text"] == on_sqlite["bottom_line"]["text"]
+    follow_up = ["ask", "And in CKD?", "--follow-up", on_postgresql["id"], "--library", postgres_url]
+    assert run([*follow_up, "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["follow_up_of"] == on_postgresql["id"]
+
+
+def test_dense_search_on_postgresql_finds_what_the_sqlite_index_finds_and_hides_retractions(
+    postgres_url: str, tmp_path: Path
+):
+    embedder = load_embedder("hash-64")
+    nearest: dict[str, list[str]] = {}
+    for name, target in (("sqlite", tmp_path / "library.db"), ("postgresql", postgres_url)):
+        settings = Settings(library=target, embedder="hash-64")
+        with Store.open(target) as store:
+            ingest(store, "guidelines", [default_guideline_pack()], settings=settings)
+            assert embed_passages(store, embedder) == 1896
+            retriever = Retriever(store, settings, embedder=embedder)
+            details = store.passage_details([rowid for rowid, _ in retriever.dense("gout flare colchicine", limit=5)])
+            nearest[name] = [detail.passage.passage_id for detail in details.values()]
+    assert len(nearest["postgresql"]) == 5
+    assert sorted(nearest["postgresql"]) == sorted(nearest["sqlite"])
+    with Store.open(postgres_url) as store:
+        retracted = nearest["postgresql"][0].split("#")[0]
+        with store.writing() as conn:  # as a retraction notice arriving by ingest marks it
+            conn.exec_driver_sql("UPDATE documents SET is_retracted = 1 WHERE doc_id = ?", (retracted,))
+            conn.exec_driver_sql("UPDATE meta SET value = '999' WHERE key = 'library_version'")
+        retriever = Retriever(store, Settings(library=postgres_url, embedder="hash-64"), embedder=embedder)
+        after = [rowid for rowid, _ in retriever.dense("gout flare colchicine", limit=50)]
+        assert len(after) == 50
+        assert {retracted} & {row[1].split("#")[0] for row in _passage_ids(store, after)} == set()
+
+
+def _passage_ids(store: Store, rowids: list[int]) -> list[tuple[int, str]]:
+    with store.reading() as conn:
+        marks = ",".join("?" * len(rowids))
+        return list(
+            conn.exec_driver_sql(f"SELECT rowid, passage_id FROM passages WHERE rowid IN ({marks})", tuple(rowids))
+        )
+
+
+def test_an_unreachable_server_is_one_line_exit_3(tmp_path: Path, capsys):
+    url = f"postgresql://medcite@/nowhere?host={tmp_path}"
+    with pytest.raises(StoreError, match="Cannot reach the PostgreSQL library"):
+        Store.open(url)
+    assert run(["library", "stats", "--library", url]) == 3
+    captured = capsys.readouterr()
+    assert captured.err.count("\n") == 1 and "Traceback" not in captured.err
+    assert "check that the server runs" in captured.err
+
+
+def test_a_database_holding_other_tables_is_refused(postgres_url: str):
+    import psycopg
+
+    with psycopg.connect(postgres_url, autocommit=True) as connection:
+        connection.execute("CREATE TABLE things (x integer)")
+    with pytest.raises(StoreError, match="not a medcite library"):
+        Store.open(postgres_url)
+
+
+def _filled_sqlite_library(path: Path) -> tuple[str, int]:
+    """A SQLite library with every kind of row; returns the first answer's id and the article's id.
+
+    Guidelines, vectors, an answer and its follow-up, an account, an article with its revision and audit entries,
+    a session, a token and a secret.
+    """
+    from medcite.store.review import ReviewStore
+
+    settings = Settings(library=path, embedder="hash-64")
+    embedder = load_embedder("hash-64")
+    with Store.open(path) as store:
+        ingest(store, "guidelines", [default_guideline_pack()], settings=settings)
+        embed_passages(store, embedder)
+        retriever = Retriever(store, settings, embedder=embedder)
+        first = ask(GOUT, retriever=retriever)
+        save_answer(store, first)
+        save_answer(store, ask("And in CKD?", retriever=retriever, follow_up_of=first))
+        review = ReviewStore(store)
+        review.add_user("rivera", "reviewer", "hash-of-a-password")
+        review.add_token("rivera", "a" * 64)
+        review.add_session("rivera", "b" * 64, max_age_s=3600)
+        review.secret("cookie", "secret-value")
+        article = review.create_article(
+            slug="gout-flare",
+            question=GOUT,
+            audience="clinician",
+            follow_up_of=None,
+            redactions=[],
+            answers={"clinician": first.model_dump_json()},
+            author="rivera",
+        )
+        return first.id, article.article_id
+
+
+def test_library_copy_to_postgresql_and_back_is_verified_resumable_and_idempotent(
+    postgres_url: str, tmp_path: Path, capsys
+):
+    from medcite.store.review import ReviewStore
+    from medcite.store.transfer import copy_library, verify_copy
+
+    source = tmp_path / "source.db"
+    answer_id, article_id = _filled_sqlite_library(source)
+    # An interrupted copy (stopped after its first batch of passages) carries on when run again.
+    with Store.open(source) as origin, Store.open(postgres_url) as target:
+
+        def stop_in_passages(table: str, done: int, total: int) -> None:
+            if table == "passages" and done >= 500:
+                raise KeyboardInterrupt
+
+        with pytest.raises(KeyboardInterrupt):
+            copy_library(origin, target, batch=500, on_progress=stop_in_passages)
+        assert target.count_passages() == 500
+    assert run(["library", "copy", str(source), postgres_url]) == 0
+    out = capsys.readouterr().out
+    assert "passages: 1396 rows copied, 1896 in all" in out and "Verified" in out
+    assert run(["library", "copy", str(source), postgres_url]) == 0  # a finished copy: nothing more to do
+    assert "passages: 0 rows copied, 1896 in all" in capsys.readouterr().out
+    with Store.open(source) as origin, Store.open(postgres_url) as target:
+        assert all(check.ok for check in verify_copy(origin, target))
+        assert target.check_integrity()
+        assert target.get_answer(answer_id)[0] == GOUT
+        review = ReviewStore(target)
+        assert review.get_article(article_id).slug == "gout-flare"
+        assert review.user_for_token("a" * 64).username == "rivera"
+        assert [entry.action for entry in review.audit_entries()] == ["submit", "account rivera (reviewer)"]
+        with pytest.raises(Exception, match="append-only"), target.writing() as conn:
+            conn.exec_driver_sql("UPDATE audit_log SET comment = 'rewritten'")
+        review.add_user("okafor", "editor", "another-hash")  # identity counters moved past the copied ids
+        assert review.get_user("okafor").user_id == review.get_user("rivera").user_id + 1
+    # ... and answers from the copy as from the original.
+    assert run(["ask", GOUT, "--library", postgres_url, "--format", "json"]) == 0
+    on_copy = json.loads(capsys.readouterr().out)
+    assert run(["ask", GOUT, "--library", str(source), "--format", "json"]) == 0
+    assert on_copy["bottom_line"] == json.loads(capsys.readouterr().out)["bottom_line"]
+    back = tmp_path / "back.db"
+    assert run(["library", "copy", postgres_url, str(back)]) == 0
+    assert "Verified" in capsys.readouterr().out
+    with Store.open(back) as copied:
+        assert copied.check_integrity()
+        assert copied.search_fts('"colchicine"')
+
+
+def test_library_copy_of_a_missing_file_is_one_line_exit_3(tmp_path: Path, capsys):
+    assert run(["library", "copy", str(tmp_path / "nope.db"), str(tmp_path / "to.db")]) == 3
+    assert "does not exist" in capsys.readouterr().err
+    assert not (tmp_path / "to.db").exists()
