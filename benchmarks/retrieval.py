@@ -122,7 +122,7 @@ def bm25s_system(library: Path) -> System:
 
 
 def medcite_systems(
-    library: Path,
+    library: Path | str,
     *,
     embedder_name: str,
     modes: Sequence[str] = ("lexical", "dense", "hybrid"),
@@ -159,7 +159,8 @@ def medcite_systems(
 
         missing = store.count_missing_vectors(embedder.name)
         if missing:
-            log(f"[embed] {library.name}: {missing:,} passages with {embedder.name} (stored; done once) ...")
+            shown = getattr(library, "name", library)
+            log(f"[embed] {shown}: {missing:,} passages with {embedder.name} (stored; done once) ...")
             started = time.perf_counter()
             embed_passages(store, embedder, batch=256)
             log(f"[embed]   {time.perf_counter() - started:.0f} s")

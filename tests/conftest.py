@@ -50,16 +50,21 @@ def postgres_server(tmp_path_factory: pytest.TempPathFactory):
 _DATABASES = iter(range(1, 1_000_000))
 
 
-@pytest.fixture
-def postgres_url(postgres_server) -> str:
-    """The URL of a new, empty database on the test server (one per test)."""
+def new_postgres_database(server, *, template: str | None = None) -> str:
+    """Create a new database on the test server (a copy of ``template`` when given); return its URL."""
     import psycopg
 
     name = f"medcite_test_{next(_DATABASES)}"
-    with psycopg.connect(postgres_server.get_uri("postgres"), autocommit=True) as connection:
+    with psycopg.connect(server.get_uri("postgres"), autocommit=True) as connection:
         connection.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        connection.execute(f"CREATE DATABASE {name}")
-    return postgres_server.get_uri(name)
+        connection.execute(f"CREATE DATABASE {name}" + (f" TEMPLATE {template}" if template else ""))
+    return server.get_uri(name)
+
+
+@pytest.fixture
+def postgres_url(postgres_server) -> str:
+    """The URL of a new, empty database on the test server (one per test)."""
+    return new_postgres_database(postgres_server)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

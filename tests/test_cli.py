@@ -115,6 +115,7 @@ def test_every_command_has_help_and_appears_in_readme():
     assert sorted(names) == [
         "ask",
         "ingest",
+        "library copy",
         "library stats",
         "schema answer",
         "search",

@@ -202,3 +202,65 @@ def test_library_copy_of_a_missing_file_is_one_line_exit_3(tmp_path: Path, capsy
     assert run(["library", "copy", str(tmp_path / "nope.db"), str(tmp_path / "to.db")]) == 3
     assert "does not exist" in capsys.readouterr().err
     assert not (tmp_path / "to.db").exists()
+
+
+def test_serve_with_several_workers_needs_postgresql(tmp_path: Path, capsys):
+    assert run(["serve", "--workers", "2", "--library", str(tmp_path / "library.db")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--workers 2 needs a PostgreSQL library" in err
+
+
+def test_two_web_workers_on_postgresql_share_sessions_and_rate_limits(postgres_url: str):
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+    import psutil
+
+    assert run(["ingest", "guidelines", "--library", postgres_url]) == 0
+    environment = {**os.environ, "MEDCITE_EMBEDDER": "none", "MEDCITE_WEB_ASK_RATE_LIMIT": "2/minute"}
+    command = [sys.executable, "-m", "medcite", "users", "add", "rita", "--role", "reviewer", "--password-stdin"]
+    subprocess.run([*command, "--library", postgres_url], input="a long passphrase 42\n", text=True, check=True)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "medcite", "serve", "--workers", "2", "--port", str(port), "--library", postgres_url],
+        env=environment,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{base}/", timeout=5).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.5)
+        assert len(psutil.Process(server.pid).children()) >= 2  # uvicorn's worker processes
+        with httpx.Client(base_url=base, timeout=30) as client:
+            login = client.post("/api/login", json={"username": "rita", "password": "a long passphrase 42"})
+            assert login.status_code == 200, login.text
+            headers = {"X-CSRF-Token": login.json()["csrf_token"]}
+            # Whichever worker answers, the session (kept in the library) holds.
+            assert [client.get("/api/review/queue").status_code for _ in range(8)] == [200] * 8
+            asks = [client.post("/api/articles", json={"question": GOUT}, headers=headers) for _ in range(3)]
+            assert [response.status_code for response in asks] == [201, 201, 429]
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def test_a_statement_over_the_timeout_is_cancelled(postgres_url: str):
+    import sqlalchemy as sa
+
+    with Store.open(postgres_url, statement_timeout_s=0.2) as store, store.reading() as conn:
+        assert conn.exec_driver_sql("SHOW statement_timeout").scalar() == "200ms"
+        with pytest.raises(sa.exc.OperationalError, match="statement timeout"):
+            conn.exec_driver_sql("SELECT pg_sleep(2)")

@@ -163,3 +163,14 @@ def test_two_processes_ingesting_into_one_new_library_queue_instead_of_failing(l
     with Store.open(path) as store:
         assert store.count_documents() == 43
         assert store.check_integrity()
+
+
+def test_a_rate_limit_window_is_shared_by_every_handle_on_the_library(library_target: Path | str):
+    from medcite.store.review import ReviewStore
+
+    with Store.open(library_target) as first, Store.open(library_target) as second:  # two web workers
+        workers = [ReviewStore(first), ReviewStore(second)]
+        assert [workers[n % 2].rate_limit_hit("ask:203.0.113.7", 3, 60.0, 1000.0 + n) for n in range(3)] == [None] * 3
+        assert workers[0].rate_limit_hit("ask:203.0.113.7", 3, 60.0, 1010.0) == pytest.approx(50.0)
+        assert workers[1].rate_limit_hit("ask:198.51.100.2", 3, 60.0, 1010.0) is None  # another client
+        assert workers[1].rate_limit_hit("ask:203.0.113.7", 3, 60.0, 1060.5) is None  # the first hit left the window

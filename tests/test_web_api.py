@@ -15,6 +15,7 @@ import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
+from conftest import new_postgres_database
 from medcite.index import default_guideline_pack, ingest
 from medcite.models import Answer
 from medcite.review import add_user, issue_token
@@ -39,8 +40,23 @@ def template_library(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-@pytest.fixture
-def library(tmp_path: Path, template_library: Path) -> Path:
+@pytest.fixture(scope="module")
+def postgres_template(postgres_server, template_library: Path) -> str:
+    """The same library on PostgreSQL (``library copy``), as a template database each test copies."""
+    from medcite.store.transfer import copy_library
+
+    url = new_postgres_database(postgres_server)
+    with Store.open(template_library) as source, Store.open(url) as target:
+        copy_library(source, target)
+    return sa.engine.make_url(url).database
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def library(request: pytest.FixtureRequest, tmp_path: Path, template_library: Path) -> Path | str:
+    """A copy of the template library: a SQLite file, or a new PostgreSQL database (the web app on each)."""
+    if request.param == "postgresql":
+        template = request.getfixturevalue("postgres_template")
+        return new_postgres_database(request.getfixturevalue("postgres_server"), template=template)
     path = tmp_path / "library.db"
     shutil.copyfile(template_library, path)
     return path
@@ -279,8 +295,21 @@ def test_question_with_a_name_and_a_phone_number_is_published_without_them(clien
     assert "Personal details were removed from this question before it was stored: names, phone or fax numbers." in page
     eddie = _login(client, "eddie")
     assert "John" not in client.get("/api/audit", headers=eddie).text
-    for path in library.parent.glob("library.db*"):  # the database and its write-ahead log
-        assert b"7788" not in path.read_bytes() and b"John Smith" not in path.read_bytes()
+    stored = _stored_bytes(library)
+    assert b"7788" not in stored and b"John Smith" not in stored
+
+
+def _stored_bytes(library: Path | str) -> bytes:
+    """Everything the library holds: the SQLite file and its write-ahead log, or every PostgreSQL text column."""
+    if isinstance(library, Path):
+        return b"".join(path.read_bytes() for path in library.parent.glob("library.db*"))
+    with Store.open(library) as store, store.reading() as conn:
+        columns = conn.exec_driver_sql(
+            "SELECT table_name, column_name FROM information_schema.columns "
+            "WHERE table_schema = 'public' AND data_type = 'text'"
+        ).all()
+        texts = [conn.exec_driver_sql(f"SELECT {column} FROM {table}").all() for table, column in columns]
+        return str(texts).encode()
 
 
 def test_ask_and_login_are_rate_limited(library: Path):

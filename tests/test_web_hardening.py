@@ -21,6 +21,7 @@ from test_web_api import GOUT, PASSWORD, _act, _ask, _csrf, _login, _settings
 
 # The fixtures of test_web_api: a copy of the default library with accounts rita, rob (reviewers), eddie (editor).
 template_library = test_web_api.template_library
+postgres_template = test_web_api.postgres_template
 library = test_web_api.library
 client = test_web_api.client
 

@@ -20,7 +20,16 @@ from medcite.errors import StoreError
 from medcite.models import Answer, ComposeEvent
 from medcite.web import create_app
 from test_llm import _good_draft, _reply, _serve, _sources_of
-from test_web_api import GOUT, _ask, _csrf, _login, _settings, library, template_library  # noqa: F401
+from test_web_api import (  # noqa: F401
+    GOUT,
+    _ask,
+    _csrf,
+    _login,
+    _settings,
+    library,
+    postgres_template,
+    template_library,
+)
 
 FALLBACK_MALFORMED = (
     "The language model's answer could not be used (the model's output was not valid JSON of the answer's "

@@ -7,6 +7,7 @@ is the only place that turns errors into exits. Nothing imports this module.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable
 from enum import StrEnum
@@ -95,7 +96,11 @@ def _settings(library: str | None) -> Settings:
 def _open(settings: Settings, *, fill_default: bool = True) -> Store:
     from medcite.index import ensure_default_library
 
-    store = Store.open(settings.library)
+    store = Store.open(
+        settings.library,
+        pool_size=settings.postgres_pool_size,
+        statement_timeout_s=settings.postgres_statement_timeout_s,
+    )
     if fill_default:
         try:
             report = ensure_default_library(store, settings=settings, on_message=lambda line: stderr.print(line))
@@ -717,6 +722,14 @@ def serve(
             show_default=False,
         ),
     ] = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Web processes. Above 1 needs a PostgreSQL library: sessions, CSRF secrets, rate-limit counts and "
+            "the audit log are kept in it, so they hold across processes.",
+        ),
+    ] = 1,
     library: LibraryOption = None,
 ) -> None:
     """Run the web app: ask, articles with medical review, accounts and the JSON API (/docs)."""
@@ -725,15 +738,27 @@ def serve(
     from medcite.web import create_app
 
     settings = _settings(library)
-    stderr.print(f"medcite web app on http://{host}:{port} (library {settings.library}); Ctrl-C stops it.")
-    uvicorn.run(
-        create_app(settings),
+    if workers > 1 and not is_database_url(settings.library):
+        raise ConfigError(
+            f"--workers {workers} needs a PostgreSQL library (--library postgresql://...): a SQLite library takes "
+            "one writer at a time and keeps rate limits in one process, so it is served by one worker."
+        )
+    stderr.print(
+        f"medcite web app on http://{host}:{port} (library {settings.library}"
+        f"{f', {workers} workers' if workers > 1 else ''}); Ctrl-C stops it."
+    )
+    options = dict(
         host=host,
         port=port,
         proxy_headers=bool(forwarded_allow_ips),
         forwarded_allow_ips=forwarded_allow_ips or None,
         log_level="info",
     )
+    if workers > 1:  # each process builds its app from the environment: the library URL goes there
+        os.environ["MEDCITE_LIBRARY"] = str(settings.library)
+        uvicorn.run("medcite.web.app:app_from_environment", factory=True, workers=workers, **options)
+    else:
+        uvicorn.run(create_app(settings), **options)
 
 
 class RoleChoice(StrEnum):

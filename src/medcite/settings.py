@@ -50,6 +50,14 @@ class Settings(BaseSettings):
             return value
         return Path(value) if isinstance(value, str) else value
 
+    postgres_pool_size: int = Field(
+        default=5, ge=1, le=200, description="Connections each process keeps open to a PostgreSQL library."
+    )
+    postgres_statement_timeout_s: float = Field(
+        default=120.0,
+        gt=0,
+        description="A statement on a PostgreSQL library that runs longer than this, seconds, is cancelled.",
+    )
     ingest_batch_documents: int = Field(
         default=500, ge=1, description="Documents per ingest transaction (one batch = one commit)."
     )

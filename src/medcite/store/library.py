@@ -37,8 +37,8 @@ from medcite.settings import is_database_url
 __all__ = ["BatchCounts", "FtsRow", "PassageDetail", "Store"]
 
 MIGRATIONS_DIR = Path(__file__).parent.parent / "migrations"
-HEAD_REVISION = "0005"
-_KNOWN_REVISIONS = {"0001", "0002", "0003", "0004", "0005"}
+HEAD_REVISION = "0006"
+_KNOWN_REVISIONS = {"0001", "0002", "0003", "0004", "0005", "0006"}
 _SQLITE_MAX_VARS = 900
 _OPEN_ATTEMPTS = 10  # opening waits up to ~5 s for another process creating the same library
 _WRITE_LOCK = 7_342_115
@@ -123,12 +123,15 @@ class Store:
     # -- opening -----------------------------------------------------------------------------------
 
     @classmethod
-    def open(cls, path: Path | str) -> Store:
+    def open(cls, path: Path | str, *, pool_size: int = 5, statement_timeout_s: float = 120.0) -> Store:
         """Open (creating and migrating when needed) the library at ``path``.
 
         Args:
             path: Library file; its parent folder is created when missing. Or a PostgreSQL URL,
                 ``postgresql://user@host:port/dbname`` (the database must exist; its tables are created).
+            pool_size: PostgreSQL only: connections kept open (setting ``postgres_pool_size``).
+            statement_timeout_s: PostgreSQL only: a statement running longer is cancelled, seconds (setting
+                ``postgres_statement_timeout_s``).
 
         Returns:
             An open store; close it with ``close()`` or use it as a context manager.
@@ -139,7 +142,7 @@ class Store:
             SchemaMismatch: The file was written by a newer medcite.
         """
         if is_database_url(path):
-            return cls._open_postgresql(str(path))
+            return cls._open_postgresql(str(path), pool_size, statement_timeout_s)
         try:
             path = Path(path).expanduser()
         except RuntimeError as exc:  # '~nosuchuser/...'
@@ -188,14 +191,22 @@ class Store:
         return store
 
     @classmethod
-    def _open_postgresql(cls, url: str) -> Store:
+    def _open_postgresql(cls, url: str, pool_size: int, statement_timeout_s: float) -> Store:
         try:
             parsed = sa.engine.make_url(url).set(drivername="postgresql+psycopg")
         except sa.exc.ArgumentError as exc:
             raise StoreError(f"The library URL {url!r} is not a PostgreSQL URL ({exc}).") from exc
         shown = parsed.render_as_string(hide_password=True).replace("postgresql+psycopg://", "postgresql://", 1)
         try:
-            engine = sa.create_engine(parsed, pool_pre_ping=True, connect_args={"connect_timeout": 10})
+            engine = sa.create_engine(
+                parsed,
+                pool_pre_ping=True,
+                pool_size=pool_size,
+                connect_args={
+                    "connect_timeout": 10,
+                    "options": f"-c statement_timeout={int(statement_timeout_s * 1000)}",
+                },
+            )
         except ImportError as exc:
             raise StoreError("A PostgreSQL library needs the psycopg driver: pip install 'medcite[postgres]'.") from exc
         sa.event.listen(engine, "before_cursor_execute", _qmark_to_format, retval=True)

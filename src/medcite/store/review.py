@@ -255,6 +255,30 @@ class ReviewStore:
             ).first()
         return None if row is None else UserRow(int(row[0]), str(row[1]), str(row[2]), str(row[3]), str(row[4]))
 
+    def rate_limit_hit(self, bucket: str, amount: int, window_s: float, now: float) -> float | None:
+        """Count one request in a moving window shared by every web worker; writes to the store.
+
+        Args:
+            bucket: What is limited, for whom ('ask:203.0.113.7').
+            amount: Requests allowed per window.
+            window_s: The window, seconds.
+            now: The request's time, Unix seconds.
+
+        Returns:
+            None when the request is allowed (and counted); else the seconds until the oldest counted request
+            leaves the window (the request is not counted).
+        """
+        with self.store.writing() as conn:
+            conn.exec_driver_sql("DELETE FROM web_rate_hits WHERE bucket = ? AND at <= ?", (bucket, now - window_s))
+            row = conn.exec_driver_sql(
+                "SELECT count(*), min(at) FROM web_rate_hits WHERE bucket = ?", (bucket,)
+            ).first()
+            count, oldest = (int(row[0]), row[1]) if row is not None else (0, None)
+            if count >= amount and oldest is not None:
+                return max(0.0, float(oldest) + window_s - now)
+            conn.exec_driver_sql("INSERT INTO web_rate_hits(bucket, at) VALUES (?, ?)", (bucket, now))
+        return None
+
     def delete_session(self, session_sha256: str) -> None:
         """End one web session (nothing happens when it is unknown); writes to the store."""
         with self.store.writing() as conn:

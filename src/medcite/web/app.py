@@ -197,7 +197,11 @@ class _ModelWorker:
 
     def _open(self) -> tuple[Store, Retriever]:
         if self._store is None or self._retriever is None:
-            self._store = Store.open(self._settings.library)
+            self._store = Store.open(
+                self._settings.library,
+                pool_size=self._settings.postgres_pool_size,
+                statement_timeout_s=self._settings.postgres_statement_timeout_s,
+            )
             self._retriever = Retriever(self._store, self._settings, embedder=self._embedder)
         return self._store, self._retriever
 
@@ -316,9 +320,21 @@ def _check_csrf(request: Request, caller: Caller, submitted: str | None, *, alwa
 
 
 def _limit(request: Request, rate: str, what: str) -> None:
+    """Count a request against a rate limit per client address; raise ``RateLimited`` when it is over.
+
+    On PostgreSQL, where ``medcite serve --workers N`` runs several processes, the window is kept in the library
+    (``ReviewStore.rate_limit_hit``) so every worker counts the same requests; on SQLite (one process) in memory.
+    """
     web = _web(request)
     item = parse(rate)
     key = request.client.host if request.client else "unknown"
+    if web.store.dialect == "postgresql":
+        now = dt.datetime.now(dt.UTC).timestamp()
+        waiting = ReviewStore(web.store).rate_limit_hit(f"{what}:{key}", item.amount, item.get_expiry(), now)
+        if waiting is not None:
+            wait = max(1, int(waiting) + 1)
+            raise RateLimited(f"Too many {what} requests from your address; try again in {wait} s.", retry_after_s=wait)
+        return
     if not web.limiter.hit(item, what, key):
         stats = web.limiter.get_window_stats(item, what, key)
         wait = max(1, int(stats.reset_time - dt.datetime.now(dt.UTC).timestamp()) + 1)
@@ -429,6 +445,11 @@ def _load_embedder(settings: Settings) -> Any:
         return None
 
 
+def app_from_environment() -> FastAPI:
+    """The web app on the settings in the environment (``MEDCITE_*``): what each ``serve --workers`` process runs."""
+    return create_app(Settings())
+
+
 def create_app(settings: Settings) -> FastAPI:
     """Build the web app on ``settings.library`` (opened, migrated and filled when empty at startup).
 
@@ -444,7 +465,11 @@ def create_app(settings: Settings) -> FastAPI:
         from medcite.index import ensure_default_library
         from medcite.retrieve import Retriever
 
-        store = Store.open(settings.library)
+        store = Store.open(
+            settings.library,
+            pool_size=settings.postgres_pool_size,
+            statement_timeout_s=settings.postgres_statement_timeout_s,
+        )
         model: _ModelWorker | None = None
         try:
             ensure_default_library(store, settings=settings)

