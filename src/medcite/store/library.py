@@ -44,6 +44,10 @@ _OPEN_ATTEMPTS = 10  # opening waits up to ~5 s for another process creating the
 _WRITE_LOCK = 7_342_115
 """The PostgreSQL advisory lock key a write transaction takes (``pg_advisory_xact_lock``): one writer at a time,
 as SQLite's ``BEGIN IMMEDIATE`` gives, so passage rowids and article numbers are handed out once."""
+HNSW_EF_SEARCH = 100
+"""pgvector's ``hnsw.ef_search`` for dense search on PostgreSQL: candidates an HNSW scan keeps (pgvector's default
+is 40, which also caps the rows a scan returns); raised to the depth asked for when that is larger (at most 1,000,
+pgvector's limit)."""
 PG_TEXT_SEARCH_CONFIG = "english"
 """PostgreSQL text search configuration of the full-text index (Snowball English stemmer, English stop words)."""
 
@@ -740,11 +744,14 @@ class Store:
         dim = len(vector) // 4
         with self._connect() as conn:
             retracted = self._retracted_rowids(conn)
+            # An HNSW scan returns at most ef_search rows (pgvector's default 40): search at least as deep as asked.
+            depth = limit + len(retracted)
+            conn.exec_driver_sql(f"SET LOCAL hnsw.ef_search = {max(HNSW_EF_SEARCH, min(depth, 1000))}")
             rows = conn.exec_driver_sql(
                 f"SELECT passage_rowid, 1 - (embedding::vector({dim}) <=> ?::vector({dim})) AS similarity "
                 f"FROM passage_vectors WHERE model = {_sql_literal(model)} "
                 f"ORDER BY embedding::vector({dim}) <=> ?::vector({dim}), passage_rowid LIMIT ?",
-                (_vector_text(vector), _vector_text(vector), limit + len(retracted)),
+                (_vector_text(vector), _vector_text(vector), depth),
             )
             found = [(int(r[0]), float(r[1])) for r in rows]
         return [row for row in found if row[0] not in retracted][:limit]
