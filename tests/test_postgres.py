@@ -189,7 +189,9 @@ def test_library_copy_to_postgresql_and_back_is_verified_resumable_and_idempoten
     assert run(["ask", GOUT, "--library", postgres_url, "--format", "json"]) == 0
     on_copy = json.loads(capsys.readouterr().out)
     assert run(["ask", GOUT, "--library", str(source), "--format", "json"]) == 0
-    assert on_copy["bottom_line"] == json.loads(capsys.readouterr().out)["bottom_line"]
+    on_source = json.loads(capsys.readouterr().out)
+    assert on_copy["bottom_line"] == on_source["bottom_line"]
+    assert on_copy["id"] == on_source["id"]  # the copy keeps the library version the id is made from
     back = tmp_path / "back.db"
     assert run(["library", "copy", postgres_url, str(back)]) == 0
     assert "Verified" in capsys.readouterr().out
@@ -264,3 +266,52 @@ def test_a_statement_over_the_timeout_is_cancelled(postgres_url: str):
         assert conn.exec_driver_sql("SHOW statement_timeout").scalar() == "200ms"
         with pytest.raises(sa.exc.OperationalError, match="statement timeout"):
             conn.exec_driver_sql("SELECT pg_sleep(2)")
+
+
+def test_library_copy_keeps_a_follow_up_whose_id_sorts_before_the_answer_it_follows(postgres_url: str, tmp_path: Path):
+    # A tester's library: the follow-up's id (28c9...) sorted before its earlier answer's (751b...), and the copy
+    # wrote the follow-up first, against the foreign key.
+    from medcite.store.transfer import copy_library, verify_copy
+
+    source = tmp_path / "source.db"
+    with Store.open(source) as store:
+        store.save_answer("751b8cdc8d57ebf9", GOUT, "clinician", None, "{}")
+        store.save_answer("28c9f2b308644f3a", "What about in pregnancy?", "clinician", "751b8cdc8d57ebf9", "{}")
+    for target in (postgres_url, tmp_path / "copy.db"):
+        with Store.open(source) as origin, Store.open(target) as destination:
+            assert copy_library(origin, destination)["answers"] == 2
+            assert all(check.ok for check in verify_copy(origin, destination))
+            assert destination.get_answer("28c9f2b308644f3a")[2] == "751b8cdc8d57ebf9"
+
+
+def test_library_copy_into_another_library_is_refused_and_writes_nothing(postgres_url: str, tmp_path: Path, capsys):
+    source = tmp_path / "source.db"
+    with Store.open(source) as store:
+        ingest(store, "guidelines", [default_guideline_pack()], settings=Settings(library=source))
+    other = tmp_path / "protocols"
+    other.mkdir()
+    (other / "sepsis.md").write_text("# Local sepsis protocol\n\nGive antibiotics within one hour.\n")
+    assert run(["ingest", "files", str(other), "--library", postgres_url]) == 0
+    capsys.readouterr()
+    with Store.open(postgres_url) as destination, destination.reading() as conn:
+        before_vocabulary = conn.exec_driver_sql("SELECT count(*) FROM vocabulary").scalar()
+    assert run(["library", "copy", str(source), postgres_url]) == 3
+    err = capsys.readouterr().err
+    # `ingest` filled the empty library with the guideline pack first: 43 documents match, the protocol does not.
+    assert "already holds another library: 1 of its 44 documents" in err and "nothing was written" in err
+    with Store.open(postgres_url) as destination:
+        assert destination.count_documents() == 44
+        with destination.reading() as conn:
+            assert conn.exec_driver_sql("SELECT count(*) FROM vocabulary").scalar() == before_vocabulary
+
+
+def test_a_library_url_is_shown_without_its_password():
+    from medcite.settings import display_library
+
+    assert display_library("postgresql://medcite:hunter2@db.example.org:5432/medcite") == (
+        "postgresql://medcite:***@db.example.org:5432/medcite"
+    )
+    assert (
+        display_library("postgresql://postgres:@/medcite?host=/run/pg") == "postgresql://postgres@/medcite?host=/run/pg"
+    )
+    assert display_library(Path("/srv/library.db")) == "/srv/library.db"

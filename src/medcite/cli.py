@@ -23,7 +23,7 @@ from rich.table import Table
 from medcite.corpus import ADAPTERS
 from medcite.errors import ConfigError, MedciteError, QueryError, StoreError
 from medcite.models import Hit, IngestReport, LibraryStats
-from medcite.settings import Settings, is_database_url
+from medcite.settings import Settings, display_library, is_database_url
 from medcite.store import Store
 
 T = TypeVar("T")
@@ -744,7 +744,7 @@ def serve(
             "one writer at a time and keeps rate limits in one process, so it is served by one worker."
         )
     stderr.print(
-        f"medcite web app on http://{host}:{port} (library {settings.library}"
+        f"medcite web app on http://{host}:{port} (library {display_library(settings.library)}"
         f"{f', {workers} workers' if workers > 1 else ''}); Ctrl-C stops it."
     )
     options = dict(

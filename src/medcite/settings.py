@@ -15,10 +15,25 @@ import platformdirs
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["Settings", "default_library_path", "is_database_url"]
+__all__ = ["Settings", "default_library_path", "display_library", "is_database_url"]
 
 DATABASE_URL_SCHEMES = ("postgresql://", "postgres://", "postgresql+psycopg://")
 """A library given as one of these URLs is a PostgreSQL database (libpq connection URI syntax), not a file."""
+
+
+def display_library(library: str | Path) -> str:
+    """A library as it may be shown: a database URL without its password (``***`` when it has one)."""
+    if not is_database_url(library):
+        return str(library)
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(str(library))
+    if "@" not in parts.netloc:
+        return str(library)
+    credentials, _, host = parts.netloc.rpartition("@")
+    user, has_password, password = credentials.partition(":")
+    shown = f"{user}:***@{host}" if has_password and password else f"{user}@{host}"
+    return urlunsplit(parts._replace(netloc=shown))
 
 
 def is_database_url(library: str | Path) -> bool:

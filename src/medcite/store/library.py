@@ -32,7 +32,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from medcite.errors import NotFound, SchemaMismatch, StoreError
 from medcite.models import EVIDENCE_TYPES, Document, LibraryStats, Passage, VocabularyEntry
-from medcite.settings import is_database_url
+from medcite.settings import display_library, is_database_url
 
 __all__ = ["BatchCounts", "FtsRow", "PassageDetail", "Store"]
 
@@ -200,7 +200,7 @@ class Store:
             parsed = sa.engine.make_url(url).set(drivername="postgresql+psycopg")
         except sa.exc.ArgumentError as exc:
             raise StoreError(f"The library URL {url!r} is not a PostgreSQL URL ({exc}).") from exc
-        shown = parsed.render_as_string(hide_password=True).replace("postgresql+psycopg://", "postgresql://", 1)
+        shown = display_library(url)
         try:
             engine = sa.create_engine(
                 parsed,

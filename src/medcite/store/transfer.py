@@ -28,6 +28,9 @@ class _Table:
     columns: tuple[str, ...]
     order: tuple[str, ...] = ()
     """Columns to copy in (default the key), when the order itself matters: vocabulary terms keep theirs."""
+    deferred: tuple[str, ...] = ()
+    """Columns naming another row of the same table (a follow-up's earlier answer): written as NULL first and set
+    once the whole table is there, since the row they name may come later in key order."""
 
     @property
     def read(self) -> tuple[str, ...]:
@@ -66,7 +69,12 @@ COPIED_TABLES: tuple[_Table, ...] = (
     _Table("retractions", ("pmid", "notice"), ("pmid", "notice")),
     _Table("passage_vectors", ("model", "passage_rowid"), ("model", "passage_rowid", "vector")),
     _Table("vocabulary", ("concept", "term"), ("concept", "term", "source"), order=("rowid",)),
-    _Table("answers", ("answer_id",), ("answer_id", "question", "audience", "follow_up_of", "data", "created_at")),
+    _Table(
+        "answers",
+        ("answer_id",),
+        ("answer_id", "question", "audience", "follow_up_of", "data", "created_at"),
+        deferred=("follow_up_of",),
+    ),
     _Table("users", ("user_id",), ("user_id", "username", "role", "password_hash", "created_at")),
     _Table("api_tokens", ("token_sha256",), ("token_sha256", "user_id", "created_at")),
     _Table(
@@ -88,6 +96,7 @@ COPIED_TABLES: tuple[_Table, ...] = (
             "created_at",
             "updated_at",
         ),
+        deferred=("follow_up_of",),
     ),
     _Table(
         "article_revisions",
@@ -135,15 +144,17 @@ def copy_library(
 ) -> dict[str, int]:
     """Copy every row the destination lacks from ``source``, table by table; return rows copied per table.
 
-    ``on_progress(table, done, total)`` is called after each batch. The destination's ``library_version`` is
-    set past the source's, so caches built on the destination before the copy are rebuilt.
+    ``on_progress(table, done, total)`` is called after each batch. The destination takes the source's
+    ``library_version``, so the same question gets the same answer id on both.
 
     Raises:
-        StoreError: Source and destination are the same library, or a write failed (the batches committed
-            before it stay; run the copy again to carry on).
+        StoreError: Source and destination are the same library; the destination holds documents the source
+            does not (another library: nothing is written); or a write failed (the batches committed before it
+            stay; run the copy again to carry on).
     """
     if str(source.path) == str(destination.path):
         raise StoreError(f"The source and destination of a copy are the same library ({source.path}).")
+    _refuse_other_library(source, destination)
     copied: dict[str, int] = {}
     for table in COPIED_TABLES:
         total = _count(source, table.name)
@@ -156,12 +167,14 @@ def copy_library(
                 on_progress(table.name, done, total)
         if on_progress is not None and total == 0:
             on_progress(table.name, 0, 0)
+        if table.deferred:
+            _restore_deferred(source, destination, table, batch)
     with source.reading() as conn:
         version = int(conn.exec_driver_sql("SELECT value FROM meta WHERE key = 'library_version'").scalar() or 0)
     with destination.writing() as conn:
         conn.exec_driver_sql(
             "UPDATE meta SET value = ? WHERE key = 'library_version' AND CAST(value AS INTEGER) <= ?",
-            (str(version + 1), version),
+            (str(version), version),
         )
         if destination.dialect == "postgresql":
             for name, column in _IDENTITIES:
@@ -170,6 +183,48 @@ def copy_library(
                     f"coalesce((SELECT max({column}) FROM {name}), 0) + 1, false)"
                 )
     return copied
+
+
+def _refuse_other_library(source: Store, destination: Store) -> None:
+    """Refuse a destination holding documents the source lacks or holds otherwise: it is another library."""
+    table = COPIED_TABLES[0]
+    documents = _Table("documents", ("doc_id",), ("doc_id", "content_hash"))
+    foreign: list[str] = []
+    total = 0
+    for rows in _batches(destination, documents, 2000):
+        total += len(rows)
+        marks = ", ".join("?" * len(rows))
+        with source.reading() as conn:
+            held = dict(
+                conn.exec_driver_sql(
+                    f"SELECT doc_id, content_hash FROM {table.name} WHERE doc_id IN ({marks})",
+                    tuple(doc_id for doc_id, _ in rows),
+                ).all()
+            )
+        foreign += [doc_id for doc_id, content_hash in rows if held.get(doc_id) != content_hash]
+    if foreign:
+        raise StoreError(
+            f"{destination.path} already holds another library: {len(foreign)} of its {total} documents are not "
+            f"in {source.path} as they are there (e.g. {foreign[0]}). Copy into an empty database or a new file; "
+            "nothing was written."
+        )
+
+
+def _restore_deferred(source: Store, destination: Store, table: _Table, batch: int) -> None:
+    """Set the deferred columns of the copied rows (written NULL) to the source's values, batch by batch."""
+    at = [table.read.index(column) for column in (*table.key, *table.deferred)]
+    sets = ", ".join(f"{column} = ?" for column in table.deferred)
+    where = " AND ".join(f"{column} = ?" for column in table.key)
+    unset = " AND ".join(f"{column} IS NULL" for column in table.deferred)
+    for rows in _batches(source, table, batch):
+        updates = [
+            (*values[len(table.key) :], *values[: len(table.key)])
+            for values in (tuple(row[i] for i in at) for row in rows)
+            if any(value is not None for value in values[len(table.key) :])
+        ]
+        if updates:
+            with destination.writing() as conn:
+                conn.exec_driver_sql(f"UPDATE {table.name} SET {sets} WHERE {where} AND {unset}", updates)
 
 
 def verify_copy(source: Store, destination: Store) -> list[TableCheck]:
@@ -231,7 +286,12 @@ def _insert_missing(destination: Store, table: _Table, rows: Sequence[tuple[Any,
             flat = tuple(value for key in chunk for value in key)
             sql = f"SELECT {', '.join(table.key)} FROM {table.name} WHERE {matches}"
             present.update(tuple(row) for row in conn.exec_driver_sql(sql, flat))
-        missing = [_plain(row[: len(table.columns)]) for row, key in zip(rows, keys, strict=True) if key not in present]
+        deferred = [table.columns.index(column) for column in table.deferred]
+        missing = [
+            tuple(None if i in deferred else value for i, value in enumerate(_plain(row[: len(table.columns)])))
+            for row, key in zip(rows, keys, strict=True)
+            if key not in present
+        ]
         if not missing:
             return 0
         if table.name == "passage_vectors":
