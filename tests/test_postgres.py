@@ -298,7 +298,7 @@ def test_library_copy_into_another_library_is_refused_and_writes_nothing(postgre
     assert run(["library", "copy", str(source), postgres_url]) == 3
     err = capsys.readouterr().err
     # `ingest` filled the empty library with the guideline pack first: 43 documents match, the protocol does not.
-    assert "already holds another library: 1 of its 44 documents" in err and "nothing was written" in err
+    assert "already holds another library: its documents row file:" in err and "nothing was written" in err
     with Store.open(postgres_url) as destination:
         assert destination.count_documents() == 44
         with destination.reading() as conn:
@@ -315,3 +315,68 @@ def test_a_library_url_is_shown_without_its_password():
         display_library("postgresql://postgres:@/medcite?host=/run/pg") == "postgresql://postgres@/medcite?host=/run/pg"
     )
     assert display_library(Path("/srv/library.db")) == "/srv/library.db"
+    assert display_library("postgresql://u@/db?host=/run/pg&password=QSECRET") == (
+        "postgresql://u@/db?host=/run/pg&password=***"
+    )
+
+
+def test_copy_into_a_database_holding_other_accounts_is_refused_before_anything_is_written(
+    postgres_url: str, tmp_path: Path, capsys
+):
+    # A tester's finding: rows were matched by id, so the destination's own account 1 (an admin) kept its id and
+    # received the API token the source had issued to its account 1 (a reviewer).
+    from medcite.store.review import ReviewStore
+
+    source = tmp_path / "source.db"
+    with Store.open(source) as store:
+        ReviewStore(store).add_user("alice", "reviewer", "hash-a")
+        ReviewStore(store).add_token("alice", "c" * 64)
+    with Store.open(postgres_url) as store:
+        ReviewStore(store).add_user("bob", "admin", "hash-b")
+    assert run(["library", "copy", str(source), postgres_url]) == 3
+    err = capsys.readouterr().err
+    assert "already holds another library: its users row 1" in err and "nothing was written" in err
+    with Store.open(postgres_url) as store:
+        assert ReviewStore(store).user_for_token("c" * 64) is None
+        assert [entry.action for entry in ReviewStore(store).audit_entries()] == ["account bob (admin)"]
+
+
+@pytest.mark.parametrize(
+    ("library", "expected"),
+    [
+        ("mysql://root:pw@localhost/db", "mysql://root:***@localhost/db is not a library medcite can open"),
+        ("postgresql://u:pw@host:notaport/x", "postgresql://u:***@host:notaport/x is not a valid PostgreSQL URL"),
+        ("postgresql://u:pw@[::1/x", "postgresql://... is not a valid PostgreSQL URL"),
+    ],
+)
+def test_a_library_url_medcite_cannot_open_is_one_line_and_creates_nothing(
+    library: str, expected: str, tmp_path: Path, monkeypatch, capsys
+):
+    monkeypatch.chdir(tmp_path)
+    assert run(["library", "stats", "--library", library]) == 3
+    err = capsys.readouterr().err
+    assert expected in err and err.count("\n") == 1 and "pw" not in err.replace("pw@[", "")
+    assert list(tmp_path.iterdir()) == []  # no folder 'mysql:' holding a new SQLite library
+
+
+def test_serve_with_workers_opens_the_library_first(postgres_server, capsys):
+    missing = postgres_server.get_uri("no_such_database")
+    assert run(["serve", "--workers", "2", "--library", missing]) == 3
+    assert "Cannot reach the PostgreSQL library" in capsys.readouterr().err
+
+
+def test_a_library_that_stops_answering_mid_command_is_one_line_exit_3(tmp_path: Path, monkeypatch, capsys):
+    import sqlalchemy as sa
+
+    library = tmp_path / "library.db"
+    assert run(["ingest", "guidelines", "--library", str(library)]) == 0
+    capsys.readouterr()
+
+    def gone(*_args, **_kwargs):
+        raise sa.exc.OperationalError("SELECT ...", None, Exception("server closed the connection unexpectedly"))
+
+    monkeypatch.setattr(Store, "search_fts_rowids", gone)
+    assert run(["search", "gout flare colchicine", "--library", str(library)]) == 3
+    err = capsys.readouterr().err
+    assert err.count("\n") <= 2 and "Traceback" not in err
+    assert "the library stopped answering (server closed the connection unexpectedly)" in err

@@ -24,7 +24,7 @@ from medcite.corpus import ADAPTERS
 from medcite.errors import ConfigError, MedciteError, QueryError, StoreError
 from medcite.models import Hit, IngestReport, LibraryStats
 from medcite.settings import Settings, display_library, is_database_url
-from medcite.store import Store
+from medcite.store import DATABASE_ERRORS, Store
 
 T = TypeVar("T")
 
@@ -686,7 +686,8 @@ def library_copy(
 
 
 def _library_value(library: str) -> Path | str:
-    return library if is_database_url(library) else Path(library)
+    """A PostgreSQL URL (or any other URL, which ``Store.open`` refuses) as text; anything else as a path."""
+    return library.strip() if is_database_url(library) else library if "://" in library else Path(library)
 
 
 def _print_stats(stats: LibraryStats) -> None:
@@ -755,6 +756,7 @@ def serve(
         log_level="info",
     )
     if workers > 1:  # each process builds its app from the environment: the library URL goes there
+        _open(settings).close()  # reachable and migrated (and filled) once, before any worker starts
         os.environ["MEDCITE_LIBRARY"] = str(settings.library)
         uvicorn.run("medcite.web.app:app_from_environment", factory=True, workers=workers, **options)
     else:
@@ -849,6 +851,15 @@ def run(args: list[str] | None = None) -> int:
     except MedciteError as exc:
         stderr.print(f"Error: {exc}", markup=False, highlight=False)
         return exc.exit_code
+    except DATABASE_ERRORS as exc:  # the library's server went away or cancelled a statement mid-command
+        reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        stderr.print(
+            f"Error: the library stopped answering ({reason}); committed batches are kept, run the command again "
+            "once it is back.",
+            markup=False,
+            highlight=False,
+        )
+        return StoreError.exit_code
     except typer.Exit as exc:
         if exc.exit_code == 130:  # Ctrl-C, as typer reports it
             stderr.print(INTERRUPTED)

@@ -22,23 +22,29 @@ DATABASE_URL_SCHEMES = ("postgresql://", "postgres://", "postgresql+psycopg://")
 
 
 def display_library(library: str | Path) -> str:
-    """A library as it may be shown: a database URL without its password (``***`` when it has one)."""
-    if not is_database_url(library):
+    """A library as it may be shown: a URL without its password (``***`` when it has one), a path as it is."""
+    if not isinstance(library, str) or "://" not in library:
         return str(library)
     from urllib.parse import urlsplit, urlunsplit
 
-    parts = urlsplit(str(library))
-    if "@" not in parts.netloc:
-        return str(library)
-    credentials, _, host = parts.netloc.rpartition("@")
-    user, has_password, password = credentials.partition(":")
-    shown = f"{user}:***@{host}" if has_password and password else f"{user}@{host}"
-    return urlunsplit(parts._replace(netloc=shown))
+    try:
+        parts = urlsplit(str(library).strip())
+    except ValueError:  # unreadable ('[::1/x'): show the scheme only, never what might be a password
+        return str(library).strip().split("://", 1)[0] + "://..."
+    query = "&".join(
+        f"{name}=***" if name.lower() == "password" else f"{name}{sign}{value}"
+        for name, sign, value in (item.partition("=") for item in parts.query.split("&") if item)
+    )
+    if "@" in parts.netloc:
+        credentials, _, host = parts.netloc.rpartition("@")
+        user, has_password, password = credentials.partition(":")
+        parts = parts._replace(netloc=f"{user}:***@{host}" if has_password and password else f"{user}@{host}")
+    return urlunsplit(parts._replace(query=query))
 
 
 def is_database_url(library: str | Path) -> bool:
     """Whether a library names a PostgreSQL database (``postgresql://user@host:port/dbname``) rather than a file."""
-    return isinstance(library, str) and library.lower().startswith(DATABASE_URL_SCHEMES)
+    return isinstance(library, str) and library.strip().lower().startswith(DATABASE_URL_SCHEMES)
 
 
 def default_library_path() -> Path:
@@ -60,8 +66,13 @@ class Settings(BaseSettings):
     @field_validator("library", mode="before")
     @classmethod
     def _library_path_or_url(cls, value: object) -> object:
-        """A PostgreSQL URL stays text (a path would fold its '//'); anything else is a file path."""
+        """A PostgreSQL URL stays text (a path would fold its '//'), and so does any other URL.
+
+        Another URL is refused when opened rather than taken for a folder named 'mysql:'; anything else is a path.
+        """
         if isinstance(value, str) and is_database_url(value):
+            return value.strip()
+        if isinstance(value, str) and "://" in value:
             return value
         return Path(value) if isinstance(value, str) else value
 
@@ -70,7 +81,8 @@ class Settings(BaseSettings):
     )
     postgres_statement_timeout_s: float = Field(
         default=120.0,
-        gt=0,
+        ge=0.001,
+        le=86400,
         description="A statement on a PostgreSQL library that runs longer than this, seconds, is cancelled.",
     )
     ingest_batch_documents: int = Field(

@@ -4,6 +4,14 @@
 opens and migrates the file; other modules here add tables for later features on the same file.
 """
 
-from medcite.store.library import HEAD_REVISION, MIGRATIONS_DIR, BatchCounts, FtsRow, PassageDetail, Store
+from medcite.store.library import (
+    DATABASE_ERRORS,
+    HEAD_REVISION,
+    MIGRATIONS_DIR,
+    BatchCounts,
+    FtsRow,
+    PassageDetail,
+    Store,
+)
 
-__all__ = ["HEAD_REVISION", "MIGRATIONS_DIR", "BatchCounts", "FtsRow", "PassageDetail", "Store"]
+__all__ = ["DATABASE_ERRORS", "HEAD_REVISION", "MIGRATIONS_DIR", "BatchCounts", "FtsRow", "PassageDetail", "Store"]

@@ -34,13 +34,17 @@ from medcite.errors import NotFound, SchemaMismatch, StoreError
 from medcite.models import EVIDENCE_TYPES, Document, LibraryStats, Passage, VocabularyEntry
 from medcite.settings import display_library, is_database_url
 
-__all__ = ["BatchCounts", "FtsRow", "PassageDetail", "Store"]
+__all__ = ["DATABASE_ERRORS", "BatchCounts", "FtsRow", "PassageDetail", "Store"]
 
 MIGRATIONS_DIR = Path(__file__).parent.parent / "migrations"
 HEAD_REVISION = "0006"
 _KNOWN_REVISIONS = {"0001", "0002", "0003", "0004", "0005", "0006"}
 _SQLITE_MAX_VARS = 900
 _OPEN_ATTEMPTS = 10  # opening waits up to ~5 s for another process creating the same library
+DATABASE_ERRORS: tuple[type[Exception], ...] = (sa.exc.DBAPIError,)
+"""What the database driver raises when the library stops answering mid-command (a PostgreSQL server shut down,
+a statement timeout): callers that cannot go on turn it into one line (the CLI) or a 503 (the web app)."""
+_URL = re.compile(r"^\s*[a-z][a-z0-9+.-]*://", re.I)
 _WRITE_LOCK = 7_342_115
 """The PostgreSQL advisory lock key a write transaction takes (``pg_advisory_xact_lock``): one writer at a time,
 as SQLite's ``BEGIN IMMEDIATE`` gives, so passage rowids and article numbers are handed out once."""
@@ -146,7 +150,12 @@ class Store:
             SchemaMismatch: The file was written by a newer medcite.
         """
         if is_database_url(path):
-            return cls._open_postgresql(str(path), pool_size, statement_timeout_s)
+            return cls._open_postgresql(str(path).strip(), pool_size, statement_timeout_s)
+        if isinstance(path, str) and _URL.match(path):  # 'mysql://...' must not become a folder named 'mysql:'
+            raise StoreError(
+                f"{display_library(path)} is not a library medcite can open: give a SQLite file path or a "
+                "PostgreSQL URL, postgresql://user@host:port/dbname."
+            )
         try:
             path = Path(path).expanduser()
         except RuntimeError as exc:  # '~nosuchuser/...'
@@ -196,11 +205,15 @@ class Store:
 
     @classmethod
     def _open_postgresql(cls, url: str, pool_size: int, statement_timeout_s: float) -> Store:
+        shown = display_library(url)
         try:
             parsed = sa.engine.make_url(url).set(drivername="postgresql+psycopg")
-        except sa.exc.ArgumentError as exc:
-            raise StoreError(f"The library URL {url!r} is not a PostgreSQL URL ({exc}).") from exc
-        shown = display_library(url)
+            parsed.port  # noqa: B018 - a port that is not a number fails here, not at connection time
+        except (sa.exc.ArgumentError, ValueError) as exc:
+            raise StoreError(
+                f"The library URL {shown} is not a valid PostgreSQL URL; write it as "
+                "postgresql://user@host:port/dbname."
+            ) from exc
         try:
             engine = sa.create_engine(
                 parsed,
@@ -208,7 +221,7 @@ class Store:
                 pool_size=pool_size,
                 connect_args={
                     "connect_timeout": 10,
-                    "options": f"-c statement_timeout={int(statement_timeout_s * 1000)}",
+                    "options": f"-c statement_timeout={max(1, round(statement_timeout_s * 1000))}",
                 },
             )
         except ImportError as exc:

@@ -186,28 +186,47 @@ def copy_library(
 
 
 def _refuse_other_library(source: Store, destination: Store) -> None:
-    """Refuse a destination holding documents the source lacks or holds otherwise: it is another library."""
-    table = COPIED_TABLES[0]
-    documents = _Table("documents", ("doc_id",), ("doc_id", "content_hash"))
-    foreign: list[str] = []
-    total = 0
-    for rows in _batches(destination, documents, 2000):
-        total += len(rows)
-        marks = ", ".join("?" * len(rows))
-        with source.reading() as conn:
-            held = dict(
-                conn.exec_driver_sql(
-                    f"SELECT doc_id, content_hash FROM {table.name} WHERE doc_id IN ({marks})",
-                    tuple(doc_id for doc_id, _ in rows),
-                ).all()
-            )
-        foreign += [doc_id for doc_id, content_hash in rows if held.get(doc_id) != content_hash]
-    if foreign:
-        raise StoreError(
-            f"{destination.path} already holds another library: {len(foreign)} of its {total} documents are not "
-            f"in {source.path} as they are there (e.g. {foreign[0]}). Copy into an empty database or a new file; "
-            "nothing was written."
-        )
+    """Refuse a destination holding any row the source does not hold as it is: it is another library.
+
+    Every copied table is read (a new destination has nothing to read; a copy being resumed holds only the
+    source's rows): a row whose key the source lacks, or holds with other values, would otherwise stay beside
+    the copied ones (an account keeping the id a copied API token points at) or collide with them.
+    """
+    for table in COPIED_TABLES:
+        at = [table.columns.index(column) for column in table.key]
+        deferred = {table.columns.index(column) for column in table.deferred}
+        for rows in _batches(destination, table, 2000):
+            keys = [tuple(row[i] for i in at) for row in rows]
+            held = _rows_by_key(source, table, keys)
+            for row, key in zip(rows, keys, strict=True):
+                theirs = held.get(key)
+                ours = _plain(row[: len(table.columns)])
+                if theirs is None or any(
+                    value != other and not (i in deferred and value is None)
+                    for i, (value, other) in enumerate(zip(ours, theirs, strict=True))
+                ):
+                    raise StoreError(
+                        f"{destination.path} already holds another library: its {table.name} row "
+                        f"{', '.join(map(str, key))} is not in {source.path} as it is there. Copy into an empty "
+                        "database or a new file; nothing was written."
+                    )
+
+
+def _rows_by_key(store: Store, table: _Table, keys: Sequence[tuple[Any, ...]]) -> dict[tuple[Any, ...], tuple]:
+    """The rows (copied columns) of ``store`` with these keys, by key."""
+    found: dict[tuple[Any, ...], tuple] = {}
+    at = [table.columns.index(column) for column in table.key]
+    for start in range(0, len(keys), 400):
+        chunk = keys[start : start + 400]
+        matches = " OR ".join("(" + " AND ".join(f"{c} = ?" for c in table.key) + ")" for _ in chunk)
+        flat = tuple(value for key in chunk for value in key)
+        with store.reading() as conn:
+            for row in conn.exec_driver_sql(
+                f"SELECT {', '.join(table.columns)} FROM {table.name} WHERE {matches}", flat
+            ):
+                plain = _plain(tuple(row))
+                found[tuple(plain[i] for i in at)] = plain
+    return found
 
 
 def _restore_deferred(source: Store, destination: Store, table: _Table, batch: int) -> None:

@@ -56,7 +56,7 @@ from medcite.render import passage_html, plain_text, statement_html
 from medcite.retrieve import Retriever
 from medcite.review import Article, ArticleSummary, AuditEntry, RevisionInfo, User
 from medcite.settings import Settings
-from medcite.store import Store
+from medcite.store import DATABASE_ERRORS, Store
 from medcite.store.review import ReviewStore
 
 __all__ = ["create_app"]
@@ -531,8 +531,8 @@ def create_app(settings: Settings) -> FastAPI:
     async def error_response(request: Request, exc: Exception) -> Response:
         """The one error handler: ``{"ok": false, "error", "status"}`` under /api/, the error page elsewhere.
 
-        Handles ``MedciteError``, request validation (422; names the field, never echoes the value) and
-        Starlette's HTTP errors (unknown path 404, wrong method 405).
+        Handles ``MedciteError``, request validation (422; names the field, never echoes the value),
+        Starlette's HTTP errors (unknown path 404, wrong method 405) and the library's server not answering (503).
         """
         headers: dict[str, str] | None = None
         if isinstance(exc, MedciteError):
@@ -544,7 +544,10 @@ def create_app(settings: Settings) -> FastAPI:
         elif isinstance(exc, StarletteHTTPException):
             status, headers = exc.status_code, dict(exc.headers) if exc.headers else None
             message = _HTTP_MESSAGES.get(status, f"The request failed (HTTP {status}).")
-        else:  # pragma: no cover - only the three types above are registered
+        elif isinstance(exc, DATABASE_ERRORS):  # the library's server is down or cancelled a statement
+            status, headers = 503, {"retry-after": "30"}
+            message = "The library is not answering right now; try again in a minute."
+        else:  # pragma: no cover - only the types above are registered
             raise exc
         if _is_api(request.url.path):
             return JSONResponse({"ok": False, "error": message, "status": status}, status_code=status, headers=headers)
@@ -553,7 +556,7 @@ def create_app(settings: Settings) -> FastAPI:
             response.headers.update(headers)
         return response
 
-    for kind in (MedciteError, RequestValidationError, StarletteHTTPException):
+    for kind in (MedciteError, RequestValidationError, StarletteHTTPException, *DATABASE_ERRORS):
         app.add_exception_handler(kind, error_response)
     app.add_middleware(_BodyLimit, max_bytes=MAX_BODY_BYTES)
 
