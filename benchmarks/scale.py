@@ -9,6 +9,8 @@ A PostgreSQL 18 server with pgvector 0.8 is started for the run (``embedded-post
 
 1. Ingest: the PubMed library (MEDLINE baseline sample, E-utilities records, MEDLINE exports, PubMedQA; the recipe
    of ``retrieval.py``) ingested from scratch into a new SQLite file and a new PostgreSQL database: documents/s.
+   The same recipe into PostgreSQL by one ``medcite ingest`` process, and by two at once (the MEDLINE XML
+   files in one, the other kinds in the other): documents/s and exit codes.
 2. Copy: the MedQuAD library (with its stored vectors) from SQLite to PostgreSQL with ``medcite library copy``'s
    ``copy_library``: rows/s, verified.
 3. Quality and latency, ``medcite search`` (``answer.search_passages``) in each mode on each backend: LiveQA-Med
@@ -17,7 +19,7 @@ A PostgreSQL 18 server with pgvector 0.8 is started for the run (``embedded-post
    warm wall time of one search call (each query run once untimed first), one thread, p50/p95 over the
    questions of that benchmark.
 
-Not measured here (yet): libraries of 1M and 4M passages, concurrent ingest processes, the web under load.
+Not measured here (yet): libraries of 4M passages, the web under load.
 """
 
 from __future__ import annotations
@@ -80,6 +82,55 @@ def ingest_rows(data: Path, cache: Path, server) -> tuple[list[dict], str]:
             }
         )
     return rows, url
+
+
+def concurrent_ingest_rows(data: Path, server) -> list[dict]:
+    """The PubMed recipe ingested into new PostgreSQL databases by 1 process (its kinds one after another) and by
+    2 processes at once (the MEDLINE XML files in one, the other kinds in the other), with ``medcite ingest``."""
+    import os
+    import subprocess
+
+    recipe = ds.library_recipes(data)["pubmed"]
+    commands = [["ingest", kind, *map(str, paths)] for kind, paths in recipe]
+    rows = []
+    for processes in (1, 2):
+        url = _database(server, f"scale_ingest_{processes}")
+        groups = [commands] if processes == 1 else [commands[:1], commands[1:]]
+        environment = {**os.environ, "MEDCITE_EMBEDDER": "none"}
+        started = time.perf_counter()
+        running = [
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-c",
+                    "import sys; from medcite.cli import run; "
+                    "sys.exit(max(run([*c, '--library', sys.argv[1]]) for c in eval(sys.argv[2])))",
+                    url,
+                    repr(group),
+                ],
+                env=environment,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            for group in groups
+        ]
+        codes = [process.wait() for process in running]
+        seconds = time.perf_counter() - started
+        from medcite.store import Store
+
+        with Store.open(url) as store:
+            documents = store.count_documents()
+        _log(f"[ingest] PostgreSQL, {processes} process(es): {documents} documents in {seconds:.1f} s, exit {codes}")
+        rows.append(
+            {
+                "processes": processes,
+                "documents": documents,
+                "seconds": round(seconds, 1),
+                "documents_per_s": round(documents / seconds, 1),
+                "exit_codes": codes,
+            }
+        )
+    return rows
 
 
 def copy_row(source: Path, server) -> tuple[dict, str]:
@@ -311,11 +362,12 @@ def main() -> None:
     started = time.perf_counter()
     medquad = ds.build_library("medquad", args.data, args.cache, log=_log)
     retrieval.medcite_systems(medquad, embedder_name=args.embedder, modes=("dense",), log=_log)  # vectors first
-    ingest, copy, quality = [], {}, []
+    ingest, copy, quality, concurrent = [], {}, [], []
     if args.only_growth:
         medquad_url = server.get_uri("scale_medquad")  # from an earlier full run
     else:
         ingest, pubmed_url = ingest_rows(args.data, args.cache, server)
+        concurrent = concurrent_ingest_rows(args.data, server)
         copy, medquad_url = copy_row(medquad, server)
         quality = quality_benchmarks(args, medquad, medquad_url, args.cache / "scale-pubmed.db", pubmed_url)
     growth = []
@@ -330,6 +382,7 @@ def main() -> None:
     result = {
         "ingest": ingest,
         "copy": copy,
+        "concurrent_ingest": concurrent,
         "quality": quality,
         "growth": growth,
         "seconds": round(time.perf_counter() - started),
@@ -342,6 +395,9 @@ def main() -> None:
     for row in ingest:
         rate = row["documents_per_s"]
         print(f"  {row['backend']:<11} {row['documents']:>6} documents {row['seconds']:>7.1f} s {rate:>8.1f}/s")
+    for row in concurrent:
+        print(f"  PostgreSQL, {row['processes']} ingest process(es) at once: {row['documents']} documents "
+              f"{row['seconds']} s {row['documents_per_s']}/s, exit codes {row['exit_codes']}")  # fmt: skip
     print(f"Copy SQLite -> PostgreSQL (MedQuAD library): {copy['rows']} rows, {copy['seconds']} s, "
           f"{copy['rows_per_s']}/s, verified {copy['verified']}")  # fmt: skip
     print(f"{'benchmark':<32} {'backend':<11} {'system':<44} {'score':>6} {'p50 ms':>8} {'p95 ms':>8}")
