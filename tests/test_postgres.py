@@ -290,7 +290,7 @@ def test_library_copy_into_another_library_is_refused_and_writes_nothing(postgre
         ingest(store, "guidelines", [default_guideline_pack()], settings=Settings(library=source))
     other = tmp_path / "protocols"
     other.mkdir()
-    (other / "sepsis.md").write_text("# Local sepsis protocol\n\nGive antibiotics within one hour.\n")
+    (other / "protocol.md").write_text("# Local protocol\n\nPlaceholder protocol step one.\n")
     assert run(["ingest", "files", str(other), "--library", postgres_url]) == 0
     capsys.readouterr()
     with Store.open(postgres_url) as destination, destination.reading() as conn:

@@ -23,7 +23,7 @@ from rich.table import Table
 from medcite.corpus import ADAPTERS
 from medcite.errors import ConfigError, MedciteError, QueryError, StoreError
 from medcite.models import Hit, IngestReport, LibraryStats
-from medcite.settings import Settings, display_library, is_database_url
+from medcite.settings import Settings, display_library, is_database_url, library_location
 from medcite.store import DATABASE_ERRORS, Store
 
 T = TypeVar("T")
@@ -89,18 +89,14 @@ def _settings(library: str | None) -> Settings:
         )
         raise ConfigError(f"A MEDCITE_* setting is invalid ({problems}); fix or unset it.") from exc
     if library is not None:
-        settings = settings.model_copy(update={"library": _library_value(library)})
+        settings = settings.model_copy(update={"library": library_location(library)})
     return settings
 
 
 def _open(settings: Settings, *, fill_default: bool = True) -> Store:
     from medcite.index import ensure_default_library
 
-    store = Store.open(
-        settings.library,
-        pool_size=settings.postgres_pool_size,
-        statement_timeout_s=settings.postgres_statement_timeout_s,
-    )
+    store = Store.for_settings(settings)
     if fill_default:
         try:
             report = ensure_default_library(store, settings=settings, on_message=lambda line: stderr.print(line))
@@ -662,7 +658,7 @@ def library_copy(
 
     if not is_database_url(source) and not Path(source).expanduser().is_file():
         raise StoreError(f"The library to copy, {source}, does not exist.")
-    with Store.open(_library_value(source)) as origin, Store.open(_library_value(destination)) as target:
+    with Store.open(library_location(source)) as origin, Store.open(library_location(destination)) as target:
         with _progress() as progress:
             tasks: dict[str, object] = {}
 
@@ -683,11 +679,6 @@ def library_copy(
             "or copy into an empty destination."
         )
     stdout.print(f"Verified: every table of {origin.path} matches in {target.path} (row counts and SHA-256).")
-
-
-def _library_value(library: str) -> Path | str:
-    """A PostgreSQL URL (or any other URL, which ``Store.open`` refuses) as text; anything else as a path."""
-    return library.strip() if is_database_url(library) else library if "://" in library else Path(library)
 
 
 def _print_stats(stats: LibraryStats) -> None:
@@ -852,7 +843,7 @@ def run(args: list[str] | None = None) -> int:
         stderr.print(f"Error: {exc}", markup=False, highlight=False)
         return exc.exit_code
     except DATABASE_ERRORS as exc:  # the library's server went away or cancelled a statement mid-command
-        reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        reason = (str(getattr(exc, "orig", exc)).strip().splitlines() or [type(exc).__name__])[0]
         stderr.print(
             f"Error: the library stopped answering ({reason}); committed batches are kept, run the command again "
             "once it is back.",

@@ -15,7 +15,7 @@ import platformdirs
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["Settings", "default_library_path", "display_library", "is_database_url"]
+__all__ = ["Settings", "default_library_path", "display_library", "is_database_url", "library_location"]
 
 DATABASE_URL_SCHEMES = ("postgresql://", "postgres://", "postgresql+psycopg://")
 """A library given as one of these URLs is a PostgreSQL database (libpq connection URI syntax), not a file."""
@@ -42,6 +42,19 @@ def display_library(library: str | Path) -> str:
     return urlunsplit(parts._replace(query=query))
 
 
+def library_location(value: str | Path) -> str | Path:
+    """A library as given (``--library``, ``MEDCITE_LIBRARY``): a URL stays text, anything else is a path.
+
+    A PostgreSQL URL keeps its '//' (a path would fold it); another URL ('mysql://...') stays text too, to be
+    refused when opened rather than taken for a folder named 'mysql:'.
+    """
+    if isinstance(value, Path):
+        return value
+    if is_database_url(value):
+        return value.strip()
+    return value if "://" in value else Path(value)
+
+
 def is_database_url(library: str | Path) -> bool:
     """Whether a library names a PostgreSQL database (``postgresql://user@host:port/dbname``) rather than a file."""
     return isinstance(library, str) and library.strip().lower().startswith(DATABASE_URL_SCHEMES)
@@ -65,16 +78,8 @@ class Settings(BaseSettings):
 
     @field_validator("library", mode="before")
     @classmethod
-    def _library_path_or_url(cls, value: object) -> object:
-        """A PostgreSQL URL stays text (a path would fold its '//'), and so does any other URL.
-
-        Another URL is refused when opened rather than taken for a folder named 'mysql:'; anything else is a path.
-        """
-        if isinstance(value, str) and is_database_url(value):
-            return value.strip()
-        if isinstance(value, str) and "://" in value:
-            return value
-        return Path(value) if isinstance(value, str) else value
+    def _library_location(cls, value: object) -> object:
+        return library_location(value) if isinstance(value, str | Path) else value
 
     postgres_pool_size: int = Field(
         default=5, ge=1, le=200, description="Connections each process keeps open to a PostgreSQL library."

@@ -60,11 +60,11 @@ class DenseIndex:
         self.store = store
         self.embedder = embedder
         safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in embedder.name)
-        # A PostgreSQL library searches its own pgvector index (Store.search_vectors); no file is kept.
+        # A PostgreSQL library searches its own pgvector index (Store.search_vectors): no file beside it.
         self.server_side = store.dialect == "postgresql"
-        library = Path(store.path) if not self.server_side else Path(f"{safe}.postgresql")
-        self.path = library.with_name(f"{library.name}.{safe}.usearch")
-        self._meta_path = self.path.with_name(self.path.name + ".json")
+        library = Path(store.path)
+        self.path = None if self.server_side else library.with_name(f"{library.name}.{safe}.usearch")
+        self._meta_path = None if self.path is None else self.path.with_name(self.path.name + ".json")
         self._index: Any = None
         self._version = -1
 

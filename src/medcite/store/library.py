@@ -32,7 +32,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from medcite.errors import NotFound, SchemaMismatch, StoreError
 from medcite.models import EVIDENCE_TYPES, Document, LibraryStats, Passage, VocabularyEntry
-from medcite.settings import display_library, is_database_url
+from medcite.settings import Settings, display_library, is_database_url
 
 __all__ = ["DATABASE_ERRORS", "BatchCounts", "FtsRow", "PassageDetail", "Store"]
 
@@ -202,6 +202,15 @@ class Store:
             engine.dispose()
             raise
         return store
+
+    @classmethod
+    def for_settings(cls, settings: Settings) -> Store:
+        """``open`` the library ``settings`` name, with its PostgreSQL pool size and statement timeout."""
+        return cls.open(
+            settings.library,
+            pool_size=settings.postgres_pool_size,
+            statement_timeout_s=settings.postgres_statement_timeout_s,
+        )
 
     @classmethod
     def _open_postgresql(cls, url: str, pool_size: int, statement_timeout_s: float) -> Store:
@@ -760,11 +769,12 @@ class Store:
             # An HNSW scan returns at most ef_search rows (pgvector's default 40): search at least as deep as asked.
             depth = limit + len(retracted)
             conn.exec_driver_sql(f"SET LOCAL hnsw.ef_search = {max(HNSW_EF_SEARCH, min(depth, 1000))}")
+            query = _vector_text(vector)
             rows = conn.exec_driver_sql(
                 f"SELECT passage_rowid, 1 - (embedding::vector({dim}) <=> ?::vector({dim})) AS similarity "
                 f"FROM passage_vectors WHERE model = {_sql_literal(model)} "
                 f"ORDER BY embedding::vector({dim}) <=> ?::vector({dim}), passage_rowid LIMIT ?",
-                (_vector_text(vector), _vector_text(vector), depth),
+                (query, query, depth),
             )
             found = [(int(r[0]), float(r[1])) for r in rows]
         return [row for row in found if row[0] not in retracted][:limit]

@@ -214,19 +214,19 @@ def _refuse_other_library(source: Store, destination: Store) -> None:
 
 def _rows_by_key(store: Store, table: _Table, keys: Sequence[tuple[Any, ...]]) -> dict[tuple[Any, ...], tuple]:
     """The rows (copied columns) of ``store`` with these keys, by key."""
-    found: dict[tuple[Any, ...], tuple] = {}
     at = [table.columns.index(column) for column in table.key]
+    with store.reading() as conn:
+        rows = [_plain(tuple(row)) for row in _select_keys(conn, table, table.columns, keys)]
+    return {tuple(row[i] for i in at): row for row in rows}
+
+
+def _select_keys(conn: Any, table: _Table, columns: Sequence[str], keys: Sequence[tuple[Any, ...]]):
+    """``columns`` of the rows of ``table`` with these keys (any number: read 400 keys a statement)."""
     for start in range(0, len(keys), 400):
         chunk = keys[start : start + 400]
         matches = " OR ".join("(" + " AND ".join(f"{c} = ?" for c in table.key) + ")" for _ in chunk)
         flat = tuple(value for key in chunk for value in key)
-        with store.reading() as conn:
-            for row in conn.exec_driver_sql(
-                f"SELECT {', '.join(table.columns)} FROM {table.name} WHERE {matches}", flat
-            ):
-                plain = _plain(tuple(row))
-                found[tuple(plain[i] for i in at)] = plain
-    return found
+        yield from conn.exec_driver_sql(f"SELECT {', '.join(columns)} FROM {table.name} WHERE {matches}", flat)
 
 
 def _restore_deferred(source: Store, destination: Store, table: _Table, batch: int) -> None:
@@ -298,13 +298,7 @@ def _insert_missing(destination: Store, table: _Table, rows: Sequence[tuple[Any,
     at = [table.columns.index(column) for column in table.key]
     keys = [tuple(row[i] for i in at) for row in rows]
     with destination.writing() as conn:
-        present: set[tuple[Any, ...]] = set()
-        for start in range(0, len(keys), 400):
-            chunk = keys[start : start + 400]
-            matches = " OR ".join("(" + " AND ".join(f"{c} = ?" for c in table.key) + ")" for _ in chunk)
-            flat = tuple(value for key in chunk for value in key)
-            sql = f"SELECT {', '.join(table.key)} FROM {table.name} WHERE {matches}"
-            present.update(tuple(row) for row in conn.exec_driver_sql(sql, flat))
+        present = {tuple(row) for row in _select_keys(conn, table, table.key, keys)}
         deferred = [table.columns.index(column) for column in table.deferred]
         missing = [
             tuple(None if i in deferred else value for i, value in enumerate(_plain(row[: len(table.columns)])))

@@ -197,11 +197,7 @@ class _ModelWorker:
 
     def _open(self) -> tuple[Store, Retriever]:
         if self._store is None or self._retriever is None:
-            self._store = Store.open(
-                self._settings.library,
-                pool_size=self._settings.postgres_pool_size,
-                statement_timeout_s=self._settings.postgres_statement_timeout_s,
-            )
+            self._store = Store.for_settings(self._settings)
             self._retriever = Retriever(self._store, self._settings, embedder=self._embedder)
         return self._store, self._retriever
 
@@ -328,16 +324,15 @@ def _limit(request: Request, rate: str, what: str) -> None:
     web = _web(request)
     item = parse(rate)
     key = request.client.host if request.client else "unknown"
+    now = dt.datetime.now(dt.UTC).timestamp()
     if web.store.dialect == "postgresql":
-        now = dt.datetime.now(dt.UTC).timestamp()
         waiting = ReviewStore(web.store).rate_limit_hit(f"{what}:{key}", item.amount, item.get_expiry(), now)
-        if waiting is not None:
-            wait = max(1, int(waiting) + 1)
-            raise RateLimited(f"Too many {what} requests from your address; try again in {wait} s.", retry_after_s=wait)
-        return
-    if not web.limiter.hit(item, what, key):
-        stats = web.limiter.get_window_stats(item, what, key)
-        wait = max(1, int(stats.reset_time - dt.datetime.now(dt.UTC).timestamp()) + 1)
+    elif web.limiter.hit(item, what, key):
+        waiting = None
+    else:
+        waiting = web.limiter.get_window_stats(item, what, key).reset_time - now
+    if waiting is not None:
+        wait = max(1, int(waiting) + 1)
         raise RateLimited(f"Too many {what} requests from your address; try again in {wait} s.", retry_after_s=wait)
 
 
@@ -465,11 +460,7 @@ def create_app(settings: Settings) -> FastAPI:
         from medcite.index import ensure_default_library
         from medcite.retrieve import Retriever
 
-        store = Store.open(
-            settings.library,
-            pool_size=settings.postgres_pool_size,
-            statement_timeout_s=settings.postgres_statement_timeout_s,
-        )
+        store = Store.for_settings(settings)
         model: _ModelWorker | None = None
         try:
             ensure_default_library(store, settings=settings)
