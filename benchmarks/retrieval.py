@@ -127,6 +127,7 @@ def medcite_systems(
     embedder_name: str,
     modes: Sequence[str] = ("lexical", "dense", "hybrid"),
     log: Callable[[str], None] = print,
+    store_options: dict | None = None,
 ) -> list[System]:
     """Return medcite's rows: ``medcite search`` (``answer.search_passages``) in each mode (dense and hybrid need an
     embedder).
@@ -141,7 +142,7 @@ def medcite_systems(
     from medcite.settings import Settings
     from medcite.store import Store
 
-    store = Store.open(library)
+    store = Store.open(library, **(store_options or {}))
     settings = Settings(library=library, embedder=embedder_name)
     embedder, embedder_note = None, ""
     if any(mode != "lexical" for mode in modes):

@@ -149,11 +149,17 @@ def copy_row(source: Path, server) -> tuple[dict, str]:
 
 
 def quality_rows(
-    name: str, targets: dict[str, Path | str], queries, score, embedder: str, depth: int = 30
+    name: str, targets: dict[str, Path | str | tuple[str, dict]], queries, score, embedder: str, depth: int = 30
 ) -> list[dict]:
+    """Score and time each system on each backend; a target may be ``(url, Store.open options)``."""
     rows = []
     for backend, target in targets.items():
-        for system in retrieval.medcite_systems(target, embedder_name=embedder, log=_log):
+        target, options = target if isinstance(target, tuple) else (target, {})
+        modes = ("dense", "hybrid") if options else ("lexical", "dense", "hybrid")
+        systems = retrieval.medcite_systems(
+            target, embedder_name=embedder, modes=modes, log=_log, store_options=options
+        )
+        for system in systems:
             row = {"benchmark": name, "backend": backend, "system": system.name, "note": system.note}
             if system.search is not None:
                 _log(f"[{name}] {backend}: {system.name} ...")
@@ -241,7 +247,7 @@ def grow_postgresql(server, template: str, target: int) -> str:
         admin.execute(f"CREATE DATABASE {name} TEMPLATE {template}")
     with psycopg.connect(url, autocommit=True) as conn:
         indexes = conn.execute(
-            "SELECT indexname, indexdef FROM pg_indexes WHERE indexname LIKE 'passage_vectors_hnsw_%'"
+            "SELECT indexname, indexdef FROM pg_indexes WHERE indexname LIKE 'passage_vectors_%hnsw_%'"
         ).fetchall()
         for index, _ in indexes:
             conn.execute(f"DROP INDEX {index}")
@@ -328,14 +334,14 @@ def quality_benchmarks(args, medquad: Path, medquad_url: str, pubmed: Path, pubm
 
     rows = quality_rows(
         "LiveQA-Med nDCG@10",
-        {"SQLite": medquad, "PostgreSQL": medquad_url},
+        {"SQLite": medquad, "PostgreSQL": medquad_url, "PG vector": (medquad_url, {"vector_index": "vector"})},
         liveqa_queries,
         liveqa_score,
         args.embedder,
     )
     return rows + quality_rows(
         f"PubMedQA recall@1 ({len(questions)} q)",
-        {"SQLite": pubmed, "PostgreSQL": pubmed_url},
+        {"SQLite": pubmed, "PostgreSQL": pubmed_url, "PG vector": (pubmed_url, {"vector_index": "vector"})},
         questions,
         pubmedqa_score,
         args.embedder,

@@ -89,6 +89,42 @@ def test_dense_search_on_postgresql_finds_what_the_sqlite_index_finds_and_hides_
         assert {retracted} & {row[1].split("#")[0] for row in _passage_ids(store, after)} == set()
 
 
+def test_dense_search_reads_the_hnsw_index_of_the_chosen_type_built_on_opening(postgres_url: str):
+    embedder = load_embedder("hash-64")
+    settings = Settings(library=postgres_url, embedder="hash-64")
+    with Store.open(postgres_url) as store:  # halfvec, the default
+        ingest(store, "guidelines", [default_guideline_pack()], settings=settings)
+        assert embed_passages(store, embedder) == 1896
+        half = Retriever(store, settings, embedder=embedder).dense("gout flare colchicine", limit=5)
+        with store.reading() as conn:
+            indexes = [
+                r[0] for r in conn.exec_driver_sql("SELECT indexdef FROM pg_indexes WHERE indexname LIKE '%hnsw%'")
+            ]
+    assert len(indexes) == 1
+    assert "embedding)::halfvec(64)) halfvec_cosine_ops" in indexes[0]
+    with Store.open(postgres_url, vector_index="vector") as store:  # another type: its index is built on opening
+        full = Retriever(store, settings, embedder=embedder).dense("gout flare colchicine", limit=5)
+        with store.reading() as conn:
+            indexes = sorted(
+                r[0] for r in conn.exec_driver_sql("SELECT indexname FROM pg_indexes WHERE indexname LIKE '%hnsw%'")
+            )
+            conn.exec_driver_sql("ANALYZE passage_vectors")  # as autovacuum would; and at 1,896 rows the planner
+            conn.exec_driver_sql("SET enable_seqscan = off")  # would rather sort them all than read the index
+            plan = "\n".join(
+                r[0]
+                for r in conn.exec_driver_sql(
+                    "EXPLAIN SELECT passage_rowid FROM passage_vectors WHERE model = 'hash-64' "
+                    "ORDER BY embedding::vector(64) <=> ?::vector(64) LIMIT 10",
+                    ("[" + ",".join(["0.125"] * 64) + "]",),
+                )
+            )
+    assert [name.split("_hnsw_")[0] for name in indexes] == ["passage_vectors_halfvec", "passage_vectors_vector"]
+    assert "passage_vectors_vector_hnsw_" in plan
+    assert [rowid for rowid, _ in full] == [rowid for rowid, _ in half]  # 16-bit order: the same five here
+    with pytest.raises(StoreError, match="not one of halfvec, vector"):
+        Store.open(postgres_url, vector_index="float8")
+
+
 def _passage_ids(store: Store, rowids: list[int]) -> list[tuple[int, str]]:
     with store.reading() as conn:
         marks = ",".join("?" * len(rowids))

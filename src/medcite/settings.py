@@ -90,6 +90,11 @@ class Settings(BaseSettings):
         le=86400,
         description="A statement on a PostgreSQL library that runs longer than this, seconds, is cancelled.",
     )
+    postgres_vector_index: Literal["halfvec", "vector"] = Field(
+        default="halfvec",
+        description="pgvector type of a PostgreSQL library's HNSW index: 'halfvec' (16-bit, half the memory) or "
+        "'vector' (32-bit). Changing it builds the other index when the library is next opened.",
+    )
     ingest_batch_documents: int = Field(
         default=500, ge=1, description="Documents per ingest transaction (one batch = one commit)."
     )

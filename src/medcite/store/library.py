@@ -37,8 +37,8 @@ from medcite.settings import Settings, display_library, is_database_url
 __all__ = ["DATABASE_ERRORS", "BatchCounts", "FtsRow", "PassageDetail", "Store"]
 
 MIGRATIONS_DIR = Path(__file__).parent.parent / "migrations"
-HEAD_REVISION = "0006"
-_KNOWN_REVISIONS = {"0001", "0002", "0003", "0004", "0005", "0006"}
+HEAD_REVISION = "0007"
+_KNOWN_REVISIONS = {"0001", "0002", "0003", "0004", "0005", "0006", "0007"}
 _SQLITE_MAX_VARS = 900
 _OPEN_ATTEMPTS = 10  # opening waits up to ~5 s for another process creating the same library
 DATABASE_ERRORS: tuple[type[Exception], ...] = (sa.exc.DBAPIError,)
@@ -52,8 +52,16 @@ HNSW_EF_SEARCH = 100
 """pgvector's ``hnsw.ef_search`` for dense search on PostgreSQL: candidates an HNSW scan keeps (pgvector's default
 is 40, which also caps the rows a scan returns); raised to the depth asked for when that is larger (at most 1,000,
 pgvector's limit)."""
+VECTOR_INDEX_TYPES = ("halfvec", "vector")
+"""pgvector types a PostgreSQL library's HNSW index may hold its vectors as: ``halfvec`` (16-bit floats, half the
+index size and memory; the stored vectors stay 32-bit) or ``vector`` (32-bit, as stored)."""
 PG_TEXT_SEARCH_CONFIG = "english"
 """PostgreSQL text search configuration of the full-text index (Snowball English stemmer, English stop words)."""
+
+
+def _vector_index_name(model: str, vector_type: str) -> str:
+    """The HNSW index of one embedding model's vectors as ``vector_type`` (a PostgreSQL identifier)."""
+    return f"passage_vectors_{vector_type}_hnsw_" + hashlib.sha256(model.encode()).hexdigest()[:12]
 
 
 @dataclass
@@ -122,16 +130,19 @@ class Store:
     or for PostgreSQL the database URL without its password (for messages); ``dialect`` is 'sqlite' or 'postgresql'.
     """
 
-    def __init__(self, path: Path | str, engine: Engine) -> None:
+    def __init__(self, path: Path | str, engine: Engine, *, vector_index: str = "halfvec") -> None:
         self.path = path
         self.engine = engine
         self.dialect: str = engine.dialect.name
+        self.vector_index = vector_index
         self._retracted_cache: tuple[int, frozenset[int]] | None = None
 
     # -- opening -----------------------------------------------------------------------------------
 
     @classmethod
-    def open(cls, path: Path | str, *, pool_size: int = 5, statement_timeout_s: float = 120.0) -> Store:
+    def open(
+        cls, path: Path | str, *, pool_size: int = 5, statement_timeout_s: float = 120.0, vector_index: str = "halfvec"
+    ) -> Store:
         """Open (creating and migrating when needed) the library at ``path``.
 
         Args:
@@ -140,6 +151,8 @@ class Store:
             pool_size: PostgreSQL only: connections kept open (setting ``postgres_pool_size``).
             statement_timeout_s: PostgreSQL only: a statement running longer is cancelled, seconds (setting
                 ``postgres_statement_timeout_s``).
+            vector_index: PostgreSQL only: the pgvector type of the HNSW index, ``halfvec`` or ``vector``
+                (setting ``postgres_vector_index``); a missing index of that type is built on opening.
 
         Returns:
             An open store; close it with ``close()`` or use it as a context manager.
@@ -150,7 +163,11 @@ class Store:
             SchemaMismatch: The file was written by a newer medcite.
         """
         if is_database_url(path):
-            return cls._open_postgresql(str(path).strip(), pool_size, statement_timeout_s)
+            if vector_index not in VECTOR_INDEX_TYPES:
+                raise StoreError(
+                    f"The vector index type {vector_index!r} is not one of {', '.join(VECTOR_INDEX_TYPES)}."
+                )
+            return cls._open_postgresql(str(path).strip(), pool_size, statement_timeout_s, vector_index)
         if isinstance(path, str) and _URL.match(path):  # 'mysql://...' must not become a folder named 'mysql:'
             raise StoreError(
                 f"{display_library(path)} is not a library medcite can open: give a SQLite file path or a "
@@ -205,15 +222,16 @@ class Store:
 
     @classmethod
     def for_settings(cls, settings: Settings) -> Store:
-        """``open`` the library ``settings`` name, with its PostgreSQL pool size and statement timeout."""
+        """``open`` the library ``settings`` name, with its PostgreSQL pool size, statement timeout and index type."""
         return cls.open(
             settings.library,
             pool_size=settings.postgres_pool_size,
             statement_timeout_s=settings.postgres_statement_timeout_s,
+            vector_index=settings.postgres_vector_index,
         )
 
     @classmethod
-    def _open_postgresql(cls, url: str, pool_size: int, statement_timeout_s: float) -> Store:
+    def _open_postgresql(cls, url: str, pool_size: int, statement_timeout_s: float, vector_index: str) -> Store:
         shown = display_library(url)
         try:
             parsed = sa.engine.make_url(url).set(drivername="postgresql+psycopg")
@@ -237,9 +255,10 @@ class Store:
             raise StoreError("A PostgreSQL library needs the psycopg driver: pip install 'medcite[postgres]'.") from exc
         sa.event.listen(engine, "before_cursor_execute", _qmark_to_format, retval=True)
         sa.event.listen(engine, "begin", _begin_postgresql)
-        store = cls(shown, engine)
+        store = cls(shown, engine, vector_index=vector_index)
         try:
             store._migrate()
+            store._ensure_vector_indexes()
         except sa.exc.OperationalError as exc:
             engine.dispose()
             raise StoreError(
@@ -756,7 +775,8 @@ class Store:
         """PostgreSQL: ``(passage rowid, cosine similarity)`` of the passages nearest a float32 query vector.
 
         pgvector's HNSW index on the model's vectors (``vector_cosine_ops``; created with the model's first vectors)
-        answers the query; retracted documents are left out. Best first, ties by rowid.
+        answers the query (ordered by the index's type, ``halfvec`` by default; the similarity returned is computed
+        from the stored 32-bit vectors); retracted documents are left out. Best first, ties by rowid.
 
         Raises:
             StoreError: The library is not on PostgreSQL (SQLite libraries search an index file, ``DenseIndex``).
@@ -770,22 +790,57 @@ class Store:
             depth = limit + len(retracted)
             conn.exec_driver_sql(f"SET LOCAL hnsw.ef_search = {max(HNSW_EF_SEARCH, min(depth, 1000))}")
             query = _vector_text(vector)
+            cast = f"{self.vector_index}({dim})"  # the expression the model's HNSW index holds
             rows = conn.exec_driver_sql(
                 f"SELECT passage_rowid, 1 - (embedding::vector({dim}) <=> ?::vector({dim})) AS similarity "
                 f"FROM passage_vectors WHERE model = {_sql_literal(model)} "
-                f"ORDER BY embedding::vector({dim}) <=> ?::vector({dim}), passage_rowid LIMIT ?",
+                f"ORDER BY embedding::{cast} <=> ?::{cast}, passage_rowid LIMIT ?",
                 (query, query, depth),
             )
             found = [(int(r[0]), float(r[1])) for r in rows]
         return [row for row in found if row[0] not in retracted][:limit]
 
     def _ensure_vector_index(self, conn: Connection, model: str, dim: int) -> None:
-        """PostgreSQL: the HNSW index (cosine) over one model's vectors, a partial index per model."""
-        name = "passage_vectors_hnsw_" + hashlib.sha256(model.encode()).hexdigest()[:12]
+        """PostgreSQL: the HNSW index (cosine, of ``vector_index``'s type) over one model's vectors, partial per model.
+
+        Built inside the caller's write transaction; pgvector's default build parameters (m 16, ef_construction 64).
+        """
+        name = _vector_index_name(model, self.vector_index)
+        cast = f"{self.vector_index}({dim})"
         conn.exec_driver_sql(
             f"CREATE INDEX IF NOT EXISTS {name} ON passage_vectors USING hnsw "
-            f"((embedding::vector({dim})) vector_cosine_ops) WHERE model = {_sql_literal(model)}"
+            f"((embedding::{cast}) {self.vector_index}_cosine_ops) WHERE model = {_sql_literal(model)}"
         )
+
+    def _ensure_vector_indexes(self) -> None:
+        """PostgreSQL: build the HNSW index of this store's type for every model with stored vectors that lacks it.
+
+        Runs on opening, so that choosing another index type (or a library copied without indexes) searches an
+        index, not every row; at a million vectors the build takes minutes, once.
+        """
+        with self._connect() as conn:
+            models = [
+                row[0]
+                for row in conn.exec_driver_sql(  # a skip scan of the primary key: one probe per model, not per row
+                    "WITH RECURSIVE m AS ((SELECT model FROM passage_vectors ORDER BY model LIMIT 1) UNION ALL "
+                    "SELECT (SELECT model FROM passage_vectors WHERE model > m.model ORDER BY model LIMIT 1) "
+                    "FROM m WHERE m.model IS NOT NULL) SELECT model FROM m WHERE model IS NOT NULL"
+                )
+            ]
+            existing = {row[0] for row in conn.exec_driver_sql("SELECT indexname FROM pg_indexes")}
+            missing = [model for model in models if _vector_index_name(model, self.vector_index) not in existing]
+            dims = {
+                model: int(
+                    conn.exec_driver_sql(
+                        "SELECT vector_dims(embedding) FROM passage_vectors WHERE model = ? LIMIT 1", (model,)
+                    ).scalar()
+                )
+                for model in missing
+            }
+        for model, dim in dims.items():  # under the write lock: two processes opening at once build it once
+            with self.engine.connect() as conn, conn.execution_options(sqlite_immediate=True).begin():
+                conn.exec_driver_sql("SET LOCAL statement_timeout = 0")  # a build is not a runaway statement
+                self._ensure_vector_index(conn, model, dim)
 
     def save_answer(
         self, answer_id: str, question: str, audience: str, follow_up_of: str | None, data_json: str
@@ -937,8 +992,12 @@ def _configure_connection(dbapi_connection: sqlite3.Connection, _record: object)
 def _qmark_to_format(
     conn: Connection, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool
 ) -> tuple[str, Any]:
-    """PostgreSQL: medcite's ``?`` placeholders as psycopg's ``%s`` (literal ``%`` doubled); other SQL untouched."""
-    if "?" in statement:
+    """PostgreSQL: medcite's own SQL in psycopg's placeholder form; compiled SQL untouched.
+
+    In SQL given to ``exec_driver_sql``, ``?`` placeholders become psycopg's ``%s`` and a literal ``%`` is doubled,
+    whether or not the statement has parameters; SQL that SQLAlchemy compiled is already in psycopg's form.
+    """
+    if getattr(context, "compiled", None) is None:
         statement = statement.replace("%", "%%").replace("?", "%s")
     return statement, parameters
 
