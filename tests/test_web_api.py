@@ -140,13 +140,16 @@ def test_every_transition_is_applied_logged_and_shown(client: TestClient, librar
     assert edited.status_code == 200 and edited.json()["revision"] == 2
     assert edited.json()["answer"]["bottom_line"]["text"] == "Reviewed bottom line."
     assert edited.json()["revision_author"] == "rita"
-    approved = _act(client, rita, 1, "approve", 2).json()
-    assert approved["status"] == "approved" and approved["approved_by"] == "rita"
+    assert _act(client, rita, 1, "approve", 2).status_code == 403  # four eyes: rita edited it
+    rob_client, rob = _signed_in(library, "rob")
+    assert _act(rob_client, rob, 1, "claim", 2).json()["claimed_by"] == "rita, rob"
+    approved = _act(rob_client, rob, 1, "approve", 2).json()
+    assert approved["status"] == "approved" and approved["approved_by"] == "rob"
     assert approved["approved_at"][:4] == approved["updated_at"][:4]
     assert "pending human review" not in approved["answer"]["disclaimer"]
     assert "Reviewed and approved by a medical reviewer." in approved["answer"]["disclaimer"]
     page = client.get(article["url"]).text
-    assert "Approved by rita" in page and "Pending human review" not in page and "Reviewed bottom line." in page
+    assert "Approved by rob" in page and "Pending human review" not in page and "Reviewed bottom line." in page
     assert _act(client, rita, 1, "unpublish", 2).status_code == 403  # reviewers cannot unpublish
     eddie = _login(client, "eddie")
     assert _act(client, eddie, 1, "unpublish", 2).json()["status"] == "unpublished"
@@ -158,7 +161,10 @@ def test_every_transition_is_applied_logged_and_shown(client: TestClient, librar
         ("request_changes", "rita", 1),
         ("claim", "rita", 1),
         ("edit", "rita", 1),
-        ("approve", "rita", 2),
+        ("refused approve", "rita", None),
+        ("claim", "rob", 2),
+        ("approve", "rob", 2),
+        ("refused unpublish", "rita", None),
         ("unpublish", "eddie", 2),
     ]
     client.post("/api/logout", headers=eddie)
@@ -214,8 +220,10 @@ def test_anonymous_and_wrong_role_get_403_and_nothing_changes(client: TestClient
     assert client.get("/api/audit", headers=rita).status_code == 403
     assert client.get("/api/articles/1").json() == article  # nothing changed
     eddie = _login(client, "eddie")
-    assert [entry["action"] for entry in client.get("/api/audit", headers=eddie).json() if entry["article_id"]] == [
-        "submit"
+    logged = [(entry["action"], entry["actor"]) for entry in client.get("/api/audit", headers=eddie).json()]
+    assert [item for item in logged if item[0] != "account eddie (editor)"][:2] == [
+        ("refused unpublish", "rita"),  # a signed-in account's refusal is logged; the anonymous ones are not
+        ("submit", None),
     ]
 
 
@@ -243,7 +251,7 @@ def test_bearer_token_acts_without_csrf_and_a_bad_token_is_401(library: Path):
         assert bad.status_code == 401 and "medcite users token" in bad.json()["error"]
 
 
-def test_html_forms_sign_in_claim_edit_and_approve(client: TestClient):
+def test_html_forms_sign_in_claim_edit_and_approve(client: TestClient, library: Path):
     home = client.get("/")
     created = client.post("/ask", data={"question": GOUT, "audience": "clinician", "csrf_token": _csrf(home.text)})
     assert (
@@ -272,8 +280,18 @@ def test_html_forms_sign_in_claim_edit_and_approve(client: TestClient):
         },
     )
     assert "Edited by &lt;b&gt;rita&lt;/b&gt;" in page.text
+    assert "rita edited it, so may not approve it." in page.text and 'value="approve"' not in page.text
     page = client.post("/articles/1/transition", data={"action": "approve", "revision": "2", "csrf_token": token})
-    assert "Approved by rita" in page.text
+    assert page.status_code == 403 and "rita edited the clinician answer of article 1" in page.text  # four eyes
+    second = TestClient(create_app(_settings(library)))
+    second.__enter__()
+    rob_form = _csrf(second.get("/login").text)
+    rob_page = second.post("/login", data={"username": "rob", "password": PASSWORD, "csrf_token": rob_form})
+    rob_token = _csrf(rob_page.text)
+    page = second.post("/articles/1/transition", data={"action": "claim", "revision": "2", "csrf_token": rob_token})
+    assert "claimed by rita, rob" in page.text and 'value="approve"' in page.text
+    page = second.post("/articles/1/transition", data={"action": "approve", "revision": "2", "csrf_token": rob_token})
+    assert "Approved by rob" in page.text
     revisions = client.get("/articles/1/what-is-the-first-line-treatment-for-an-acute-gout-flare/revisions")
     assert "rita" in revisions.text and 'class="add"' in revisions.text
 
@@ -458,5 +476,6 @@ def test_claiming_an_approved_article_reopens_it_for_correction(client: TestClie
     refused = _act(client, eddie, 1, "claim", 1)
     assert refused.status_code == 409
     assert refused.json()["error"] == (
-        "Article 1 is unpublished; this is only possible when it is submitted or changes requested or approved."
+        "The clinician answer of article 1 is unpublished; claim is only possible when it is submitted, changes "
+        "requested, approved or needs re-review (or under review, to join its reviewers)."
     )

@@ -41,13 +41,14 @@ def _free_port() -> int:
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[str]:
-    """A uvicorn server on 127.0.0.1 (own thread) over a fresh default library with reviewer 'rita'."""
+    """A uvicorn server on 127.0.0.1 (own thread) over a fresh default library with reviewers 'rita' and 'rob'."""
     from medcite.web import create_app
 
     settings = Settings(library=tmp_path / "library.db", embedder="none")
     with Store.open(settings.library) as store:
         ingest(store, "guidelines", [default_guideline_pack()], settings=settings)
         add_user(store, "rita", "reviewer", PASSWORD)
+        add_user(store, "rob", "reviewer", PASSWORD)
     port = _free_port()
     config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning", lifespan="on")
     instance = uvicorn.Server(config)
@@ -87,6 +88,16 @@ def _ask(page, base: str, question: str) -> None:
     page.wait_for_selector("h1#title")
 
 
+def _sign_in(context, base: str, username: str):
+    desk = context.new_page()
+    desk.goto(base + "/login")
+    desk.fill("#username", username)
+    desk.fill("#password", PASSWORD)
+    desk.click("form.login button[type=submit]")
+    desk.wait_for_url("**/review")
+    return desk
+
+
 def test_ask_review_approve_and_forged_approve_in_chromium(server: str, browser):
     reader = browser.new_context()
     page = reader.new_page()
@@ -119,14 +130,9 @@ def test_ask_review_approve_and_forged_approve_in_chromium(server: str, browser)
     assert GOUT in thread and "What about in pregnancy?" in thread
     _shot(page, "3-follow-up")
 
-    # A reviewer signs in, claims, edits one statement and approves.
+    # A reviewer signs in, claims and edits one statement; four eyes: she may not approve her own edit.
     reviewer = browser.new_context()
-    desk = reviewer.new_page()
-    desk.goto(server + "/login")
-    desk.fill("#username", "rita")
-    desk.fill("#password", PASSWORD)
-    desk.click("form.login button[type=submit]")
-    desk.wait_for_url("**/review")
+    desk = _sign_in(reviewer, server, "rita")
     desk.click(f"text={GOUT}")
     desk.click("button[value=claim]")
     desk.wait_for_selector("text=Edit a statement")
@@ -137,19 +143,40 @@ def test_ask_review_approve_and_forged_approve_in_chromium(server: str, browser)
     edit.locator("textarea").fill("Reviewed: colchicine, NSAIDs or glucocorticoids are first-line for a gout flare.")
     edit.locator("button[type=submit]").click()
     desk.wait_for_selector("text=revision 2 by rita")
-    desk.click("button[value=approve]")
-    desk.wait_for_selector(".approved")
-    today = dt.datetime.now(dt.UTC)
-    assert desk.inner_text(".approved") == f"Approved by rita on {today.day} {today:%B %Y}."
+    assert desk.locator("button[value=approve]").count() == 0
+    assert "rita edited it, so may not approve it." in desk.inner_text(".who-approves")
+    forged_own = desk.request.post(
+        server + "/api/articles/1/transitions",
+        data={"action": "approve", "revision": 2},
+        headers={"X-CSRF-Token": desk.input_value("form.transition input[name=csrf_token] >> nth=0")},
+    )
+    assert forged_own.status == 403 and "four eyes" in forged_own.json()["error"]
 
-    # The public page shows "Approved", the date and the edited text.
+    # A second reviewer joins the review and approves the clinician answer.
+    second = browser.new_context()
+    other = _sign_in(second, server, "rob")
+    other.goto(server + "/articles/1")
+    other.click("button[value=claim]")  # "Join the review"
+    other.wait_for_selector("text=claimed by rita, rob")
+    other.click("button[value=approve]")
+    other.wait_for_selector(".approved")
+    today = dt.datetime.now(dt.UTC)
+    assert other.inner_text(".approved") == f"Approved by rob on {today.day} {today:%B %Y}."
+    statuses = other.inner_text("table.audience-reviews")
+    assert "Clinician\tApproved\trob (revision 2" in statuses and "Patient or carer\tSubmitted" in statuses
+
+    # The public page shows "Approved", the date and the edited text; the patient answer is still pending.
     page.goto(server + "/articles/1")
     assert page.inner_text(".stepper li[aria-current=step]").strip() == "Approved"
-    assert page.inner_text(".approved") == f"Approved by rita on {today.day} {today:%B %Y}."
+    assert page.inner_text(".approved") == f"Approved by rob on {today.day} {today:%B %Y}."
     assert "Reviewed: colchicine, NSAIDs or glucocorticoids are first-line" in page.inner_text("article")
     assert page.locator(".banner.pending").count() == 0
     assert "pending human review" not in page.inner_text(".disclaimer")
     _shot(page, "5-approved")
+    page.goto(server + "/articles/1?audience=patient")
+    assert page.inner_text(".stepper li[aria-current=step]").strip() == "Submitted"
+    assert page.locator(".approved").count() == 0 and "Pending human review" in page.inner_text(".banner.pending")
+    second.close()
 
     # A forged anonymous approve is refused and changes nothing: by API, and by a form without the token.
     forged = page.request.post(server + "/api/articles/2/transitions", data={"action": "approve", "revision": 1})
@@ -178,3 +205,36 @@ def test_question_with_a_name_and_a_phone_number_is_published_without_them(serve
     assert "colchicine" in page.inner_text(".bottom-line").lower()
     _shot(page, "6-redacted")
     page.close()
+
+
+def test_an_approved_answer_whose_cited_paper_is_retracted_shows_needs_re_review(server: str, browser, tmp_path: Path):
+    from test_review_board import _record
+
+    library = tmp_path / "library.db"
+    settings = Settings(library=library, embedder="none")
+    with Store.open(library) as store:
+        ingest(store, "pubmed-xml", [_record(tmp_path / "original.xml", retracted=False)], settings=settings)
+    page = browser.new_page()
+    _ask(page, server, "okapi record placeholder abstract")
+    assert "pmid:9500320#p" in page.inner_text(".references")
+    reviewer = browser.new_context()
+    desk = _sign_in(reviewer, server, "rita")
+    desk.goto(page.url)
+    desk.click("button[value=claim]")
+    desk.wait_for_selector("button[value=approve]")
+    desk.click("button[value=approve]")
+    desk.wait_for_selector(".approved")
+    with Store.open(library) as store:  # the record as PubMed gives it since the retraction, by any ingest
+        ingest(store, "pubmed-xml", [_record(tmp_path / "retracted.xml", retracted=True)], settings=settings)
+    page.reload()
+    assert page.locator(".approved").count() == 0
+    banner = page.inner_text(".banner.rereview")
+    assert banner.startswith("Needs re-review.") and "cited source pmid:9500320 was retracted" in banner
+    _shot(page, "7-needs-re-review")
+    desk.goto(server + "/review")
+    first = desk.locator("table.queue tbody tr").first.inner_text()
+    assert "okapi record placeholder abstract" in first and "Needs re-review" in first
+    desk.goto(page.url)
+    desk.click("button[value=claim]")  # "Claim for re-review"
+    desk.wait_for_selector("button[value=approve]")
+    reviewer.close()

@@ -197,7 +197,7 @@ def test_serve_ignores_x_forwarded_for_unless_proxies_are_named(library: Path, m
     assert "--forwarded-allow-ips" in readme
 
 
-def test_reviewer_edits_are_marked_with_who_and_when_and_the_disclaimer_says_so(client: TestClient):
+def test_reviewer_edits_are_marked_with_who_and_when_and_the_disclaimer_says_so(client: TestClient, library: Path):
     article = _ask(client)
     assert (
         article["edits"] == []
@@ -219,7 +219,9 @@ def test_reviewer_edits_are_marked_with_who_and_when_and_the_disclaimer_says_so(
     )
     patient = client.get("/api/articles/1", params={"audience": "patient"}).json()
     assert patient["edits"] == [] and EDITED_NOTICE not in patient["answer"]["disclaimer"]
-    _act(client, rita, 1, "approve", 2)
+    second, rob = test_web_api._signed_in(library, "rob")  # four eyes: another reviewer approves rita's edit
+    _act(second, rob, 1, "claim", 2)
+    assert _act(second, rob, 1, "approve", 2).json()["status"] == "approved"
     client.post("/api/logout", headers=rita)
     page = client.get(article["url"]).text
     assert page.count('class="edited"') == 1
@@ -257,7 +259,7 @@ def test_small_messages_grammar_status_before_comment_and_unpublished(client: Te
         "rita is a reviewer; only an editor or above may unpublish articles."
     )
     assert _error(_act(client, rita, 1, "request_changes", 1), 409) == (
-        "Article 1 is submitted; this is only possible when it is under review."
+        "The clinician answer of article 1 is submitted; request changes is only possible when it is under review."
     )
     eddie = _login(client, "eddie")
     assert _act(client, eddie, 1, "unpublish", 1).status_code == 200

@@ -21,10 +21,11 @@ from rich.progress import BarColumn, DownloadColumn, MofNCompleteColumn, Progres
 from rich.table import Table
 
 from medcite.corpus import ADAPTERS
-from medcite.errors import ConfigError, MedciteError, QueryError, StoreError
+from medcite.errors import ConfigError, MedciteError, NotFound, QueryError, StoreError
 from medcite.models import Hit, IngestReport, LibraryStats
 from medcite.settings import Settings, display_library, is_database_url, library_location
 from medcite.store import DATABASE_ERRORS, Store
+from medcite.store.library import REREVIEW_STATUSES
 
 T = TypeVar("T")
 
@@ -48,6 +49,8 @@ schema_app = typer.Typer(help="Print the JSON Schemas of medcite's JSON outputs.
 app.add_typer(schema_app, name="schema")
 users_app = typer.Typer(help="Manage web-app accounts (reviewers, editors, admins).", no_args_is_help=True)
 app.add_typer(users_app, name="users")
+review_app = typer.Typer(help="The medical review workflow: what needs attention.", no_args_is_help=True)
+app.add_typer(review_app, name="review")
 
 stdout = Console(soft_wrap=True)
 stderr = Console(stderr=True, soft_wrap=True)
@@ -681,6 +684,150 @@ def library_copy(
     stdout.print(f"Verified: every table of {origin.path} matches in {target.path} (row counts and SHA-256).")
 
 
+@library_app.command("list")
+def library_list(
+    kind: Annotated[str | None, typer.Option(help="Only this source kind (e.g. guidelines, pubmed-xml).")] = None,
+    evidence_type: Annotated[
+        str | None, typer.Option(help="Only this evidence type (e.g. guideline, rct, systematic_review).")
+    ] = None,
+    query: Annotated[str | None, typer.Option(help="Words of the title (case-insensitive), or a document id.")] = None,
+    limit: Annotated[int, typer.Option(min=1, help="At most this many documents.")] = 1000,
+    output_format: Annotated[
+        OutputFormat, typer.Option("--format", help="A table, or a JSON list of documents.")
+    ] = OutputFormat.text,
+    library: LibraryOption = None,
+) -> None:
+    """List the library's documents: id, kind, title, organization or journal, year, evidence type, passages."""
+    settings = _settings(library)
+    with _open(settings) as store:
+        documents = store.list_documents(kind=kind, evidence_type=evidence_type, query=query, limit=limit)
+    if output_format is OutputFormat.json:
+        print(json.dumps([document.model_dump(mode="json") for document in documents], indent=2))
+        return
+    if not documents:
+        stdout.print("No documents match.")
+        return
+    table = Table(title=f"{len(documents)} documents", title_justify="left")
+    for column in ("id", "kind", "title", "source", "year", "evidence type", "passages", "retracted"):
+        table.add_column(column, overflow="fold")
+    for document in documents:
+        table.add_row(
+            document.doc_id,
+            document.kind,
+            document.title,
+            document.source or "",
+            str(document.year or ""),
+            document.evidence_type,
+            str(document.passages),
+            "retracted" if document.retracted else "",
+        )
+    stdout.print(table)
+
+
+@library_app.command("show")
+def library_show(
+    doc_id: Annotated[str, typer.Argument(help="Document id, as `library list` shows it.", show_default=False)],
+    output_format: Annotated[
+        OutputFormat, typer.Option("--format", help="Text, or JSON with keys document, passages, cited_by.")
+    ] = OutputFormat.text,
+    library: LibraryOption = None,
+) -> None:
+    """Show one document: its metadata, every passage (with its id) and the articles whose answers cite it."""
+    from medcite.store.review import ReviewStore
+
+    settings = _settings(library)
+    with _open(settings) as store:
+        document = store.get_document(doc_id)
+        passages = store.get_passages(doc_id)
+        cited_by = ReviewStore(store).citing_reviews([doc_id])
+    if output_format is OutputFormat.json:
+        payload = {
+            "document": document.model_dump(mode="json", exclude={"sections"}),
+            "passages": [passage.model_dump(mode="json") for passage in passages],
+            "cited_by": [{"article_id": a, "audience": audience} for a, audience, _doc in cited_by],
+        }
+        print(json.dumps(payload, indent=2))
+        return
+    fields = [
+        ("id", document.doc_id),
+        ("kind", document.kind),
+        ("title", document.title),
+        ("organization", document.organization),
+        ("journal", document.journal),
+        ("year", document.year),
+        ("evidence type", document.evidence_type),
+        ("PMID", document.pmid),
+        ("DOI", document.doi),
+        ("retracted", "yes" if document.is_retracted else None),
+    ]
+    for name, value in fields:
+        if value:
+            stdout.print(f"{name}: {value}", markup=False, highlight=False)
+    cited = ", ".join(f"article {a} ({audience})" for a, audience, _doc in cited_by)
+    stdout.print(f"cited by: {cited or 'no article'}", markup=False, highlight=False)
+    for passage in passages:
+        heading = f" {passage.section}" if passage.section else ""
+        stdout.print(f"\n[{passage.passage_id}]{heading}", markup=False, highlight=False)
+        stdout.print(passage.text, markup=False, highlight=False)
+
+
+@library_app.command("remove")
+def library_remove(
+    doc_ids: Annotated[
+        list[str] | None,
+        typer.Argument(help="Document ids to remove, as `library list` shows them.", show_default=False),
+    ] = None,
+    kind: Annotated[str | None, typer.Option(help="Remove every document of this source kind instead.")] = None,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+    library: LibraryOption = None,
+) -> None:
+    """Remove documents (passages, full-text rows and vectors with them), in one transaction.
+
+    Approved and in-review answers citing a removed document move to "needs re-review"; saved answers and
+    articles keep their quoted passages.
+    """
+    from medcite.store.review import ReviewStore
+
+    if bool(doc_ids) == bool(kind):
+        raise typer.BadParameter("give document ids or --kind, not both and not neither.")
+    settings = _settings(library)
+    with _open(settings, fill_default=False) as store:
+        if kind:
+            targets = [document.doc_id for document in store.list_documents(kind=kind, limit=None)]
+        else:
+            targets = list(dict.fromkeys(doc_ids or []))
+            missing = []
+            for doc_id in targets:
+                try:
+                    store.get_document(doc_id)
+                except NotFound:
+                    missing.append(doc_id)
+            if missing:
+                raise NotFound("document", ", ".join(missing))
+        if not targets:
+            stdout.print(f"No documents of kind {kind!r}; nothing removed.", markup=False)
+            return
+        reviews = ReviewStore(store)
+        citing = {(a, audience) for a, audience, _doc in reviews.citing_reviews(targets)}
+        flagged = [
+            key for key in sorted(citing) if reviews.audience_reviews(key[0])[key[1]].status in REREVIEW_STATUSES
+        ]
+        what = f"{len(targets)} document{'s' if len(targets) != 1 else ''}" + (f" of kind {kind}" if kind else "")
+        if not yes and not typer.confirm(
+            f"Remove {what} from {display_library(settings.library)}? {len(flagged)} approved or in-review "
+            "article answers cite them and will need re-review.",
+            default=False,
+        ):
+            stdout.print("Nothing removed.")
+            raise typer.Exit(1)
+        removed = store.delete_documents(targets)
+    stdout.print(
+        f"Removed {removed} documents; {len(flagged)} approved or in-review answers citing them need re-review"
+        + (" (`medcite review stale`)." if flagged else "."),
+        markup=False,
+    )
+
+
 def _print_stats(stats: LibraryStats) -> None:
     stdout.print(
         f"Library {stats.path}: {stats.documents} documents, {stats.passages} passages, "
@@ -722,6 +869,16 @@ def serve(
             "the audit log are kept in it, so they hold across processes.",
         ),
     ] = 1,
+    approvals: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=10,
+            help="Distinct reviewers who must approve each audience's answer, none of them an editor of its text "
+            "(default: $MEDCITE_REVIEW_APPROVALS, else 1).",
+            show_default=False,
+        ),
+    ] = None,
     library: LibraryOption = None,
 ) -> None:
     """Run the web app: ask, articles with medical review, accounts and the JSON API (/docs)."""
@@ -730,6 +887,9 @@ def serve(
     from medcite.web import create_app
 
     settings = _settings(library)
+    if approvals is not None:
+        settings = settings.model_copy(update={"review_approvals": approvals})
+        os.environ["MEDCITE_REVIEW_APPROVALS"] = str(approvals)  # worker processes read their settings from it
     if workers > 1 and not is_database_url(settings.library):
         raise ConfigError(
             f"--workers {workers} needs a PostgreSQL library (--library postgresql://...): a SQLite library takes "
@@ -737,7 +897,8 @@ def serve(
         )
     stderr.print(
         f"medcite web app on http://{host}:{port} (library {display_library(settings.library)}"
-        f"{f', {workers} workers' if workers > 1 else ''}); Ctrl-C stops it."
+        f"{f', {workers} workers' if workers > 1 else ''}; {settings.review_approvals} approval"
+        f"{'s' if settings.review_approvals > 1 else ''} per answer); Ctrl-C stops it."
     )
     options = dict(
         host=host,
@@ -828,6 +989,89 @@ def users_token(
     settings = _settings(library)
     with _open(settings, fill_default=False) as store:
         print(issue_token(store, name))
+
+
+@users_app.command("list")
+def users_list(
+    output_format: Annotated[
+        OutputFormat, typer.Option("--format", help="A table, or a JSON list of accounts.")
+    ] = OutputFormat.text,
+    library: LibraryOption = None,
+) -> None:
+    """List accounts: name, role, enabled, last sign-in and API tokens held."""
+    from medcite.review import list_users
+
+    settings = _settings(library)
+    with _open(settings, fill_default=False) as store:
+        users = list_users(store)
+    if output_format is OutputFormat.json:
+        print(json.dumps([user.model_dump(mode="json") for user in users], indent=2))
+        return
+    if not users:
+        stdout.print("No accounts yet: `medcite users add NAME --role reviewer` creates one.")
+        return
+    table = Table(title=f"{len(users)} accounts", title_justify="left")
+    for column in ("name", "role", "enabled", "last sign-in", "API tokens"):
+        table.add_column(column)
+    for user in users:
+        enabled = "yes" if user.enabled else "no (disabled)"
+        table.add_row(user.username, user.role, enabled, user.last_login or "never", str(user.tokens))
+    stdout.print(table)
+
+
+@users_app.command("password")
+def users_password(
+    name: Annotated[str, typer.Argument(help="Account name.", show_default=False)],
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from standard input instead of a prompt.")
+    ] = False,
+    library: LibraryOption = None,
+) -> None:
+    """Reset an account's password: signs it out everywhere and revokes its API tokens (re-enables a disabled one)."""
+    from medcite.review import reset_password
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = typer.prompt("New password", hide_input=True, confirmation_prompt=True)
+    settings = _settings(library)
+    with _open(settings, fill_default=False) as store:
+        try:
+            n_sessions, n_tokens = reset_password(store, name, password)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc)) from exc
+    stdout.print(
+        f"Password of {name} reset: {n_sessions} web sessions signed out, {n_tokens} API tokens revoked "
+        f"(`medcite users token {name}` issues a new one).",
+        markup=False,
+    )
+
+
+@review_app.command("stale")
+def review_stale(
+    output_format: Annotated[
+        OutputFormat, typer.Option("--format", help="A table, or a JSON list (id, url, audience, reason...).")
+    ] = OutputFormat.text,
+    library: LibraryOption = None,
+) -> None:
+    """List answers needing re-review: a document they cite was retracted, replaced or removed."""
+    from medcite.review import stale_reviews
+
+    settings = _settings(library)
+    with _open(settings, fill_default=False) as store:
+        stale = stale_reviews(store)
+    if output_format is OutputFormat.json:
+        print(json.dumps([item.model_dump(mode="json") for item in stale], indent=2))
+        return
+    if not stale:
+        stdout.print("No answer needs re-review.")
+        return
+    table = Table(title=f"{len(stale)} answers need re-review", title_justify="left")
+    for column in ("article", "audience", "question", "reason", "since"):
+        table.add_column(column, overflow="fold")
+    for item in stale:
+        table.add_row(str(item.id), item.audience, item.question, item.reason, item.updated_at)
+    stdout.print(table)
 
 
 def run(args: list[str] | None = None) -> int:

@@ -195,6 +195,19 @@ class IngestReport(BaseModel):
         return line
 
 
+class DocumentSummary(BaseModel):
+    """A document in a list (``medcite library list --format json``, the web app's Sources page)."""
+
+    doc_id: str = Field(description="Namespaced id, e.g. 'pmid:9500320' or 'guideline:...'.")
+    kind: str = Field(description="Source kind it was ingested as.")
+    title: str
+    source: str | None = Field(default=None, description="Issuing organization, else journal.")
+    year: int | None = None
+    evidence_type: str = Field(description="Evidence level class.")
+    passages: int = Field(ge=0, description="Passages stored.")
+    retracted: bool = Field(description="Retracted: never cited by answers.")
+
+
 class LibraryStats(BaseModel):
     """What a library holds (the JSON of ``medcite library stats``)."""
 

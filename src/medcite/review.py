@@ -1,19 +1,25 @@
 """The medical review workflow: articles, their revisions, the review state machine, roles and accounts.
 
 An article is a scrubbed question with its answer for every audience (composed by ``answer.ask``
-when it is submitted); reviewers claim it, edit statements (each edit is a new revision with its
-author and time), request changes or approve it, and editors unpublish. Every change names the
-revision it was based on (optimistic locking: a stale one raises ``Conflict``, HTTP 409) and is
-written to the append-only audit log by ``store.review``. Pure rules plus calls into
-``ReviewStore``; imports ``models``, ``errors``, ``privacy``, ``answer``, ``retrieve`` and ``store``,
-never ``web`` or ``cli``.
+when it is submitted). Each audience's answer (clinician, student, patient) is reviewed on its own:
+reviewers claim it, edit statements (each edit is a new revision with its author and time), request
+changes or approve it; editors unpublish the whole article. An answer is approved once ``approvals``
+distinct reviewers approved its current text, none of them an author of an edit of that answer (four
+eyes); an edit forgets the approvals given before it. When a document an approved or in-review answer
+cites is retracted, replaced or removed, the answer moves to "needs re-review" with the reason
+(``store.library``). Every change names the revision it was based on (optimistic locking: a stale one
+raises ``Conflict``, HTTP 409) and is written to the append-only audit log by ``store.review``, as are
+refusals of signed-in accounts. Pure rules plus calls into ``ReviewStore``; imports ``models``,
+``errors``, ``privacy``, ``answer``, ``retrieve`` and ``store``, never ``web`` or ``cli``.
 
-    action           from                                     to                  least role
-    claim            submitted, changes_requested, approved   under_review        reviewer
-    edit             under_review                             (a new revision)    reviewer
-    request_changes  under_review (with a comment)            changes_requested   reviewer
-    approve          under_review                             approved            reviewer
-    unpublish        any but unpublished                      unpublished         editor
+    action           from (the audience's answer)                               to                      least role
+    claim            submitted, changes_requested, approved, needs_rereview,    under_review            reviewer
+                     under_review (joins the reviewers of this round)
+    edit             under_review                                               (a new revision)        reviewer
+    request_changes  under_review (with a comment)                              changes_requested       reviewer
+    approve          under_review, claimed by the approver, who edited none     approved once N
+                     of its text                                                reviewers approved      reviewer
+    unpublish        any (the whole article)                                    unpublished             editor
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ import hashlib
 import re
 import secrets
 import unicodedata
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
@@ -47,7 +53,16 @@ from medcite.models import Answer, AnswerSection, Audience, BottomLine, ComposeE
 from medcite.privacy import ScrubResult, scrub_question
 from medcite.retrieve import Retriever
 from medcite.store import Store
-from medcite.store.review import ArticleRow, ReviewStore, RevisionRow, UserRow
+from medcite.store.review import (
+    ArticleRow,
+    AudienceReviewRow,
+    ReviewChange,
+    ReviewState,
+    ReviewStore,
+    RevisionRow,
+    UserRow,
+    editors_of,
+)
 
 if TYPE_CHECKING:
     from medcite.llm import LLMClient
@@ -59,6 +74,8 @@ __all__ = [
     "TRANSITIONS",
     "AccountChange",
     "Action",
+    "Approval",
+    "AudienceReview",
     "Article",
     "ArticleSummary",
     "AuditEntry",
@@ -84,6 +101,11 @@ __all__ = [
     "revision_diff",
     "revisions",
     "slugify",
+    "stale_reviews",
+    "list_users",
+    "reset_password",
+    "UserInfo",
+    "approved_articles",
     "start_session",
     "statement_locations",
     "submit_article",
@@ -93,13 +115,14 @@ __all__ = [
 ]
 
 Role = Literal["reviewer", "editor", "admin"]
-Status = Literal["submitted", "under_review", "changes_requested", "approved", "unpublished"]
+Status = Literal["submitted", "under_review", "changes_requested", "approved", "needs_rereview", "unpublished"]
 Action = Literal["claim", "request_changes", "approve", "unpublish"]
 ROLES: tuple[str, ...] = ("reviewer", "editor", "admin")
 """Roles, least to most powerful: each role may do everything the roles before it may."""
 AUDIENCES: tuple[Audience, ...] = ("clinician", "student", "patient")
 EDITABLE_STATUSES: tuple[str, ...] = ("under_review",)
-QUEUE_STATUSES: tuple[str, ...] = ("submitted", "changes_requested", "under_review")
+QUEUE_STATUSES: tuple[str, ...] = ("needs_rereview", "submitted", "changes_requested", "under_review")
+"""Review statuses of answers in the review queue; answers needing re-review come first."""
 MAX_QUESTION_CHARS = 2000
 QUOTED_CLAIM = "Every statement is quoted from the cited source."
 EDITED_NOTICE = (
@@ -122,10 +145,14 @@ class Transition:
 
 
 TRANSITIONS: dict[str, Transition] = {
-    "claim": Transition(("submitted", "changes_requested", "approved"), "under_review", "reviewer"),
+    "claim": Transition(
+        ("submitted", "changes_requested", "approved", "needs_rereview", "under_review"), "under_review", "reviewer"
+    ),
     "request_changes": Transition(("under_review",), "changes_requested", "reviewer", needs_comment=True),
     "approve": Transition(("under_review",), "approved", "reviewer"),
-    "unpublish": Transition(("submitted", "under_review", "changes_requested", "approved"), "unpublished", "editor"),
+    "unpublish": Transition(
+        ("submitted", "under_review", "changes_requested", "approved", "needs_rereview"), "unpublished", "editor"
+    ),
 }
 
 _HASHER = PasswordHasher()  # argon2id with argon2-cffi's RFC 9106 low-memory defaults
@@ -159,13 +186,38 @@ class StatementEdit(BaseModel):
 
 
 class ArticleSummary(BaseModel):
-    """An article in a list (thread, review queue)."""
+    """An article in a list (thread, review queue): the review status of one audience's answer."""
 
     id: int = Field(description="Article id (1-based, in order of asking).")
-    url: str = Field(description="Path of the article page, '/articles/{id}/{slug}'.")
+    url: str = Field(description="Path of the article page, '/articles/{id}/{slug}' (with '?audience=' in a queue).")
     question: str = Field(description="The question, scrubbed of personal identifiers.")
-    status: Status = Field(description="Review status.")
+    audience: Audience = Field(description="The audience whose answer `status` is about.")
+    status: Status = Field(description="Review status of that answer ('unpublished': the whole article).")
+    reason: str = Field(default="", description="Why it needs re-review (needs_rereview only), else ''.")
     updated_at: str = Field(description="Last change, ISO 8601 UTC, seconds.")
+
+
+class Approval(BaseModel):
+    """One reviewer's approval of an audience's answer."""
+
+    reviewer: str = Field(description="Account that approved.")
+    revision: int = Field(ge=1, description="The revision approved.")
+    at: str = Field(description="When, ISO 8601 UTC.")
+
+
+class AudienceReview(BaseModel):
+    """The review of one audience's answer."""
+
+    audience: Audience
+    status: Status = Field(description="Review status of this answer ('unpublished': the whole article).")
+    reason: str = Field(default="", description="Why it needs re-review (needs_rereview only), else ''.")
+    updated_at: str = Field(description="Last change of this review, ISO 8601 UTC.")
+    claimed_by: list[str] = Field(default_factory=list, description="Reviewers who claimed it in this round.")
+    approvals: list[Approval] = Field(default_factory=list, description="Approvals of its current text.")
+    approvals_needed: int = Field(ge=1, description="Distinct approvals it needs (setting review_approvals).")
+    excluded_approvers: list[str] = Field(
+        default_factory=list, description="Reviewers who edited this answer's text and so may not approve it."
+    )
 
 
 class Article(BaseModel):
@@ -184,9 +236,14 @@ class Article(BaseModel):
     redactions: list[str] = Field(
         default_factory=list, description="Kinds of personal identifiers removed from the question (empty: none)."
     )
-    claimed_by: str | None = Field(default=None, description="Reviewer who claimed it last.")
-    approved_by: str | None = Field(default=None, description="Reviewer who approved it (approved only).")
-    approved_at: str | None = Field(default=None, description="When it was approved, ISO 8601 UTC.")
+    claimed_by: str | None = Field(default=None, description="Reviewers who claimed `audience`'s answer, joined.")
+    approved_by: str | None = Field(
+        default=None, description="Reviewers who approved `audience`'s answer, joined with ', ' (approved only)."
+    )
+    approved_at: str | None = Field(default=None, description="When its last approval was given (approved only).")
+    reviews: list[AudienceReview] = Field(
+        default_factory=list, description="The review of each audience's answer: clinician, student, patient."
+    )
     revision_author: str | None = Field(default=None, description="Author of the current revision (None: composed).")
     revision_at: str = Field(description="When the current revision was written, ISO 8601 UTC.")
     answer: Answer = Field(description="The answer for `audience`, as `medcite ask --format json` prints it.")
@@ -219,6 +276,9 @@ class AuditEntry(BaseModel):
     to_status: str | None
     revision: int | None = Field(description="Revision the action was based on.")
     comment: str
+    audience: Audience | None = Field(
+        default=None, description="Whose answer the action was about (None: the whole article, or an account)."
+    )
 
 
 # --- accounts ---------------------------------------------------------------------------------------------------
@@ -273,6 +333,51 @@ def add_user(store: Store, username: str, role: str, password: str) -> AccountCh
 
 
 _DISABLED_HASH = "!disabled"  # matches no password: argon2 refuses it as a hash
+
+
+class UserInfo(BaseModel):
+    """An account as ``medcite users list`` shows it (never its password hash)."""
+
+    username: str
+    role: Role
+    enabled: bool = Field(description="False: disabled (``users disable``) until ``users add`` or ``users password``.")
+    last_login: str | None = Field(description="Last web sign-in, ISO 8601 UTC (None: never).")
+    tokens: int = Field(ge=0, description="API tokens it holds.")
+    created_at: str = Field(description="ISO 8601 UTC.")
+
+
+def list_users(store: Store) -> list[UserInfo]:
+    """Return every account, in name order."""
+    return [
+        UserInfo(
+            username=row.username,
+            role=row.role,  # type: ignore[arg-type]
+            enabled=row.enabled,
+            last_login=row.last_login,
+            tokens=row.n_tokens,
+            created_at=row.created_at,
+        )
+        for row in ReviewStore(store).list_users(_DISABLED_HASH)
+    ]
+
+
+def reset_password(store: Store, username: str, password: str) -> tuple[int, int]:
+    """Give an account a new password (argon2id), ending its web sessions and revoking its API tokens.
+
+    One transaction, logged; re-enables a disabled account. Writes to the store.
+
+    Returns:
+        ``(n_sessions, n_tokens)`` ended and revoked.
+
+    Raises:
+        ValueError: The password is shorter than 8 characters.
+        NotFound: No such account.
+    """
+    if len(password) < 8:
+        raise ValueError("a password needs at least 8 characters")
+    reviews = ReviewStore(store)
+    reviews.get_user(username)
+    return reviews.replace_password(username, _HASHER.hash(password))
 
 
 def disable_user(store: Store, username: str) -> tuple[int, int]:
@@ -395,13 +500,36 @@ def article_url(article_id: int, slug: str) -> str:
     return f"/articles/{article_id}/{slug}"
 
 
-def _summary(row: ArticleRow) -> ArticleSummary:
+def _summary(row: ArticleRow, audience: str, status: str, *, reason: str = "", updated_at: str = "") -> ArticleSummary:
     return ArticleSummary(
         id=row.article_id,
         url=article_url(row.article_id, row.slug),
         question=row.question,
-        status=row.status,  # type: ignore[arg-type]
-        updated_at=row.updated_at,
+        audience=audience,  # type: ignore[arg-type]
+        status="unpublished" if row.status == "unpublished" else status,  # type: ignore[arg-type]
+        reason=reason,
+        updated_at=updated_at or row.updated_at,
+    )
+
+
+def _asked_for_summary(reviews: ReviewStore, row: ArticleRow) -> ArticleSummary:
+    """The summary of an article by the review of the answer its asker chose."""
+    review = reviews.audience_reviews(row.article_id).get(row.audience)
+    return _summary(row, row.audience, review.status if review else "submitted", reason=review.reason if review else "")
+
+
+def _audience_review(
+    review: AudienceReviewRow, article: ArticleRow, editors: Sequence[str], needed: int
+) -> AudienceReview:
+    return AudienceReview(
+        audience=review.audience,  # type: ignore[arg-type]
+        status="unpublished" if article.status == "unpublished" else review.status,  # type: ignore[arg-type]
+        reason=review.reason,
+        updated_at=review.updated_at,
+        claimed_by=list(review.claims),
+        approvals=[Approval(reviewer=who, revision=rev, at=at) for who, rev, at in review.approvals],
+        approvals_needed=needed,
+        excluded_approvers=list(editors),
     )
 
 
@@ -568,13 +696,19 @@ def answer_events(
 
 
 def get_article(
-    store: Store, article_id: int, *, audience: Audience | None = None, viewer: User | None = None
+    store: Store,
+    article_id: int,
+    *,
+    audience: Audience | None = None,
+    viewer: User | None = None,
+    approvals_needed: int = 1,
 ) -> Article:
     """Return an article with its current answer for ``audience`` (default: the asker's) and its thread.
 
-    Unpublished articles are visible to reviewers only. Statements a reviewer reworded are listed in
-    ``edits`` (from the revision history), and the answer's disclaimer then no longer claims that
-    every statement is quoted from its source (``EDITED_NOTICE``).
+    ``status``, ``approved_by`` and ``approved_at`` are those of ``audience``'s answer; ``reviews`` holds every
+    audience's. Unpublished articles are visible to reviewers only. Statements a reviewer reworded are listed in
+    ``edits`` (from the revision history), and the answer's disclaimer then no longer claims that every
+    statement is quoted from its source (``EDITED_NOTICE``); only an approved answer says it was approved.
 
     Raises:
         Unpublished: It is unpublished and ``viewer`` is not a reviewer (HTTP 410).
@@ -584,35 +718,48 @@ def get_article(
     row = reviews.get_article(article_id)
     if row.status == "unpublished" and viewer is None:
         raise Unpublished(article_id)
-    revision = reviews.get_revision(article_id, row.revision)
+    history = reviews.list_revisions(article_id)
+    revision = next(item for item in history if item.revision == row.revision)
     reader = audience or row.audience
     answer = Answer.model_validate_json(revision.answers[reader])
-    edits = _statement_edits(reviews.list_revisions(article_id), reader) if row.revision > 1 else []
+    edits = _statement_edits(history, reader) if row.revision > 1 else []
     if edits:
         disclaimer = answer.disclaimer.replace(QUOTED_CLAIM, EDITED_NOTICE)
         if EDITED_NOTICE not in disclaimer:
             disclaimer = f"{disclaimer} {EDITED_NOTICE}".strip()
         answer = answer.model_copy(update={"disclaimer": disclaimer})
-    if row.status == "approved":  # the answer's own notice says it awaits review: no longer true
+    changes = [(item.author, item.answers) for item in history]
+    by_audience = {
+        name: _audience_review(review, row, editors_of(changes, name), approvals_needed)
+        for name, review in reviews.audience_reviews(article_id).items()
+    }
+    own = by_audience[reader]
+    if own.status == "approved":  # the answer's own notice says it awaits review: no longer true
         answer = answer.model_copy(
             update={"disclaimer": answer.disclaimer.replace(PENDING_REVIEW_NOTICE, APPROVED_NOTICE).strip()}
         )
-    thread = [_summary(item) for item in reviews.thread(row.thread_id) if item.status != "unpublished" or viewer]
+    thread = [
+        _asked_for_summary(reviews, item)
+        for item in reviews.thread(row.thread_id)
+        if item.status != "unpublished" or viewer
+    ]
+    approved = own.status == "approved" and own.approvals
     return Article(
         id=row.article_id,
         url=article_url(row.article_id, row.slug),
         question=row.question,
         audience=reader,  # type: ignore[arg-type]
-        status=row.status,  # type: ignore[arg-type]
+        status=own.status,
         revision=row.revision,
         created_at=row.created_at,
         updated_at=row.updated_at,
         follow_up_of=row.follow_up_of,
         thread_id=row.thread_id,
         redactions=row.redactions,
-        claimed_by=row.claimed_by,
-        approved_by=row.approved_by,
-        approved_at=row.approved_at,
+        claimed_by=", ".join(own.claimed_by) or None,
+        approved_by=", ".join(item.reviewer for item in own.approvals) if approved else None,
+        approved_at=own.approvals[-1].at if approved else None,
+        reviews=list(by_audience.values()),
         revision_author=revision.author,
         revision_at=revision.created_at,
         answer=answer,
@@ -656,13 +803,85 @@ def _statement_edits(history: Sequence[RevisionRow], audience: str) -> list[Stat
 
 
 def list_queue(store: Store, viewer: User | None) -> list[ArticleSummary]:
-    """Return the review queue: submitted, changes-requested and under-review articles, oldest change first.
+    """Return the review queue: one entry per audience's answer needing work.
+
+    Answers needing re-review come first, then the rest (submitted, changes requested, under review), oldest
+    change first.
 
     Raises:
         Forbidden: ``viewer`` is not a reviewer or above.
     """
     require_role(viewer, "reviewer", "see the review queue")
-    return [_summary(row) for row in ReviewStore(store).list_articles(QUEUE_STATUSES)]
+    rows = ReviewStore(store).list_reviews(QUEUE_STATUSES, first=("needs_rereview",))
+    return [_queue_summary(item) for item in rows]
+
+
+def stale_reviews(store: Store) -> list[ArticleSummary]:
+    """Return the answers needing re-review (a cited document was retracted, replaced or removed), oldest first."""
+    return [_queue_summary(item) for item in ReviewStore(store).list_reviews(("needs_rereview",))]
+
+
+def approved_articles(store: Store, *, limit: int = 20) -> list[ArticleSummary]:
+    """Return published articles whose asker's answer is approved, most recently approved last (at most ``limit``)."""
+    rows = ReviewStore(store).list_reviews(("approved",), asked_for_only=True, limit=limit)
+    return [_queue_summary(item) for item in rows]
+
+
+def _queue_summary(item) -> ArticleSummary:
+    summary = _summary(item.article, item.audience, item.status, reason=item.reason, updated_at=item.updated_at)
+    if item.audience != item.article.audience:
+        summary = summary.model_copy(update={"url": f"{summary.url}?audience={item.audience}"})
+    return summary
+
+
+def _said(status: str) -> str:
+    """A status as a sentence says it ('needs_rereview' -> 'needs re-review')."""
+    return "needs re-review" if status == "needs_rereview" else status.replace("_", " ")
+
+
+def _decide(action: str, user: User, approvals_needed: int) -> Callable[[ReviewState], ReviewChange]:
+    """The review rules for ``action`` by ``user``, applied to the state read under the write lock."""
+    rule = TRANSITIONS[action]
+    who = user.username
+
+    def decide(state: ReviewState) -> ReviewChange:
+        review, article = state.review, state.article
+        status = "unpublished" if article.status == "unpublished" else review.status
+        label = f"The {review.audience} answer of article {article.article_id}"
+        if status not in rule.allowed_from:
+            allowed = [_said(item) for item in rule.allowed_from if item != "under_review" or action != "claim"]
+            raise ReviewError(
+                f"{label} is {_said(status)}; {action.replace('_', ' ')} is only possible when it is "
+                + (", ".join(allowed[:-1]) + " or " if len(allowed) > 1 else "")
+                + allowed[-1]
+                + (" (or under review, to join its reviewers)" if action == "claim" else "")
+                + "."
+            )
+        if action == "unpublish":
+            return ReviewChange(to_status=review.status, unpublish=True)
+        if action == "claim":
+            if status == "under_review" and who in review.claims:
+                raise ReviewError(f"{label} is already claimed by {who}.")
+            return ReviewChange(to_status="under_review", claim=True, new_round=status != "under_review")
+        if action == "request_changes":
+            return ReviewChange(to_status="changes_requested")
+        # approve: four eyes
+        if who not in review.claims:
+            raise Forbidden(
+                f"{who} has not claimed {label.lower()}: claim it first; approvals come from the reviewers who "
+                "claimed it" + (f" ({', '.join(review.claims)})." if review.claims else ".")
+            )
+        if who in state.editors:
+            others = "another reviewer who did not edit it"
+            raise Forbidden(
+                f"{who} edited {label.lower()} and so may not approve it (four eyes): {others} must approve it."
+            )
+        if any(approver == who for approver, _rev, _at in review.approvals):
+            raise ReviewError(f"{who} already approved {label.lower()}; it needs another reviewer's approval.")
+        approved = len({approver for approver, _rev, _at in review.approvals} | {who}) >= approvals_needed
+        return ReviewChange(to_status="approved" if approved else "under_review", approve=True)
+
+    return decide
 
 
 def transition(
@@ -674,10 +893,13 @@ def transition(
     actor: User | None,
     comment: str = "",
     audience: Audience | None = None,
+    approvals_needed: int = 1,
 ) -> Article:
-    """Apply a review action (claim, request_changes, approve, unpublish) to an article.
+    """Apply a review action (claim, request_changes, approve, unpublish) to one audience's answer of an article.
 
-    Writes the new status and an audit-log entry in one transaction.
+    Writes the change and an audit-log entry in one transaction, the rules decided under the library's write
+    lock (two reviewers approving at the same moment are counted one after the other). A refusal of a signed-in
+    account is written to the audit log ('refused approve', with the reason) and changes nothing else.
 
     Args:
         store: The library.
@@ -687,35 +909,50 @@ def transition(
         actor: The signed-in account.
         comment: Why (required for request_changes), kept in the audit log scrubbed of personal identifiers
             (``privacy.scrub_question``; the kinds removed are appended, "(identifiers removed: email)").
-        audience: Audience of the returned answer (default: the asker's).
+        audience: Whose answer (default: the asker's); unpublish withdraws the whole article.
+        approvals_needed: Distinct approvals an answer needs (setting ``review_approvals``, at least 1).
 
     Returns:
-        The article after the change.
+        The article after the change, showing ``audience``'s answer.
 
     Raises:
-        ReviewError: Unknown action, not allowed from the current status, or a missing comment (HTTP 409).
+        ReviewError: Unknown action, not allowed from the answer's status, a missing comment, a second claim or
+            approval by the same reviewer (HTTP 409).
         Conflict: ``revision`` is stale (HTTP 409).
-        Forbidden: ``actor`` is None or its role is too weak (HTTP 403); nothing changes.
+        Forbidden: ``actor`` is None or its role is too weak; approving an answer one has not claimed or has
+            edited (HTTP 403). Nothing changes.
         NotFound: No such article.
     """
     rule = TRANSITIONS.get(action)
     if rule is None:
         raise ReviewError(f"Unknown review action {action!r}; use one of {', '.join(TRANSITIONS)}.")
-    user = require_role(actor, rule.min_role, action.replace("_", " ") + " articles")
-    comment, removed = _scrub_reviewer_text(comment)  # kept in the audit log: no identifiers
-    # A wrong status is the first thing to fix: only then ask for the missing comment.
-    if rule.needs_comment and not comment and ReviewStore(store).get_article(article_id).status in rule.allowed_from:
-        raise ReviewError("Say what needs to change: requesting changes needs a comment.")
-    ReviewStore(store).set_status(
-        article_id,
-        expected_revision=revision,
-        allowed_from=rule.allowed_from,
-        to_status=rule.to_status,
-        action=action,
-        actor=user.username,
-        comment=_with_removed(comment, removed),
-    )
-    return get_article(store, article_id, audience=audience, viewer=user)
+    reviews = ReviewStore(store)
+    row = reviews.get_article(article_id)
+    reader = audience or row.audience
+    try:
+        user = require_role(actor, rule.min_role, action.replace("_", " ") + " articles")
+        comment, removed = _scrub_reviewer_text(comment)  # kept in the audit log: no identifiers
+        # A wrong status is the first thing to fix: only then ask for the missing comment.
+        if rule.needs_comment and not comment:
+            current = reviews.audience_reviews(article_id)[reader].status
+            if row.status != "unpublished" and current in rule.allowed_from:
+                raise ReviewError("Say what needs to change: requesting changes needs a comment.")
+        reviews.change_review(
+            article_id,
+            reader,
+            expected_revision=revision,
+            action=action,
+            actor=user.username,
+            comment=_with_removed(comment, removed),
+            decide=_decide(action, user, max(1, approvals_needed)),
+        )
+    except Forbidden as exc:  # a signed-in account trying what it may not (403) is logged; mistakes (409) are not
+        if actor is not None:
+            reviews.log_refusal(
+                actor=actor.username, article_id=article_id, audience=reader, action=action, reason=str(exc)
+            )
+        raise
+    return get_article(store, article_id, audience=reader, viewer=user, approvals_needed=approvals_needed)
 
 
 def _replace_statement(answer: Answer, location: str, text: str) -> tuple[Answer, str]:
@@ -795,15 +1032,25 @@ def edit_statement(
         raise ReviewError(f"The article has no answer for the audience {audience!r}.")
     answers[audience], old = _replace_statement(answers[audience], location, text)
     where = "the bottom line" if location == "bottom_line" else f"statement {location}"
+
+    def check(state: ReviewState) -> None:
+        status = "unpublished" if state.article.status == "unpublished" else state.review.status
+        if status not in EDITABLE_STATUSES:
+            raise ReviewError(
+                f"The {audience} answer of article {article_id} is {_said(status)}; claim it first: "
+                "statements can be edited only while it is under review."
+            )
+
     reviews.add_revision(
         article_id,
+        audience,
         expected_revision=revision,
-        allowed_from=EDITABLE_STATUSES,
         answers={reader: answer.model_dump_json() for reader, answer in answers.items()},
         author=user.username,
         note=_with_removed(
             note or f"edited {where} of the {audience} answer (was: {old[:120]})", [*removed, *note_removed]
         ),
+        check=check,
     )
     return get_article(store, article_id, audience=audience, viewer=user)
 
@@ -863,6 +1110,7 @@ def audit_log(store: Store, viewer: User | None, *, article_id: int | None = Non
             to_status=row.to_status,
             revision=row.revision,
             comment=row.comment,
+            audience=row.audience,
         )
         for row in ReviewStore(store).audit_entries(article_id=article_id)
     ]

@@ -161,6 +161,12 @@ class Settings(BaseSettings):
     bm25_weights: tuple[float, float, float] = Field(
         default=(2.0, 1.0, 1.0), description="BM25 column weights for title, section heading and passage text."
     )
+    review_approvals: int = Field(
+        default=1,
+        ge=1,
+        le=10,
+        description="Distinct reviewers who must approve an audience's answer (none of them an editor of its text).",
+    )
     web_ask_rate_limit: str = Field(
         default="20/minute",
         description="Questions one client may ask the web app ('N/second|minute|hour', the `limits` notation).",

@@ -31,14 +31,14 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from medcite.errors import NotFound, SchemaMismatch, StoreError
-from medcite.models import EVIDENCE_TYPES, Document, LibraryStats, Passage, VocabularyEntry
+from medcite.models import EVIDENCE_TYPES, Document, DocumentSummary, LibraryStats, Passage, VocabularyEntry
 from medcite.settings import Settings, display_library, is_database_url
 
 __all__ = ["DATABASE_ERRORS", "BatchCounts", "FtsRow", "PassageDetail", "Store"]
 
 MIGRATIONS_DIR = Path(__file__).parent.parent / "migrations"
-HEAD_REVISION = "0007"
-_KNOWN_REVISIONS = {"0001", "0002", "0003", "0004", "0005", "0006", "0007"}
+HEAD_REVISION = "0008"
+_KNOWN_REVISIONS = {"0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008"}
 _SQLITE_MAX_VARS = 900
 _OPEN_ATTEMPTS = 10  # opening waits up to ~5 s for another process creating the same library
 DATABASE_ERRORS: tuple[type[Exception], ...] = (sa.exc.DBAPIError,)
@@ -373,13 +373,17 @@ class Store:
         links = sorted(set(retracted_pmids))
         try:
             with self.engine.connect() as conn, conn.execution_options(sqlite_immediate=True).begin():
+                changed: dict[str, str] = {}  # doc_id -> what happened to it, for the articles citing it
                 if links:
                     conn.exec_driver_sql(
                         "INSERT INTO retractions(pmid, notice) VALUES (?, ?) ON CONFLICT DO NOTHING", links
                     )
+                    newly = "FROM documents WHERE pmid IN (SELECT pmid FROM retractions) AND is_retracted = 0"
+                    changed.update(
+                        (str(row[0]), "was retracted") for row in conn.exec_driver_sql(f"SELECT doc_id {newly}")
+                    )
                     conn.exec_driver_sql(
-                        "UPDATE documents SET is_retracted = 1 WHERE pmid IN "
-                        "(SELECT pmid FROM retractions) AND is_retracted = 0"
+                        f"UPDATE documents SET is_retracted = 1 WHERE doc_id IN (SELECT doc_id {newly})"
                     )
                 if vocabulary:
                     conn.exec_driver_sql(
@@ -387,7 +391,9 @@ class Store:
                         [(entry.concept, term, entry.source) for entry in vocabulary for term in entry.terms if term],
                     )
                 if delete_doc_ids:
-                    counts.deleted = self._delete(conn, list(dict.fromkeys(delete_doc_ids)))
+                    doomed = list(dict.fromkeys(delete_doc_ids))
+                    changed.update((doc_id, "was deleted from PubMed") for doc_id in self._existing(conn, doomed))
+                    counts.deleted = self._delete(conn, doomed)
                 stored = self._content_hashes(conn, list(latest))
                 retracted = self._retracted_pmids(conn, [d.pmid for d, _ in latest.values() if d.pmid is not None])
                 replace: list[str] = []
@@ -421,6 +427,13 @@ class Store:
                     )
                 if replace:
                     self._delete(conn, replace)
+                    now_retracted = {row[0] for row in rows if row[11]}
+                    changed.update(
+                        (doc_id, "was retracted" if doc_id in now_retracted else "was replaced by a changed record")
+                        for doc_id in replace
+                    )
+                if changed:
+                    _flag_citing_articles(conn, changed, now)
                 if rows:
                     conn.exec_driver_sql(
                         "INSERT INTO documents(doc_id, kind, external_id, title, organization, journal, year, "
@@ -458,12 +471,34 @@ class Store:
             return f"INSERT INTO passages_fts(rowid, tsv) VALUES (?, {weighted})"
         return "INSERT INTO passages_fts(rowid, title, section, text) VALUES (?, ?, ?, ?)"
 
-    def delete_documents(self, doc_ids: Sequence[str]) -> int:
-        """Delete documents with their passages and full-text rows; return how many existed."""
+    def delete_documents(self, doc_ids: Sequence[str], *, reason: str = "was removed from the library") -> int:
+        """Delete documents with their passages, full-text rows and vectors; return how many existed.
+
+        One transaction. Approved and in-review answers citing a deleted document move to re-review with
+        ``reason`` (after the document's id) as the reason.
+        """
         with self.engine.connect() as conn, conn.execution_options(sqlite_immediate=True).begin():
-            n_deleted = self._delete(conn, list(doc_ids))
+            doomed = list(dict.fromkeys(doc_ids))
+            existing = self._existing(conn, doomed)
+            n_deleted = self._delete(conn, doomed)
+            if existing:
+                _flag_citing_articles(
+                    conn, dict.fromkeys(existing, reason), dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+                )
             _bump_version(conn)
             return n_deleted
+
+    @staticmethod
+    def _existing(conn: Connection, doc_ids: list[str]) -> list[str]:
+        found: list[str] = []
+        for chunk in _chunks(doc_ids):
+            found += [
+                str(row[0])
+                for row in conn.exec_driver_sql(
+                    f"SELECT doc_id FROM documents WHERE doc_id IN ({_marks(chunk)})", tuple(chunk)
+                )
+            ]
+        return found
 
     @staticmethod
     def _delete(conn: Connection, doc_ids: list[str]) -> int:
@@ -524,6 +559,53 @@ class Store:
         document = Document.model_validate_json(row[0])
         document.is_retracted = bool(row[1])
         return document
+
+    def list_documents(
+        self,
+        *,
+        kind: str | None = None,
+        evidence_type: str | None = None,
+        query: str | None = None,
+        limit: int | None = 1000,
+    ) -> list[DocumentSummary]:
+        """Return documents in id order, at most ``limit`` (None: all).
+
+        Filtered by source kind, evidence type, and ``query``: a case-insensitive substring of the title, or the
+        exact document id.
+        """
+        where, args = [], []
+        if kind:
+            where.append("kind = ?")
+            args.append(kind)
+        if evidence_type:
+            where.append("evidence_type = ?")
+            args.append(evidence_type)
+        if query:
+            pattern = "%" + query.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            where.append("(lower(title) LIKE ? ESCAPE '\\' OR doc_id = ?)")
+            args += [pattern, query]
+        sql = (
+            "SELECT doc_id, kind, title, organization, journal, year, evidence_type, n_passages, is_retracted "
+            "FROM documents" + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY doc_id"
+        )
+        if limit is not None:
+            sql += " LIMIT ?"
+            args.append(limit)
+        with self._connect() as conn:
+            rows = conn.exec_driver_sql(sql, tuple(args)).fetchall()
+        return [
+            DocumentSummary(
+                doc_id=str(r[0]),
+                kind=str(r[1]),
+                title=str(r[2]),
+                source=r[3] or r[4],
+                year=r[5],
+                evidence_type=str(r[6]),
+                passages=int(r[7]),
+                retracted=bool(r[8]),
+            )
+            for r in rows
+        ]
 
     def get_passages(self, doc_id: str) -> list[Passage]:
         """Return a document's passages in order (empty when the document is unknown)."""
@@ -1000,6 +1082,53 @@ def _qmark_to_format(
     if getattr(context, "compiled", None) is None:
         statement = statement.replace("%", "%%").replace("?", "%s")
     return statement, parameters
+
+
+REREVIEW_STATUSES = ("approved", "under_review")
+"""Review statuses of an audience's answer that a change of a cited document sends back to re-review."""
+
+
+def _flag_citing_articles(conn: Connection, changed: dict[str, str], now: str) -> int:
+    """Move approved and in-review answers citing a changed document to 'needs_rereview', inside the caller's write.
+
+    ``changed`` maps ``doc_id`` to what happened ('was retracted', 'was replaced by a changed record', ...); the
+    reason kept names each document. The round's claims and approvals are forgotten (the audit log keeps them) and
+    one audit-log entry per answer records the event (actor None: the library changed). The review tables are in the
+    same database, so this is the same transaction as the change of the evidence.
+
+    Returns:
+        How many answers (article, audience) moved to re-review.
+    """
+    found: dict[tuple[int, str], tuple[str, list[str]]] = {}
+    statuses = ",".join(f"'{status}'" for status in REREVIEW_STATUSES)
+    for chunk in _chunks(sorted(changed)):
+        for article_id, audience, doc_id, status in conn.exec_driver_sql(
+            "SELECT c.article_id, c.audience, c.doc_id, r.status FROM article_citations c "
+            "JOIN article_reviews r ON r.article_id = c.article_id AND r.audience = c.audience "
+            "JOIN articles a ON a.article_id = c.article_id "
+            f"WHERE c.doc_id IN ({_marks(chunk)}) AND r.status IN ({statuses}) AND a.status <> 'unpublished' "
+            "ORDER BY c.article_id, c.audience, c.doc_id",
+            tuple(chunk),
+        ):
+            found.setdefault((int(article_id), str(audience)), (str(status), []))[1].append(str(doc_id))
+    for (article_id, audience), (status, doc_ids) in found.items():
+        reason = "; ".join(f"cited source {doc_id} {changed[doc_id]}" for doc_id in doc_ids)
+        key = (article_id, audience)
+        conn.exec_driver_sql(
+            "UPDATE article_reviews SET status = 'needs_rereview', reason = ?, updated_at = ? "
+            "WHERE article_id = ? AND audience = ?",
+            (reason, now, *key),
+        )
+        conn.exec_driver_sql("DELETE FROM review_claims WHERE article_id = ? AND audience = ?", key)
+        conn.exec_driver_sql("DELETE FROM approvals WHERE article_id = ? AND audience = ?", key)
+        conn.exec_driver_sql("UPDATE articles SET updated_at = ? WHERE article_id = ?", (now, article_id))
+        conn.exec_driver_sql(
+            "INSERT INTO audit_log(at, actor, article_id, action, from_status, to_status, revision, comment, audience) "
+            "SELECT ?, NULL, article_id, 'needs_rereview', ?, 'needs_rereview', revision, ?, ? FROM articles "
+            "WHERE article_id = ?",
+            (now, status, reason, audience, article_id),
+        )
+    return len(found)
 
 
 def _begin_postgresql(conn: Connection) -> None:

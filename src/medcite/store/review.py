@@ -1,6 +1,6 @@
 """Articles, revisions, accounts, API tokens, web sessions and the audit log: the SQL of the review workflow.
 
-Tables come from migrations 0004 and 0005 on the same library file as the evidence. Every change of an
+Tables come from migrations 0004, 0005 and 0008 on the same library file as the evidence. Every change of an
 article is one write transaction that also appends to ``audit_log`` (which triggers keep
 append-only). Optimistic locking: a change names the revision it was based on, and a stale one
 raises ``Conflict``. Imports ``errors`` and ``store.library`` only; the rules (which transition is
@@ -11,17 +11,33 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from medcite.errors import Conflict, NotFound, ReviewError, StoreError
+from medcite.errors import Conflict, NotFound, StoreError
 from medcite.store.library import Store
 
-__all__ = ["ArticleRow", "AuditRow", "ReviewStore", "RevisionRow", "UserRow"]
+__all__ = [
+    "AUDIENCES",
+    "ArticleRow",
+    "AudienceReviewRow",
+    "AuditRow",
+    "QueueRow",
+    "ReviewChange",
+    "ReviewState",
+    "ReviewStore",
+    "RevisionRow",
+    "UserRow",
+    "UserSummaryRow",
+    "cited_documents",
+    "editors_of",
+]
+
+AUDIENCES = ("clinician", "student", "patient")
 
 _ARTICLE_COLUMNS = (
     "article_id, slug, question, audience, status, revision, thread_id, follow_up_of, redactions, "
@@ -73,6 +89,67 @@ class RevisionRow:
 
 
 @dataclass(frozen=True)
+class AudienceReviewRow:
+    """The review of one audience's answer: its status, why it needs re-review, its claimants and approvals."""
+
+    audience: str
+    status: str
+    reason: str
+    updated_at: str
+    claims: tuple[str, ...] = ()
+    approvals: tuple[tuple[str, int, str], ...] = ()
+    """``(reviewer, revision approved, at)``, in order of approval."""
+
+
+@dataclass(frozen=True)
+class ReviewState:
+    """What a review rule decides on, read under the library's write lock (``ReviewStore.change_review``)."""
+
+    article: ArticleRow
+    review: AudienceReviewRow
+    editors: tuple[str, ...]
+    """Authors of the revisions that changed this audience's answer (the composer's revision 1 has none)."""
+
+
+@dataclass(frozen=True)
+class ReviewChange:
+    """What a review rule decided: the audience's new status and which records to write."""
+
+    to_status: str
+    claim: bool = False
+    """Record the actor as a claimant (assigned reviewer) of this audience's answer."""
+    approve: bool = False
+    """Record the actor's approval of the current revision."""
+    new_round: bool = False
+    """Forget the claims and approvals of the previous round first (re-opening, re-review)."""
+    unpublish: bool = False
+    """Withdraw the whole article (every audience)."""
+
+
+@dataclass(frozen=True)
+class QueueRow:
+    """One audience of one article in a list: the article and that audience's review status."""
+
+    article: ArticleRow
+    audience: str
+    status: str
+    reason: str
+    updated_at: str
+
+
+@dataclass(frozen=True)
+class UserSummaryRow:
+    """An account as ``medcite users list`` shows it."""
+
+    username: str
+    role: str
+    enabled: bool
+    last_login: str | None
+    n_tokens: int
+    created_at: str
+
+
+@dataclass(frozen=True)
 class AuditRow:
     """One audit-log entry: who did what to which article, when, from which revision."""
 
@@ -85,6 +162,7 @@ class AuditRow:
     to_status: str | None
     revision: int | None
     comment: str
+    audience: str | None = None
 
 
 def _now() -> str:
@@ -121,12 +199,47 @@ def _audit(
     to_status: str | None,
     revision: int | None,
     comment: str = "",
+    audience: str | None = None,
 ) -> None:
     conn.exec_driver_sql(
-        "INSERT INTO audit_log(at, actor, article_id, action, from_status, to_status, revision, comment) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        (at, actor, article_id, action, from_status, to_status, revision, comment),
+        "INSERT INTO audit_log(at, actor, article_id, action, from_status, to_status, revision, comment, audience) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (at, actor, article_id, action, from_status, to_status, revision, comment, audience),
     )
+
+
+def cited_documents(answers: Mapping[str, str]) -> dict[str, list[str]]:
+    """The ``doc_id`` of every document each audience's answer cites: ``{audience: [doc_id, ...]}``, sorted.
+
+    ``answers`` maps audience -> Answer JSON (``Reference.passage_id`` is ``'<doc_id>#p<n>'``).
+    """
+    return {
+        audience: sorted({ref["passage_id"].rsplit("#", 1)[0] for ref in json.loads(text).get("references", [])})
+        for audience, text in answers.items()
+    }
+
+
+def editors_of(history: Sequence[tuple[str | None, Mapping[str, str]]], audience: str) -> tuple[str, ...]:
+    """Authors of the revisions that changed ``audience``'s answer, each once, in order.
+
+    ``history`` is ``(author, {audience: Answer JSON})`` per revision, oldest first; revision 1 (composed) has no
+    author and changes nothing.
+    """
+    editors: list[str] = []
+    previous: str | None = None
+    for n, (author, answers) in enumerate(history):
+        text = answers.get(audience)
+        if n and text != previous and author and author not in editors:
+            editors.append(str(author))
+        previous = text
+    return tuple(editors)
+
+
+def _write_citations(conn: Connection, article_id: int, answers: Mapping[str, str]) -> None:
+    conn.exec_driver_sql("DELETE FROM article_citations WHERE article_id = ?", (article_id,))
+    rows = [(article_id, audience, doc) for audience, docs in cited_documents(answers).items() for doc in docs]
+    if rows:
+        conn.exec_driver_sql("INSERT INTO article_citations(article_id, audience, doc_id) VALUES (?, ?, ?)", rows)
 
 
 class ReviewStore:
@@ -202,9 +315,20 @@ class ReviewStore:
         Raises:
             NotFound: No such account.
         """
+        return self.replace_password(username, unusable_hash, event="disabled")
+
+    def replace_password(self, username: str, password_hash: str, *, event: str = "password reset") -> tuple[int, int]:
+        """Set an account's password hash, end its web sessions and delete its API tokens; one transaction, logged.
+
+        Returns:
+            ``(n_sessions, n_tokens)`` deleted.
+
+        Raises:
+            NotFound: No such account.
+        """
         user = self.get_user(username)
         with self.store.writing() as conn:
-            conn.exec_driver_sql("UPDATE users SET password_hash = ? WHERE user_id = ?", (unusable_hash, user.user_id))
+            conn.exec_driver_sql("UPDATE users SET password_hash = ? WHERE user_id = ?", (password_hash, user.user_id))
             n_sessions = conn.exec_driver_sql("DELETE FROM web_sessions WHERE user_id = ?", (user.user_id,)).rowcount
             n_tokens = conn.exec_driver_sql("DELETE FROM api_tokens WHERE user_id = ?", (user.user_id,)).rowcount
             _audit(
@@ -212,12 +336,21 @@ class ReviewStore:
                 at=_now(),
                 actor=None,
                 article_id=None,
-                action=f"account {username} disabled",
+                action=f"account {username} {event}",
                 from_status=None,
                 to_status=None,
                 revision=None,
             )
         return int(n_sessions), int(n_tokens)
+
+    def list_users(self, disabled_hash: str) -> list[UserSummaryRow]:
+        """Return every account in name order; an account whose hash is ``disabled_hash`` is not enabled."""
+        with self.store.reading() as conn:
+            rows = conn.exec_driver_sql(
+                "SELECT u.username, u.role, u.password_hash, u.last_login_at, u.created_at, "
+                "(SELECT count(*) FROM api_tokens t WHERE t.user_id = u.user_id) FROM users u ORDER BY u.username"
+            ).fetchall()
+        return [UserSummaryRow(str(r[0]), str(r[1]), r[2] != disabled_hash, r[3], int(r[5]), str(r[4])) for r in rows]
 
     def usernames_like(self, username: str) -> list[str]:
         """Return the account names equal to ``username`` ignoring ASCII case, in name order."""
@@ -243,6 +376,10 @@ class ReviewStore:
             conn.exec_driver_sql(
                 "INSERT INTO web_sessions(session_sha256, user_id, created_at) VALUES (?, ?, ?)",
                 (session_sha256, user.user_id, now.isoformat(timespec="seconds")),
+            )
+            conn.exec_driver_sql(
+                "UPDATE users SET last_login_at = ? WHERE user_id = ?",
+                (now.isoformat(timespec="seconds"), user.user_id),
             )
 
     def user_for_session(self, session_sha256: str) -> UserRow | None:
@@ -366,6 +503,11 @@ class ReviewStore:
                 "VALUES (?, 1, ?, ?, 'composed from the library', ?)",
                 (article_id, json.dumps(answers), author, now),
             )
+            conn.exec_driver_sql(
+                "INSERT INTO article_reviews(article_id, audience, status, updated_at) VALUES (?, ?, 'submitted', ?)",
+                [(article_id, audience, now) for audience in AUDIENCES],
+            )
+            _write_citations(conn, article_id, answers)
             _audit(
                 conn,
                 at=now,
@@ -393,16 +535,62 @@ class ReviewStore:
             raise NotFound("article", str(article_id))
         return _article(row)
 
-    def list_articles(self, statuses: Sequence[str], *, limit: int = 200) -> list[ArticleRow]:
-        """Return articles in the given statuses, oldest change first (a review queue), ties by id."""
+    def list_reviews(
+        self, statuses: Sequence[str], *, asked_for_only: bool = False, first: Sequence[str] = (), limit: int = 200
+    ) -> list[QueueRow]:
+        """Return the audiences of published articles whose review is in ``statuses``, as ``QueueRow``s.
+
+        Ordered by ``first`` (statuses listed there come before the rest, in that order), then oldest change first,
+        then article id and audience. ``asked_for_only`` keeps only the audience each asker chose.
+        """
         marks = ",".join("?" * len(statuses))
+        rank = " ".join(f"WHEN ? THEN {i}" for i in range(len(first)))
+        order = f"CASE r.status {rank} ELSE {len(first)} END, " if first else ""
+        columns = ", ".join(f"a.{column.strip()}" for column in _ARTICLE_COLUMNS.split(","))
         with self.store.reading() as conn:
             rows = conn.exec_driver_sql(
-                f"SELECT {_ARTICLE_COLUMNS} FROM articles WHERE status IN ({marks}) "
-                "ORDER BY updated_at, article_id LIMIT ?",
-                (*statuses, limit),
+                f"SELECT {columns}, r.audience, r.status, r.reason, r.updated_at FROM article_reviews r "
+                "JOIN articles a ON a.article_id = r.article_id "
+                f"WHERE a.status <> 'unpublished' AND r.status IN ({marks})"
+                + (" AND r.audience = a.audience" if asked_for_only else "")
+                + f" ORDER BY {order}r.updated_at, r.article_id, r.audience LIMIT ?",
+                (*statuses, *first, limit),
             ).fetchall()
-        return [_article(row) for row in rows]
+        return [QueueRow(_article(row), str(row[14]), str(row[15]), str(row[16]), str(row[17])) for row in rows]
+
+    def audience_reviews(self, article_id: int) -> dict[str, AudienceReviewRow]:
+        """Return the review of each audience's answer of an article (empty when there is no such article)."""
+        with self.store.reading() as conn:
+            return self._audience_reviews(conn, article_id)
+
+    @staticmethod
+    def _audience_reviews(conn: Connection, article_id: int) -> dict[str, AudienceReviewRow]:
+        claims: dict[str, list[str]] = {}
+        for audience, reviewer in conn.exec_driver_sql(
+            "SELECT audience, reviewer FROM review_claims WHERE article_id = ? ORDER BY at, reviewer", (article_id,)
+        ):
+            claims.setdefault(str(audience), []).append(str(reviewer))
+        approvals: dict[str, list[tuple[str, int, str]]] = {}
+        for audience, reviewer, revision, at in conn.exec_driver_sql(
+            "SELECT audience, reviewer, revision, at FROM approvals WHERE article_id = ? ORDER BY at, reviewer",
+            (article_id,),
+        ):
+            approvals.setdefault(str(audience), []).append((str(reviewer), int(revision), str(at)))
+        rows = conn.exec_driver_sql(
+            "SELECT audience, status, reason, updated_at FROM article_reviews WHERE article_id = ?", (article_id,)
+        )
+        found = {
+            str(r[0]): AudienceReviewRow(
+                audience=str(r[0]),
+                status=str(r[1]),
+                reason=str(r[2]),
+                updated_at=str(r[3]),
+                claims=tuple(claims.get(str(r[0]), ())),
+                approvals=tuple(approvals.get(str(r[0]), ())),
+            )
+            for r in rows
+        }
+        return {audience: found[audience] for audience in AUDIENCES if audience in found}
 
     def thread(self, thread_id: int) -> list[ArticleRow]:
         """Return the articles of one thread in the order they were asked."""
@@ -438,7 +626,7 @@ class ReviewStore:
             ).fetchall()
         return [RevisionRow(int(r[0]), int(r[1]), dict(json.loads(r[2])), r[3], str(r[4]), str(r[5])) for r in rows]
 
-    def _locked(self, conn: Connection, article_id: int, expected_revision: int, allowed: Sequence[str]) -> ArticleRow:
+    def _locked(self, conn: Connection, article_id: int, expected_revision: int) -> ArticleRow:
         row = conn.exec_driver_sql(
             f"SELECT {_ARTICLE_COLUMNS} FROM articles WHERE article_id = ?", (article_id,)
         ).first()
@@ -447,62 +635,84 @@ class ReviewStore:
         article = _article(row)
         if article.revision != expected_revision:
             raise Conflict(article_id, expected_revision, article.revision)
-        if article.status not in allowed:
-            raise ReviewError(
-                f"Article {article_id} is {article.status.replace('_', ' ')}; this is only possible when it is "
-                + " or ".join(status.replace("_", " ") for status in allowed)
-                + "."
-            )
         return article
 
-    def set_status(
+    @staticmethod
+    def _editors(conn: Connection, article_id: int, audience: str) -> tuple[str, ...]:
+        history = conn.exec_driver_sql(
+            "SELECT author, answers FROM article_revisions WHERE article_id = ? ORDER BY revision", (article_id,)
+        )
+        return editors_of([(author, json.loads(answers)) for author, answers in history], audience)
+
+    def change_review(
         self,
         article_id: int,
+        audience: str,
         *,
         expected_revision: int,
-        allowed_from: Sequence[str],
-        to_status: str,
         action: str,
         actor: str,
-        comment: str = "",
+        comment: str,
+        decide: Callable[[ReviewState], ReviewChange],
     ) -> ArticleRow:
-        """Move an article to ``to_status`` and log it, in one transaction (compare-and-set).
+        """Apply one review action to one audience's answer, in one transaction under the library's write lock.
 
-        Approval records ``actor`` and the time as approver; a claim records the claimant.
+        ``decide`` (the rules, in ``medcite.review``) sees the state read inside the transaction and returns the
+        change, or raises to refuse it; so two reviewers acting at the same moment are decided one after the other
+        (two approvals cannot both count as the first). The change and its audit-log entry are written together.
 
         Raises:
             NotFound: No such article.
             Conflict: The article's revision is not ``expected_revision`` (HTTP 409).
-            ReviewError: Its status is not one of ``allowed_from`` (HTTP 409).
+            StoreError: The write failed; nothing changed.
+            Whatever ``decide`` raises (nothing is written).
         """
         now = _now()
         try:
             with self.store.writing() as conn:
-                article = self._locked(conn, article_id, expected_revision, allowed_from)
-                extra = ""
-                values: list[Any] = [to_status, now]
-                if to_status == "approved":
-                    extra = ", approved_by = ?, approved_at = ?"
-                    values += [actor, now]
-                elif to_status == "under_review":
-                    extra = ", claimed_by = ?, approved_by = NULL, approved_at = NULL"
-                    values += [actor]
-                elif to_status == "unpublished":
-                    extra = ", approved_by = NULL, approved_at = NULL"
-                conn.exec_driver_sql(
-                    f"UPDATE articles SET status = ?, updated_at = ?{extra} WHERE article_id = ?",
-                    (*values, article_id),
-                )
+                article = self._locked(conn, article_id, expected_revision)
+                review = self._audience_reviews(conn, article_id)[audience]
+                state = ReviewState(article, review, self._editors(conn, article_id, audience))
+                change = decide(state)
+                key = (article_id, audience)
+                if change.new_round:
+                    conn.exec_driver_sql("DELETE FROM review_claims WHERE article_id = ? AND audience = ?", key)
+                    conn.exec_driver_sql("DELETE FROM approvals WHERE article_id = ? AND audience = ?", key)
+                if change.claim:
+                    conn.exec_driver_sql(
+                        "INSERT INTO review_claims(article_id, audience, reviewer, at) VALUES (?, ?, ?, ?) "
+                        "ON CONFLICT DO NOTHING",
+                        (*key, actor, now),
+                    )
+                if change.approve:
+                    conn.exec_driver_sql(
+                        "INSERT INTO approvals(article_id, audience, reviewer, revision, at) VALUES (?, ?, ?, ?, ?)",
+                        (*key, actor, article.revision, now),
+                    )
+                if change.unpublish:
+                    conn.exec_driver_sql(
+                        "UPDATE articles SET status = 'unpublished', updated_at = ? WHERE article_id = ?",
+                        (now, article_id),
+                    )
+                else:
+                    reason = review.reason if change.to_status == review.status else ""
+                    conn.exec_driver_sql(
+                        "UPDATE article_reviews SET status = ?, reason = ?, updated_at = ? "
+                        "WHERE article_id = ? AND audience = ?",
+                        (change.to_status, reason, now, *key),
+                    )
+                    conn.exec_driver_sql("UPDATE articles SET updated_at = ? WHERE article_id = ?", (now, article_id))
                 _audit(
                     conn,
                     at=now,
                     actor=actor,
                     article_id=article_id,
                     action=action,
-                    from_status=article.status,
-                    to_status=to_status,
+                    from_status="unpublished" if article.status == "unpublished" else review.status,
+                    to_status="unpublished" if change.unpublish else change.to_status,
                     revision=article.revision,
                     comment=comment,
+                    audience=None if change.unpublish else audience,
                 )
         except sa.exc.DBAPIError as exc:
             raise StoreError(f"Updating article {article_id} failed ({exc.orig}); nothing changed.") from exc
@@ -511,24 +721,31 @@ class ReviewStore:
     def add_revision(
         self,
         article_id: int,
+        audience: str,
         *,
         expected_revision: int,
-        allowed_from: Sequence[str],
         answers: dict[str, str],
         author: str,
         note: str,
+        check: Callable[[ReviewState], None],
     ) -> ArticleRow:
-        """Store a new revision (``expected_revision + 1``) and log the edit, in one transaction.
+        """Store a new revision (``expected_revision + 1``) changing ``audience``'s answer, and log the edit.
+
+        One transaction: ``check`` (the rules) sees the state read under the write lock and raises to refuse.
+        The audience's approvals are forgotten (the text they approved changed); its claims stay.
 
         Raises:
             NotFound: No such article.
             Conflict: The article's revision is not ``expected_revision`` (HTTP 409).
-            ReviewError: Its status is not one of ``allowed_from`` (HTTP 409).
+            StoreError: The write failed; nothing changed.
+            Whatever ``check`` raises (nothing is written).
         """
         now = _now()
         try:
             with self.store.writing() as conn:
-                article = self._locked(conn, article_id, expected_revision, allowed_from)
+                article = self._locked(conn, article_id, expected_revision)
+                review = self._audience_reviews(conn, article_id)[audience]
+                check(ReviewState(article, review, self._editors(conn, article_id, audience)))
                 new = article.revision + 1
                 conn.exec_driver_sql(
                     "INSERT INTO article_revisions(article_id, revision, answers, author, note, created_at) "
@@ -538,20 +755,60 @@ class ReviewStore:
                 conn.exec_driver_sql(
                     "UPDATE articles SET revision = ?, updated_at = ? WHERE article_id = ?", (new, now, article_id)
                 )
+                conn.exec_driver_sql(
+                    "DELETE FROM approvals WHERE article_id = ? AND audience = ?", (article_id, audience)
+                )
+                _write_citations(conn, article_id, answers)
                 _audit(
                     conn,
                     at=now,
                     actor=author,
                     article_id=article_id,
                     action="edit",
-                    from_status=article.status,
-                    to_status=article.status,
+                    from_status=review.status,
+                    to_status=review.status,
                     revision=article.revision,
                     comment=note,
+                    audience=audience,
                 )
         except sa.exc.DBAPIError as exc:
             raise StoreError(f"Saving an edit of article {article_id} failed ({exc.orig}); nothing changed.") from exc
         return self.get_article(article_id)
+
+    def log_refusal(
+        self, *, actor: str, article_id: int | None, audience: str | None, action: str, reason: str
+    ) -> None:
+        """Append a refused action of a signed-in account to the audit log (``action`` 'refused <action>')."""
+        with self.store.writing() as conn:
+            _audit(
+                conn,
+                at=_now(),
+                actor=actor,
+                article_id=article_id,
+                action=f"refused {action}",
+                from_status=None,
+                to_status=None,
+                revision=None,
+                comment=reason,
+                audience=audience,
+            )
+
+    def citing_reviews(self, doc_ids: Sequence[str]) -> list[tuple[int, str, str]]:
+        """``(article_id, audience, doc_id)`` of every audience's answer citing one of ``doc_ids``."""
+        found: list[tuple[int, str, str]] = []
+        for start in range(0, len(doc_ids), 500):
+            chunk = list(doc_ids[start : start + 500])
+            marks = ",".join("?" * len(chunk))
+            with self.store.reading() as conn:
+                found += [
+                    (int(r[0]), str(r[1]), str(r[2]))
+                    for r in conn.exec_driver_sql(
+                        f"SELECT article_id, audience, doc_id FROM article_citations WHERE doc_id IN ({marks}) "
+                        "ORDER BY article_id, audience, doc_id",
+                        tuple(chunk),
+                    )
+                ]
+        return found
 
     # -- audit log -------------------------------------------------------------------------------------
 
@@ -560,8 +817,8 @@ class ReviewStore:
         where, args = ("WHERE article_id = ?", (article_id,)) if article_id is not None else ("", ())
         with self.store.reading() as conn:
             rows = conn.exec_driver_sql(
-                "SELECT entry_id, at, actor, article_id, action, from_status, to_status, revision, comment "
+                "SELECT entry_id, at, actor, article_id, action, from_status, to_status, revision, comment, audience "
                 f"FROM audit_log {where} ORDER BY entry_id DESC LIMIT ?",
                 (*args, limit),
             ).fetchall()
-        return [AuditRow(int(r[0]), str(r[1]), r[2], r[3], str(r[4]), r[5], r[6], r[7], str(r[8])) for r in rows]
+        return [AuditRow(int(r[0]), str(r[1]), r[2], r[3], str(r[4]), r[5], r[6], r[7], str(r[8]), r[9]) for r in rows]

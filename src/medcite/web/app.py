@@ -77,6 +77,7 @@ STATUS_LABELS = {
     "under_review": "Under review",
     "changes_requested": "Changes requested",
     "approved": "Approved",
+    "needs_rereview": "Needs re-review",
     "unpublished": "Unpublished",
 }
 SECURITY_HEADERS = {
@@ -128,6 +129,9 @@ class TransitionRequest(BaseModel):
     action: review.Action = Field(description="claim | request_changes | approve | unpublish.")
     revision: int = Field(ge=1, le=MAX_ID, description="The revision you saw; a newer one on the server gives 409.")
     comment: str = Field(default="", max_length=4000, description="Why (required for request_changes).")
+    audience: Audience | None = Field(
+        default=None, description="Whose answer: clinician, student or patient (default: the asker's)."
+    )
 
 
 class EditRequest(BaseModel):
@@ -685,16 +689,7 @@ def _sse(kind: str, data: str) -> bytes:
 def _add_pages(app: FastAPI, settings: Settings) -> None:
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def home(request: Request) -> HTMLResponse:
-        approved = [
-            ArticleSummary(
-                id=row.article_id,
-                url=review.article_url(row.article_id, row.slug),
-                question=row.question,
-                status=row.status,  # type: ignore[arg-type]
-                updated_at=row.updated_at,
-            )
-            for row in ReviewStore(_web(request).store).list_articles(("approved",), limit=20)
-        ]
+        approved = review.approved_articles(_web(request).store, limit=20)
         return _page(
             request,
             "index.html",
@@ -720,23 +715,32 @@ def _add_pages(app: FastAPI, settings: Settings) -> None:
         return RedirectResponse(f"{article.url}?audience={article.audience}", status_code=303)
 
     @app.get("/articles/{article_id}", include_in_schema=False)
-    async def article_short(request: Request, article_id: ArticleId) -> Response:
+    async def article_short(request: Request, article_id: ArticleId, audience: str | None = None) -> Response:
         article = review.get_article(_web(request).store, article_id, viewer=_caller(request).user)
-        return RedirectResponse(article.url, status_code=301)
+        query = f"?audience={_audience(audience)}" if audience else ""  # the reader's audience survives the redirect
+        return RedirectResponse(article.url + query, status_code=301)
 
     @app.get("/articles/{article_id}/{slug}", response_class=HTMLResponse, include_in_schema=False)
     async def article_page(request: Request, article_id: ArticleId, slug: str, audience: str | None = None) -> Response:
         caller = _caller(request)
         store = _web(request).store
         article = review.get_article(
-            store, article_id, audience=_audience(audience) if audience else None, viewer=caller.user
+            store,
+            article_id,
+            audience=_audience(audience) if audience else None,
+            viewer=caller.user,
+            approvals_needed=settings.review_approvals,
         )
         if slug != article.url.rsplit("/", 1)[1]:
-            return RedirectResponse(article.url, status_code=301)
+            query = f"?audience={article.audience}" if audience else ""
+            return RedirectResponse(article.url + query, status_code=301)
+        own = next(item for item in article.reviews if item.audience == article.audience)
         return _page(
             request,
             "article.html",
             article=article,
+            own_review=own,
+            me=caller.user.username if caller.user else None,
             edited={edit.location: edit for edit in article.edits},
             statements=review.statement_locations(article.answer) if _may(caller.user, "reviewer") else [],
             may_review=_may(caller.user, "reviewer"),
@@ -755,7 +759,8 @@ def _add_pages(app: FastAPI, settings: Settings) -> None:
             revision=_int(form.get("revision"), "revision"),
             actor=caller.user,
             comment=form.get("comment", ""),
-            audience=_form_audience(form.get("audience")),
+            audience=_form_audience(form.get("audience")) if form.get("audience") else None,
+            approvals_needed=settings.review_approvals,
         )
         return RedirectResponse(f"{article.url}?audience={article.audience}", status_code=303)
 
@@ -899,7 +904,13 @@ def _add_api(app: FastAPI, settings: Settings) -> None:
     @app.get("/api/articles/{article_id}", response_model=Article, tags=["articles"])
     async def read_article(request: Request, article_id: ArticleId, audience: Audience | None = None) -> Article:
         """Return an article with its current answer for `audience` (default: the asker's)."""
-        return review.get_article(_web(request).store, article_id, audience=audience, viewer=_caller(request).user)
+        return review.get_article(
+            _web(request).store,
+            article_id,
+            audience=audience,
+            viewer=_caller(request).user,
+            approvals_needed=settings.review_approvals,
+        )
 
     @app.post("/api/articles/{article_id}/transitions", response_model=Article, tags=["review"])
     async def transition(request: Request, article_id: ArticleId, body: TransitionRequest) -> Article:
@@ -913,6 +924,8 @@ def _add_api(app: FastAPI, settings: Settings) -> None:
             revision=body.revision,
             actor=caller.user,
             comment=body.comment,
+            audience=body.audience,
+            approvals_needed=settings.review_approvals,
         )
 
     @app.post("/api/articles/{article_id}/edits", response_model=Article, tags=["review"])
