@@ -320,3 +320,22 @@ def test_cli_users_list_password_library_list_show_remove_and_review_stale(
     assert stale["reason"] == "cited source guideline:acr_gout_2020 was removed from the library"
     kept = client.get(article["url"]).text  # the article keeps its quoted passages
     assert "Needs re-review." in kept and "guideline:acr_gout_2020#p" in kept
+
+
+def test_the_sources_page_lists_documents_their_passages_and_the_articles_citing_them(library: Path | str):
+    client = _app(library)
+    article = _ask(client)
+    assert client.get("/sources").status_code == 403
+    assert client.get("/api/sources").json()["error"] == "Sign in as a reviewer to browse the library's sources."
+    rita = _login(client, "rita")
+    listed = client.get("/api/sources", params={"q": "gout", "kind": "guidelines"}, headers=rita).json()
+    assert [doc["doc_id"] for doc in listed] == ["guideline:acr_gout_2020"]
+    page = client.get("/sources", params={"q": "gout"}).text
+    assert 'href="/sources/guideline:acr_gout_2020"' in page and "1 document shown" in page
+    detail = client.get("/api/sources/guideline:acr_gout_2020").json()
+    assert detail["document"]["evidence_type"] == "guideline" and detail["passages"][0]["passage_id"].endswith("#p0")
+    assert [(item["id"], item["audience"]) for item in detail["cited_by"]][0] == (1, "clinician")
+    html = client.get("/sources/guideline:acr_gout_2020").text
+    assert article["question"] in html and "guideline:acr_gout_2020#p0" in html
+    missing = client.get("/api/sources/guideline:nothing")
+    assert missing.status_code == 404

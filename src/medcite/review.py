@@ -49,7 +49,16 @@ from medcite.errors import (
     ReviewError,
     Unpublished,
 )
-from medcite.models import Answer, AnswerSection, Audience, BottomLine, ComposeEvent, Statement
+from medcite.models import (
+    Answer,
+    AnswerSection,
+    Audience,
+    BottomLine,
+    ComposeEvent,
+    DocumentSummary,
+    Passage,
+    Statement,
+)
 from medcite.privacy import ScrubResult, scrub_question
 from medcite.retrieve import Retriever
 from medcite.store import Store
@@ -102,6 +111,9 @@ __all__ = [
     "revisions",
     "slugify",
     "stale_reviews",
+    "SourceDetail",
+    "list_sources",
+    "source_detail",
     "list_users",
     "reset_password",
     "UserInfo",
@@ -1124,3 +1136,66 @@ def statement_locations(answer: Answer) -> Sequence[tuple[str, str, Statement]]:
     for i, section in enumerate(answer.sections):
         found += [(f"{i}.{j}", section.title, statement) for j, statement in enumerate(section.statements)]
     return found
+
+
+# --- the library's sources, for reviewers ------------------------------------------------------------------------
+
+
+class SourceDetail(BaseModel):
+    """One document of the library with its passages and the articles whose answers cite it."""
+
+    document: DocumentSummary
+    pmid: str | None = Field(default=None, description="PubMed id.")
+    doi: str | None = Field(default=None, description="DOI.")
+    passages: list[Passage] = Field(description="Its passages, in order.")
+    cited_by: list[ArticleSummary] = Field(description="Answers citing it: one entry per article and audience.")
+
+
+def list_sources(
+    store: Store,
+    viewer: User | None,
+    *,
+    kind: str | None = None,
+    evidence_type: str | None = None,
+    query: str | None = None,
+    limit: int = 200,
+) -> list[DocumentSummary]:
+    """Return the library's documents (``Store.list_documents``), for reviewers.
+
+    Raises:
+        Forbidden: ``viewer`` is not a reviewer or above.
+    """
+    require_role(viewer, "reviewer", "browse the library's sources")
+    return store.list_documents(
+        kind=kind or None, evidence_type=evidence_type or None, query=query or None, limit=limit
+    )
+
+
+def source_detail(store: Store, viewer: User | None, doc_id: str) -> SourceDetail:
+    """Return one document with its passages and the articles citing it, for reviewers.
+
+    Raises:
+        Forbidden: ``viewer`` is not a reviewer or above.
+        NotFound: No such document.
+    """
+    require_role(viewer, "reviewer", "browse the library's sources")
+    document = store.get_document(doc_id)
+    (summary,) = [item for item in store.list_documents(query=doc_id, limit=50) if item.doc_id == doc_id]
+    reviews = ReviewStore(store)
+    cited_by = []
+    for article_id, audience, _doc in reviews.citing_reviews([doc_id]):
+        row = reviews.get_article(article_id)
+        review = reviews.audience_reviews(article_id).get(audience)
+        summary_item = _summary(
+            row, audience, review.status if review else "submitted", reason=review.reason if review else ""
+        )
+        if audience != row.audience:
+            summary_item = summary_item.model_copy(update={"url": f"{summary_item.url}?audience={audience}"})
+        cited_by.append(summary_item)
+    return SourceDetail(
+        document=summary,
+        pmid=document.pmid,
+        doi=document.doi,
+        passages=store.get_passages(doc_id),
+        cited_by=cited_by,
+    )
