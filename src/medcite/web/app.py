@@ -9,7 +9,9 @@ are signed cookies (itsdangerous; HttpOnly, SameSite=Lax, Secure over HTTPS) tha
 token and name a server-side session (ended by sign-out and password resets); scripts use bearer
 tokens. Request bodies are limited to ``MAX_BODY_BYTES``; API errors are always
 ``{"ok": false, "error", "status"}``. This is the only place that turns a ``MedciteError`` into an HTTP
-response. Nothing imports this module but ``cli``.
+response. The routes are grouped by concern, one ``APIRouter`` each: ``articles`` (asking and reading),
+``reviewing`` (the review workflow), ``accounts`` (signing in) and ``sources`` (the library for reviewers); their
+shared pieces are in ``common``. Nothing imports this module but ``cli``.
 """
 
 from __future__ import annotations
