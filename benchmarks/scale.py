@@ -19,7 +19,8 @@ A PostgreSQL 18 server with pgvector 0.8 is started for the run (``embedded-post
    warm wall time of one search call (each query run once untimed first), one thread, p50/p95 over the
    questions of that benchmark.
 
-Not measured here (yet): libraries of 4M passages, the web under load.
+PostgreSQL rows are measured with the default ``halfvec`` HNSW index and again ("PG vector") with a 32-bit
+``vector`` index. The web app under load is ``load.py``'s. Not measured here (yet): libraries of 4M passages.
 """
 
 from __future__ import annotations
