@@ -266,7 +266,7 @@ def test_forged_requests_are_refused_change_nothing_and_are_logged(library: Path
         token = issue_token(store, "rob")
         disable_user(store, "rob")
     disabled = _review(client, {"Authorization": f"Bearer {token}"}, "approve", 1)
-    assert disabled.status_code in (401, 403)
+    assert disabled.status_code == 403 and disabled.json()["error"] == "Sign in as a reviewer to approve articles."
     assert client.get("/api/articles/1").json()["status"] == "under_review"
 
 
@@ -309,6 +309,9 @@ def test_cli_users_list_password_library_list_show_remove_and_review_stale(
     assert "cited by: article 1 (clinician)" in shown
     assert run(["library", "show", "guideline:nothing", *lib]) == 4
     assert run(["library", "remove", "guideline:nothing", "--yes", *lib]) == 4
+    assert run(["ask", "What is the first-line treatment for an acute gout flare?", "--format", "json", *lib]) == 0
+    saved = json.loads(capsys.readouterr().out)
+    assert saved["references"][0]["passage_id"].startswith("guideline:acr_gout_2020#")
     monkeypatch.setattr("sys.stdin", io.StringIO("n\n"))
     assert run(["library", "remove", "guideline:acr_gout_2020", *lib]) == 1  # declined: nothing removed
     assert "1 approved or in-review article answers cite them" in capsys.readouterr().out
@@ -318,8 +321,16 @@ def test_cli_users_list_password_library_list_show_remove_and_review_stale(
     (stale,) = json.loads(capsys.readouterr().out)
     assert (stale["id"], stale["audience"], stale["status"]) == (1, "clinician", "needs_rereview")
     assert stale["reason"] == "cited source guideline:acr_gout_2020 was removed from the library"
-    kept = client.get(article["url"]).text  # the article keeps its quoted passages
+    kept = client.get(article["url"]).text  # the article keeps its quoted passages, marked as removed since
     assert "Needs re-review." in kept and "guideline:acr_gout_2020#p" in kept
+    assert "(removed from the library since; the passage is as it was quoted)" in kept
+    with Store.open(path) as store:  # a saved answer still resolves, its reference marked
+        from medcite.answer import load_answer
+
+        earlier = load_answer(store, saved["id"])
+    assert earlier.references[0].removed and earlier.references[0].passage == saved["references"][0]["passage"]
+    assert run(["ask", "And in chronic kidney disease?", "--follow-up", saved["id"], "--format", "json", *lib]) == 0
+    assert json.loads(capsys.readouterr().out)["follow_up_of"] == saved["id"]
 
 
 def test_the_sources_page_lists_documents_their_passages_and_the_articles_citing_them(library: Path | str):

@@ -72,6 +72,7 @@ __all__ = [
     "compose_answer",
     "follow_up_query",
     "load_answer",
+    "mark_removed_references",
     "normalise_quote",
     "reading_grade",
     "reference_for",
@@ -610,8 +611,25 @@ def save_answer(store: Store, answer: Answer) -> None:
     store.save_answer(answer.id, answer.question, answer.audience, answer.follow_up_of, answer.model_dump_json())
 
 
+def mark_removed_references(answer: Answer, store: Store) -> Answer:
+    """Return ``answer`` with ``removed`` set on each reference whose document is no longer in the library.
+
+    A saved answer or an article keeps the passage it quoted; the mark tells the reader that its source was
+    removed since (``medcite library remove``, a PubMed ``DeleteCitation``).
+    """
+    if not answer.references:
+        return answer
+    held = store.existing_documents([ref.passage_id.rsplit("#", 1)[0] for ref in answer.references])
+    marked = [
+        ref.model_copy(update={"removed": ref.passage_id.rsplit("#", 1)[0] not in held}) for ref in answer.references
+    ]
+    if all(not ref.removed for ref in marked) and not any(ref.removed for ref in answer.references):
+        return answer
+    return answer.model_copy(update={"references": marked})
+
+
 def load_answer(store: Store, answer_id: str) -> Answer:
-    """Return the answer saved under ``answer_id``.
+    """Return the answer saved under ``answer_id``, its references whose document was removed since marked.
 
     Raises:
         NotFound: No answer with this id is saved in the library (exit code 4).
@@ -619,7 +637,7 @@ def load_answer(store: Store, answer_id: str) -> Answer:
     """
     data = store.get_answer(answer_id.strip())[3]
     try:
-        return Answer.model_validate_json(data)
+        return mark_removed_references(Answer.model_validate_json(data), store)
     except ValueError as exc:
         raise StoreError(
             f"The saved answer {answer_id} cannot be read by this medcite ({exc.__class__.__name__}); "

@@ -355,6 +355,10 @@ class Reference(BaseModel):
     passage_id: str = Field(description="'<doc_id>#p<n>' of the cited passage.")
     section: str = Field(default="", description="Heading path of the cited passage, joined with ' > '.")
     passage: str = Field(description="The cited passage, in full, as stored.")
+    removed: bool = Field(
+        default=False,
+        description="The cited document has since been removed from the library (the passage is as it was quoted).",
+    )
 
 
 class Timings(BaseModel):

@@ -24,6 +24,7 @@ __all__ = [
 ]
 
 _LOCATOR_CHARS = 90
+REMOVED_NOTE = "removed from the library since; the passage is as it was quoted"
 _LIST_ITEM = re.compile(r"^\s*(?:[-*+•]|\d{1,2}[.)])\s+")
 
 
@@ -108,6 +109,8 @@ def _cite_items(body: str, marks: str) -> str:
 
 def _reference_line(reference: Reference) -> str:
     parts = [f"{reference.n}. **{reference.type}.** {reference.title}."]
+    if reference.removed:
+        parts.append(f"({REMOVED_NOTE})")
     where = ", ".join(str(part) for part in (reference.source, reference.year) if part)
     if where:
         parts.append(f"{where}.")
@@ -279,8 +282,9 @@ def render_html(answer: Answer) -> str:
         for reference in answer.references:
             where = ", ".join(e(str(part)) for part in (reference.source, reference.year) if part)
             link = f' <a href="{e(reference.url)}">{e(reference.url)}</a>' if reference.url else ""
+            removed = f"({REMOVED_NOTE}) " if reference.removed else ""
             parts.append(
-                f'<li id="ref-{reference.n}"><strong>{e(reference.type)}.</strong> {e(reference.title)}. '
+                f'<li id="ref-{reference.n}"><strong>{e(reference.type)}.</strong> {e(reference.title)}. {removed}'
                 f"{where}.{link} <code>{e(reference.passage_id)}</code>"
                 f"<blockquote>{passage_html(reference.passage)}</blockquote></li>"
             )

@@ -37,7 +37,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from pydantic import BaseModel, ConfigDict, Field
 
-from medcite.answer import PENDING_REVIEW_NOTICE, ask
+from medcite.answer import PENDING_REVIEW_NOTICE, ask, mark_removed_references
 from medcite.errors import (
     AuthenticationFailed,
     ConfigError,
@@ -733,7 +733,7 @@ def get_article(
     history = reviews.list_revisions(article_id)
     revision = next(item for item in history if item.revision == row.revision)
     reader = audience or row.audience
-    answer = Answer.model_validate_json(revision.answers[reader])
+    answer = mark_removed_references(Answer.model_validate_json(revision.answers[reader]), store)
     edits = _statement_edits(history, reader) if row.revision > 1 else []
     if edits:
         disclaimer = answer.disclaimer.replace(QUOTED_CLAIM, EDITED_NOTICE)

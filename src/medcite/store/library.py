@@ -488,6 +488,11 @@ class Store:
             _bump_version(conn)
             return n_deleted
 
+    def existing_documents(self, doc_ids: Sequence[str]) -> set[str]:
+        """Return which of ``doc_ids`` the library holds."""
+        with self._connect() as conn:
+            return set(self._existing(conn, list(dict.fromkeys(doc_ids))))
+
     @staticmethod
     def _existing(conn: Connection, doc_ids: list[str]) -> list[str]:
         found: list[str] = []
