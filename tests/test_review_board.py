@@ -266,7 +266,8 @@ def test_forged_requests_are_refused_change_nothing_and_are_logged(library: Path
         token = issue_token(store, "rob")
         disable_user(store, "rob")
     disabled = _review(client, {"Authorization": f"Bearer {token}"}, "approve", 1)
-    assert disabled.status_code == 403 and disabled.json()["error"] == "Sign in as a reviewer to approve articles."
+    assert disabled.status_code == 401  # its tokens were revoked with it
+    assert disabled.json()["error"] == "This API token is not valid; create one with `medcite users token NAME`."
     assert client.get("/api/articles/1").json()["status"] == "under_review"
 
 
