@@ -116,12 +116,18 @@ def test_every_command_has_help_and_appears_in_readme():
         "ask",
         "ingest",
         "library copy",
+        "library list",
+        "library remove",
+        "library show",
         "library stats",
+        "review stale",
         "schema answer",
         "search",
         "serve",
         "users add",
         "users disable",
+        "users list",
+        "users password",
         "users token",
     ]
     for name in names:
