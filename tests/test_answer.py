@@ -422,8 +422,9 @@ def test_answer_json_has_exactly_the_documented_keys(answers):
     assert set(payload["sections"][0]) == {"title", "statements"}
     assert set(payload["sections"][0]["statements"][0]) == {"text", "citations", "context"}
     assert set(payload["references"][0]) == {
-        "n", "type", "title", "source", "year", "doi", "pmid", "url", "passage_id", "section", "passage",
+        "n", "type", "title", "source", "year", "doi", "pmid", "url", "passage_id", "section", "passage", "removed",
     }  # fmt: skip
+    assert payload["references"][0]["removed"] is False
     assert set(payload["timings_ms"]) == {"retrieval", "composition", "total"}
     gout = payload["references"][0]
     assert gout["source"] == "ACR" and gout["year"] == 2020 and gout["doi"] == "10.1002/art.41247"
