@@ -351,3 +351,61 @@ def test_the_sources_page_lists_documents_their_passages_and_the_articles_citing
     assert article["question"] in html and "guideline:acr_gout_2020#p0" in html
     missing = client.get("/api/sources/guideline:nothing")
     assert missing.status_code == 404
+
+
+def test_library_commands_hold_against_bad_input(template_library: Path, tmp_path: Path, capsys, monkeypatch):
+    path = tmp_path / "library.db"
+    path.write_bytes(template_library.read_bytes())
+    lib = ["--library", str(path)]
+    protocol = tmp_path / "protocols" / "odem.md"
+    protocol.parent.mkdir()
+    protocol.write_text("---\ntitle: ÖDEM [/] protocol [not available]\norganization: Test\n---\nPlaceholder text.\n")
+    assert run(["ingest", "files", str(protocol.parent), *lib]) == 0
+    capsys.readouterr()
+    assert run(["library", "list", "--query", "ödem", *lib]) == 0  # folded in every script, brackets kept as text
+    out = capsys.readouterr().out
+    assert "ÖDEM" in out and "[/]" in out and "[not" in out and out.startswith("1 document\n")
+    assert run(["library", "list", "--query", "ÖDEM", "--format", "json", *lib]) == 0
+    assert [doc["title"] for doc in json.loads(capsys.readouterr().out)] == ["ÖDEM [/] protocol [not available]"]
+    assert run(["library", "list", "--query", "%", "--format", "json", *lib]) == 0  # '%' is a character, not a wildcard
+    assert json.loads(capsys.readouterr().out) == []
+    assert run(["library", "list", "--limit", "9223372036854775808", *lib]) == 2
+    # a disabled account gets no new token
+    assert run(["users", "disable", "rob", *lib]) == 0
+    capsys.readouterr()
+    assert run(["users", "token", "rob", *lib]) == 2
+    assert capsys.readouterr().err.startswith("Error: The account rob is disabled; `medcite users password rob`")
+    assert run(["users", "list", "--format", "json", *lib]) == 0
+    assert {u["username"]: u["enabled"] for u in json.loads(capsys.readouterr().out)}["rob"] is False
+    # no answer to read at the prompt: one line, exit 2, nothing removed
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))
+    assert run(["library", "remove", "guideline:acr_gout_2020", *lib]) == 2
+    assert "add --yes to go ahead" in capsys.readouterr().err
+    assert run(["users", "password", "nobody", "--password-stdin", *lib]) == 4
+    assert "No account named 'nobody'" in capsys.readouterr().err
+    # a library emptied on purpose stays empty
+    assert run(["library", "remove", "--kind", "guidelines", "--yes", *lib]) == 0
+    assert "Removed 43 documents" in capsys.readouterr().out
+    assert run(["library", "stats", "--format", "json", *lib]) == 0
+    assert json.loads(capsys.readouterr().out)["by_kind"] == {"files": 1}
+
+
+def test_web_responses_hold_the_setting_and_refuse_bad_review_input(library: Path | str):
+    client = _app(library, review_approvals=2)
+    created = _ask(client)
+    assert created["reviews"][0]["approvals_needed"] == 2
+    rita = _login(client, "rita")
+    _review(client, rita, "claim", 1)
+    assert _edit(client, rita, 1).json()["reviews"][0]["approvals_needed"] == 2
+    arabic = {"revision": 2, "audience": "clinician", "location": "\u0660.\u0661", "text": "x"}
+    assert client.post("/api/articles/1/edits", json=arabic, headers=rita).status_code == 422
+    page = client.post(
+        "/articles/1/transition", data={"action": "promote", "revision": "2", "csrf_token": rita["X-CSRF-Token"]}
+    )
+    assert page.status_code == 422 and "Unknown review action &#39;promote&#39;" in page.text
+    anonymous = _app(library)
+    refused = anonymous.get("/review")
+    assert refused.status_code == 403 and "<h1>Not allowed</h1>" in refused.text
+    from medcite.web.common import _environment
+
+    assert _environment().filters["id_path"]("guideline:a#b?c%d") == "guideline:a%23b%3Fc%25d"

@@ -19,9 +19,10 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from medcite.corpus import ADAPTERS
-from medcite.errors import ConfigError, MedciteError, NotFound, QueryError, StoreError
+from medcite.errors import ConfigError, InvalidInput, MedciteError, NotFound, QueryError, StoreError
 from medcite.models import Hit, IngestReport, LibraryStats
 from medcite.settings import Settings, display_library, is_database_url, library_location
 from medcite.store import DATABASE_ERRORS, Store
@@ -691,7 +692,7 @@ def library_list(
         str | None, typer.Option(help="Only this evidence type (e.g. guideline, rct, systematic_review).")
     ] = None,
     query: Annotated[str | None, typer.Option(help="Words of the title (case-insensitive), or a document id.")] = None,
-    limit: Annotated[int, typer.Option(min=1, help="At most this many documents.")] = 1000,
+    limit: Annotated[int, typer.Option(min=1, max=1_000_000, help="At most this many documents.")] = 1000,
     output_format: Annotated[
         OutputFormat, typer.Option("--format", help="A table, or a JSON list of documents.")
     ] = OutputFormat.text,
@@ -707,19 +708,22 @@ def library_list(
     if not documents:
         stdout.print("No documents match.")
         return
-    table = Table(title=f"{len(documents)} documents", title_justify="left")
-    for column in ("id", "kind", "title", "source", "year", "evidence type", "passages", "retracted"):
+    table = Table(title=_count(len(documents), "document"), title_justify="left")
+    table.add_column("id", no_wrap=True, min_width=max(len(document.doc_id) for document in documents))
+    for column in ("kind", "title", "source", "year", "evidence type", "passages", "retracted"):
         table.add_column(column, overflow="fold")
     for document in documents:
         table.add_row(
-            document.doc_id,
-            document.kind,
-            document.title,
-            document.source or "",
-            str(document.year or ""),
-            document.evidence_type,
-            str(document.passages),
-            "retracted" if document.retracted else "",
+            *_cells(
+                document.doc_id,
+                document.kind,
+                document.title,
+                document.source or "",
+                str(document.year or ""),
+                document.evidence_type,
+                str(document.passages),
+                "retracted" if document.retracted else "",
+            )
         )
     stdout.print(table)
 
@@ -812,20 +816,41 @@ def library_remove(
         flagged = [
             key for key in sorted(citing) if reviews.audience_reviews(key[0])[key[1]].status in REREVIEW_STATUSES
         ]
-        what = f"{len(targets)} document{'s' if len(targets) != 1 else ''}" + (f" of kind {kind}" if kind else "")
-        if not yes and not typer.confirm(
-            f"Remove {what} from {display_library(settings.library)}? {len(flagged)} approved or in-review "
-            "article answers cite them and will need re-review.",
-            default=False,
+        what = _count(len(targets), "document") + (f" of kind {kind}" if kind else "")
+        citing_text = _count(len(flagged), "approved or in-review answer")
+        if not yes and not _confirm(
+            f"Remove {what} from {display_library(settings.library)}? {citing_text} citing "
+            f"{'it' if len(targets) == 1 else 'them'} will need re-review."
         ):
             stdout.print("Nothing removed.")
             raise typer.Exit(1)
         removed = store.delete_documents(targets)
     stdout.print(
-        f"Removed {removed} documents; {len(flagged)} approved or in-review answers citing them need re-review"
+        f"Removed {_count(removed, 'document')}; {citing_text} citing "
+        f"{'it' if removed == 1 else 'them'} now need{'s' if len(flagged) == 1 else ''} re-review"
         + (" (`medcite review stale`)." if flagged else "."),
         markup=False,
     )
+
+
+def _cells(*values: str) -> list[Text]:
+    """Table cells shown as written: square brackets in titles or questions are text, not Rich markup."""
+    return [Text(value) for value in values]
+
+
+def _count(n: int, noun: str) -> str:
+    """'1 document', '2 documents'."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def _confirm(question: str) -> bool:
+    """Ask yes/no on the terminal; with no answer to read (no terminal, stdin closed) raise a one-line error."""
+    try:
+        return typer.confirm(question, default=False)
+    except typer.Abort:
+        if sys.stdin is None or sys.stdin.closed or not sys.stdin.isatty():
+            raise InvalidInput("No answer could be read for the confirmation; add --yes to go ahead.") from None
+        raise
 
 
 def _print_stats(stats: LibraryStats) -> None:
@@ -1010,12 +1035,12 @@ def users_list(
     if not users:
         stdout.print("No accounts yet: `medcite users add NAME --role reviewer` creates one.")
         return
-    table = Table(title=f"{len(users)} accounts", title_justify="left")
+    table = Table(title=_count(len(users), "account"), title_justify="left")
     for column in ("name", "role", "enabled", "last sign-in", "API tokens"):
         table.add_column(column)
     for user in users:
         enabled = "yes" if user.enabled else "no (disabled)"
-        table.add_row(user.username, user.role, enabled, user.last_login or "never", str(user.tokens))
+        table.add_row(*_cells(user.username, user.role, enabled, user.last_login or "never", str(user.tokens)))
     stdout.print(table)
 
 
@@ -1033,7 +1058,12 @@ def users_password(
     if password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
     else:
-        password = typer.prompt("New password", hide_input=True, confirmation_prompt=True)
+        try:
+            password = typer.prompt("New password", hide_input=True, confirmation_prompt=True)
+        except typer.Abort:
+            if sys.stdin is None or sys.stdin.closed or not sys.stdin.isatty():
+                raise InvalidInput("No password could be read; give it with --password-stdin.") from None
+            raise
     settings = _settings(library)
     with _open(settings, fill_default=False) as store:
         try:
@@ -1066,11 +1096,11 @@ def review_stale(
     if not stale:
         stdout.print("No answer needs re-review.")
         return
-    table = Table(title=f"{len(stale)} answers need re-review", title_justify="left")
+    table = Table(title=f"{_count(len(stale), 'answer')} need re-review", title_justify="left")
     for column in ("article", "audience", "question", "reason", "since"):
         table.add_column(column, overflow="fold")
     for item in stale:
-        table.add_row(str(item.id), item.audience, item.question, item.reason, item.updated_at)
+        table.add_row(*_cells(str(item.id), item.audience, item.question, item.reason, item.updated_at))
     stdout.print(table)
 
 

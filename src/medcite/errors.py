@@ -148,7 +148,9 @@ class NotFound(StoreError):
     exit_code = 4
 
     def __init__(self, kind: str, object_id: str) -> None:
-        super().__init__(f"No {kind} with id {object_id!r} in the library.")
+        shown = object_id if len(object_id) <= 200 else object_id[:200] + "…"
+        what = f"named {shown!r}" if kind == "account" else f"with id {shown!r}"
+        super().__init__(f"No {kind} {what} in the library.")
         self.kind = kind
         self.object_id = object_id
 

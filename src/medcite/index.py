@@ -437,7 +437,10 @@ def default_guideline_pack() -> Path:
 def ensure_default_library(
     store: Store, *, settings: Settings, on_message: Callable[[str], None] | None = None
 ) -> IngestReport | None:
-    """Fill an empty library with the default guideline pack; do nothing otherwise.
+    """Fill a new, empty library with the default guideline pack; do nothing otherwise.
+
+    A library that held documents once (its ``library_version`` is above 0) and was emptied on purpose
+    (``medcite library remove``) is left empty.
 
     Writes to the store when it is empty. ``on_message`` receives one progress
     line before the work starts.
@@ -445,7 +448,7 @@ def ensure_default_library(
     Returns:
         The ingest report, or None when the library already held documents.
     """
-    if store.count_documents() > 0:
+    if store.count_documents() > 0 or store.library_version() > 0:  # filled before: emptied on purpose, keep it so
         return None
     pack = default_guideline_pack()
     if on_message is not None:

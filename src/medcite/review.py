@@ -385,10 +385,10 @@ def reset_password(store: Store, username: str, password: str) -> tuple[int, int
         ValueError: The password is shorter than 8 characters.
         NotFound: No such account.
     """
-    if len(password) < 8:
-        raise ValueError("a password needs at least 8 characters")
     reviews = ReviewStore(store)
     reviews.get_user(username)
+    if len(password) < 8:
+        raise ValueError("a password needs at least 8 characters")
     return reviews.replace_password(username, _HASHER.hash(password))
 
 
@@ -433,9 +433,15 @@ def issue_token(store: Store, username: str) -> str:
 
     Raises:
         NotFound: No such account.
+        InvalidInput: The account is disabled (``users password NAME`` enables it again).
     """
+    reviews = ReviewStore(store)
+    if reviews.get_user(username).password_hash == _DISABLED_HASH:
+        raise InvalidInput(
+            f"The account {username} is disabled; `medcite users password {username}` enables it with a new password."
+        )
     token = secrets.token_urlsafe(32)
-    ReviewStore(store).add_token(username, hashlib.sha256(token.encode()).hexdigest())
+    reviews.add_token(username, hashlib.sha256(token.encode()).hexdigest())
     return token
 
 
@@ -446,7 +452,7 @@ def user_for_token(store: Store, token: str) -> User:
         AuthenticationFailed: The token is unknown.
     """
     row = ReviewStore(store).user_for_token(hashlib.sha256(token.encode()).hexdigest())
-    if row is None:
+    if row is None or row.password_hash == _DISABLED_HASH:  # a disabled account's token never signs it in
         raise AuthenticationFailed("This API token is not valid; create one with `medcite users token NAME`.")
     return _user(row)
 
@@ -467,7 +473,7 @@ def start_session(store: Store, username: str, *, max_age_s: int) -> str:
 def user_for_session(store: Store, session_id: str) -> User | None:
     """Return the account of a live web session, or None once it was ended (sign-out, password reset)."""
     row = ReviewStore(store).user_for_session(hashlib.sha256(session_id.encode()).hexdigest())
-    return None if row is None else _user(row)
+    return None if row is None or row.password_hash == _DISABLED_HASH else _user(row)
 
 
 def end_session(store: Store, session_id: str) -> None:
@@ -559,6 +565,7 @@ def submit_article(
     author: User | None = None,
     composer: Literal["extractive", "llm"] = "extractive",
     llm: LLMClient | None = None,
+    approvals_needed: int = 1,
 ) -> Article:
     """Scrub a question, answer it for every audience and store it as a new article (status 'submitted').
 
@@ -579,6 +586,7 @@ def submit_article(
             verified, or is the extractive answer with a ``notice`` (``answer.ask``; calls the network
             three times, once per audience).
         llm: The model server client; required when ``composer='llm'``.
+        approvals_needed: Distinct approvals an answer needs (shown in the returned article's ``reviews``).
 
     Returns:
         The new article, with the answer for ``audience``.
@@ -622,7 +630,7 @@ def submit_article(
         answers={reader: answer.model_dump_json() for reader, answer in answers.items()},
         author=author.username if author else None,
     )
-    return get_article(store, row.article_id, audience=audience, viewer=author)
+    return get_article(store, row.article_id, audience=audience, viewer=author, approvals_needed=approvals_needed)
 
 
 def check_length(text: str, what: str = "question") -> None:
@@ -937,7 +945,7 @@ def transition(
     """
     rule = TRANSITIONS.get(action)
     if rule is None:
-        raise ReviewError(f"Unknown review action {action!r}; use one of {', '.join(TRANSITIONS)}.")
+        raise InvalidInput(f"Unknown review action {action[:40]!r}; use one of {', '.join(TRANSITIONS)}.")
     reviews = ReviewStore(store)
     row = reviews.get_article(article_id)
     reader = audience or row.audience
@@ -976,7 +984,7 @@ def _replace_statement(answer: Answer, location: str, text: str) -> tuple[Answer
             statements=[Statement(text=text, citations=answer.bottom_line.citations)],
         )
         return answer.model_copy(update={"bottom_line": bottom}), old
-    match = re.fullmatch(r"(\d{1,6})\.(\d{1,6})", location)
+    match = re.fullmatch(r"([0-9]{1,6})\.([0-9]{1,6})", location)
     if match is None:
         raise InvalidInput(
             "The location must be 'bottom_line' or 'SECTION.STATEMENT' with 0-based numbers, e.g. '0.1'."
@@ -1002,6 +1010,7 @@ def edit_statement(
     location: str,
     text: str,
     note: str = "",
+    approvals_needed: int = 1,
 ) -> Article:
     """Replace one statement of one audience's answer, creating a new revision with author and time.
 
@@ -1018,6 +1027,7 @@ def edit_statement(
             before it is stored.
         note: What and why, for the revision history (default: a description of the location); scrubbed too.
             The kinds removed from either are appended to the note, "(identifiers removed: name, phone)".
+        approvals_needed: Distinct approvals an answer needs (shown in the returned article's ``reviews``).
 
     Returns:
         The article at its new revision, showing ``audience``'s answer.
@@ -1064,7 +1074,7 @@ def edit_statement(
         ),
         check=check,
     )
-    return get_article(store, article_id, audience=audience, viewer=user)
+    return get_article(store, article_id, audience=audience, viewer=user, approvals_needed=approvals_needed)
 
 
 def revisions(store: Store, article_id: int) -> list[RevisionInfo]:

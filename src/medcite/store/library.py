@@ -586,8 +586,10 @@ class Store:
             where.append("evidence_type = ?")
             args.append(evidence_type)
         if query:
-            pattern = "%" + query.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-            where.append("(lower(title) LIKE ? ESCAPE '\\' OR doc_id = ?)")
+            folded = query.casefold() if self.dialect == "sqlite" else query.lower()
+            pattern = "%" + folded.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            fold = "casefold" if self.dialect == "sqlite" else "lower"  # PostgreSQL's lower() folds every script
+            where.append(f"({fold}(title) LIKE ? ESCAPE '\\' OR doc_id = ?)")
             args += [pattern, query]
         sql = (
             "SELECT doc_id, kind, title, organization, journal, year, evidence_type, n_passages, is_retracted "
@@ -1074,6 +1076,12 @@ def _configure_connection(dbapi_connection: sqlite3.Connection, _record: object)
     cursor.execute("PRAGMA synchronous = NORMAL")
     cursor.execute("PRAGMA foreign_keys = ON")
     cursor.close()
+    # SQLite's lower() folds ASCII only; Python's str.casefold folds every script ('ÖDEM' matches 'ödem').
+    dbapi_connection.create_function("casefold", 1, _casefold, deterministic=True)
+
+
+def _casefold(text: object) -> str | None:
+    return None if text is None else str(text).casefold()
 
 
 def _qmark_to_format(

@@ -251,7 +251,7 @@ class _BodyLimit:
             response = JSONResponse({"ok": False, "error": message, "status": 413}, status_code=413)
         else:
             env: jinja2.Environment = scope["app"].state.templates
-            html = env.get_template("error.html").render(user=None, csrf_token="", message=message)
+            html = env.get_template("error.html").render(user=None, csrf_token="", message=message, status_code=413)
             response = HTMLResponse(html, status_code=413)
         for name, value in SECURITY_HEADERS.items():
             response.headers.setdefault(name, value)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import secrets
+import urllib.parse
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -375,6 +376,7 @@ def _environment() -> jinja2.Environment:
     env.filters["statement_html"] = lambda text: markupsafe.Markup(statement_html(text))
     env.filters["passage_html"] = lambda text: markupsafe.Markup(passage_html(text))
     env.filters["plain"] = plain_text
+    env.filters["id_path"] = lambda value: urllib.parse.quote(str(value), safe=":/@")  # '#', '?', '%' encoded
     env.globals.update(
         EMERGENCY_SECTION=EMERGENCY_SECTION,
         AUDIENCE_LABELS=AUDIENCE_LABELS,
@@ -402,7 +404,9 @@ def _page(request: Request, name: str, status_code: int = 200, **context: Any) -
     except MedciteError:  # a bad bearer token, shown on an HTML error page
         user = None
     env: jinja2.Environment = request.app.state.templates
-    html = env.get_template(name).render(request=request, user=user, csrf_token=_session(request)["c"], **context)
+    html = env.get_template(name).render(
+        request=request, user=user, csrf_token=_session(request)["c"], status_code=status_code, **context
+    )
     return HTMLResponse(html, status_code=status_code)
 
 
@@ -440,7 +444,13 @@ async def _submit(
     if model is None:
         web = _web(request)
         return review.submit_article(
-            web.store, web.retriever, question, audience=audience, follow_up_of=follow_up_of, author=author
+            web.store,
+            web.retriever,
+            question,
+            audience=audience,
+            follow_up_of=follow_up_of,
+            author=author,
+            approvals_needed=web.settings.review_approvals,
         )
     result: Article = await model.run(
         lambda store, retriever: review.submit_article(
@@ -452,6 +462,7 @@ async def _submit(
             author=author,
             composer="llm",
             llm=model.client,
+            approvals_needed=_web(request).settings.review_approvals,
         )
     )
     return result

@@ -68,6 +68,7 @@ def router(settings: Settings) -> APIRouter:
             location=form.get("location", ""),
             text=form.get("text", ""),
             note=form.get("note", ""),
+            approvals_needed=settings.review_approvals,
         )
         return RedirectResponse(f"{article.url}?audience={article.audience}", status_code=303)
 
@@ -132,6 +133,7 @@ def router(settings: Settings) -> APIRouter:
             location=body.location,
             text=body.text,
             note=body.note,
+            approvals_needed=settings.review_approvals,
         )
 
     @router.get("/api/articles/{article_id}/revisions", response_model=list[RevisionInfo], tags=["review"])
