@@ -21,6 +21,7 @@ from rich.progress import BarColumn, DownloadColumn, MofNCompleteColumn, Progres
 from rich.table import Table
 from rich.text import Text
 
+from medcite.citations import CITATION_FORMATS
 from medcite.corpus import ADAPTERS
 from medcite.errors import ConfigError, InvalidInput, MedciteError, NotFound, QueryError, StoreError
 from medcite.models import Hit, IngestReport, LibraryStats
@@ -399,6 +400,21 @@ class AnswerFormat(StrEnum):
     markdown = "markdown"
     json = "json"
     html = "html"
+    ama = "ama"
+    vancouver = "vancouver"
+    ris = "ris"
+    bibtex = "bibtex"
+    csl_json = "csl-json"
+
+
+class CitationFormat(StrEnum):
+    """Citation formats of ``cite`` (``citations.CITATION_FORMATS``)."""
+
+    ama = "ama"
+    vancouver = "vancouver"
+    ris = "ris"
+    bibtex = "bibtex"
+    csl_json = "csl-json"
 
 
 class AudienceChoice(StrEnum):
@@ -529,7 +545,11 @@ def ask(
     ] = None,
     output_format: Annotated[
         AnswerFormat,
-        typer.Option("--format", help="markdown (Rich on a terminal, plain when piped), json (the contract) or html."),
+        typer.Option(
+            "--format",
+            help="markdown (Rich on a terminal, plain when piped), json (the contract), html, or the answer's "
+            "references only: ama, vancouver (CSL styles), ris, bibtex or csl-json (for reference managers).",
+        ),
     ] = AnswerFormat.markdown,
     composer: Annotated[
         ComposerChoice,
@@ -555,8 +575,10 @@ def ask(
         raise typer.BadParameter("Give either a QUESTION or --questions FILE.jsonl.")
     if questions is not None and follow_up is not None:
         raise typer.BadParameter("--follow-up answers one QUESTION; it cannot be combined with --questions.")
-    if questions is not None and output_format is AnswerFormat.html:
-        raise typer.BadParameter("--questions writes one JSON line per question; --format html needs one QUESTION.")
+    if questions is not None and output_format not in (AnswerFormat.markdown, AnswerFormat.json):
+        raise typer.BadParameter(
+            f"--questions writes one JSON line per question; --format {output_format.value} needs one QUESTION."
+        )
     batch = _read_questions(questions) if questions is not None else []
     settings = _settings(library)
     embedder = _embedder(settings)
@@ -596,6 +618,13 @@ def ask(
             settings=settings,
             composer=composer,
         )
+        if output_format.value in CITATION_FORMATS:
+            from medcite.citations import answer_citations
+
+            if answer.notice:
+                stderr.print(answer.notice, markup=False)
+            print(answer_citations(store, answer, output_format.value), end="\n")
+            return
     if answer.notice:
         stderr.print(answer.notice, markup=False)
     if output_format is AnswerFormat.json:
@@ -611,6 +640,47 @@ def ask(
         stdout.print(Markdown(markdown), soft_wrap=False)  # Markdown wraps to the terminal width itself
     else:
         print(markdown, end="")
+
+
+@app.command()
+def cite(
+    answer_id: Annotated[
+        str | None, typer.Argument(help="A saved answer's id (`ask` prints it).", show_default=False)
+    ] = None,
+    article: Annotated[
+        int | None, typer.Option(min=1, help="Instead: a web-app article's number.", show_default=False)
+    ] = None,
+    audience: Annotated[
+        AudienceChoice | None, typer.Option(help="The article's answer for this audience (default: the asker's).")
+    ] = None,
+    output_format: Annotated[
+        CitationFormat,
+        typer.Option(
+            "--format",
+            help="ama or vancouver (formatted by their Citation Style Language styles), ris (Zotero, EndNote, "
+            "Mendeley), bibtex or csl-json.",
+        ),
+    ] = CitationFormat.ama,
+    library: LibraryOption = None,
+) -> None:
+    """Print a saved answer's or an article's references as citations: AMA, Vancouver, RIS, BibTeX or CSL-JSON.
+
+    Authors, journal, year, volume, pages, PMID, PMCID and DOI come from what the library stored.
+    """
+    from medcite.answer import load_answer
+    from medcite.citations import answer_citations
+    from medcite.review import get_article
+
+    if (answer_id is None) == (article is None):
+        raise typer.BadParameter("Give either an ANSWER_ID or --article N.")
+    settings = _settings(library)
+    with _open(settings, fill_default=False) as store:
+        if article is not None:
+            chosen = get_article(store, article, audience=audience.value if audience else None, viewer=None)
+            answer = chosen.answer
+        else:
+            answer = load_answer(store, answer_id or "")
+        print(answer_citations(store, answer, output_format.value), end="\n")
 
 
 @schema_app.command("answer")

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from typing import Literal
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 
 from medcite import review
+from medcite.citations import EXTENSIONS, MEDIA_TYPES, answer_citations
 from medcite.errors import (
     MedciteError,
 )
@@ -176,6 +178,32 @@ def router(settings: Settings) -> APIRouter:
             audience=audience,
             viewer=_caller(request).user,
             approvals_needed=settings.review_approvals,
+        )
+
+    @router.get(
+        "/api/articles/{article_id}/citations",
+        response_class=Response,
+        tags=["articles"],
+        responses={200: {"content": {media: {} for media in set(MEDIA_TYPES.values())}}},
+    )
+    async def article_citations(
+        request: Request,
+        article_id: ArticleId,
+        format: Literal["ama", "vancouver", "ris", "bibtex", "csl-json"] = "ris",  # noqa: A002 - the query name
+        audience: Audience | None = None,
+    ) -> Response:
+        """Download the references of an article's answer (for `audience`) as citations.
+
+        AMA or Vancouver text, RIS, BibTeX or CSL-JSON, as a file `article-{id}-{audience}.{txt|ris|bib|json}`.
+        """
+        web = _web(request)
+        article = review.get_article(web.store, article_id, audience=audience, viewer=_caller(request).user)
+        text = answer_citations(web.store, article.answer, format)
+        name = f"article-{article.id}-{article.audience}.{EXTENSIONS[format]}"
+        return Response(
+            text if text.endswith("\n") else text + "\n",
+            media_type=MEDIA_TYPES[format],
+            headers={"content-disposition": f'attachment; filename="{name}"'},
         )
 
     return router
