@@ -114,12 +114,14 @@ def test_every_command_has_help_and_appears_in_readme():
         assert command.help, f"{name} has no help text"
     assert sorted(names) == [
         "ask",
+        "cite",
         "ingest",
         "library copy",
         "library list",
         "library remove",
         "library show",
         "library stats",
+        "mcp",
         "review stale",
         "schema answer",
         "search",

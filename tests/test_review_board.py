@@ -315,9 +315,9 @@ def test_cli_users_list_password_library_list_show_remove_and_review_stale(
     assert saved["references"][0]["passage_id"].startswith("guideline:acr_gout_2020#")
     monkeypatch.setattr("sys.stdin", io.StringIO("n\n"))
     assert run(["library", "remove", "guideline:acr_gout_2020", *lib]) == 1  # declined: nothing removed
-    assert "1 approved or in-review article answers cite them" in capsys.readouterr().out
+    assert "1 approved or in-review answer citing it will need re-review. [y/N]" in capsys.readouterr().out
     assert run(["library", "remove", "guideline:acr_gout_2020", "--yes", *lib]) == 0
-    assert "Removed 1 documents; 1 approved or in-review answers" in capsys.readouterr().out
+    assert "Removed 1 document; 1 approved or in-review answer citing it now needs re-review" in capsys.readouterr().out
     assert run(["review", "stale", "--format", "json", *lib]) == 0
     (stale,) = json.loads(capsys.readouterr().out)
     assert (stale["id"], stale["audience"], stale["status"]) == (1, "clinician", "needs_rereview")

@@ -683,6 +683,37 @@ def cite(
         print(answer_citations(store, answer, output_format.value), end="\n")
 
 
+@app.command()
+def mcp(
+    http: Annotated[
+        bool,
+        typer.Option("--http", help="Serve Streamable HTTP on 127.0.0.1 (path /mcp) instead of stdio."),
+    ] = False,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port for --http.")] = 8765,
+    library: LibraryOption = None,
+) -> None:
+    """Run a Model Context Protocol server for AI assistants: tools search, ask and get_passage over the library.
+
+    Over stdio by default (the assistant starts `medcite mcp` itself); --http listens on 127.0.0.1 only.
+    """
+    from medcite.assistants import create_server
+    from medcite.retrieve import Retriever
+
+    settings = _settings(library)
+    embedder = _embedder(settings)
+    with _open(settings) as store:
+        _ensure_vectors(store, embedder)
+        server = create_server(store, Retriever(store, settings, embedder=embedder))
+        if http:
+            stderr.print(
+                f"medcite MCP server on http://127.0.0.1:{port}/mcp (library {display_library(settings.library)}); "
+                "Ctrl-C stops it."
+            )
+            server.run("streamable-http", host="127.0.0.1", port=port)
+        else:
+            server.run("stdio")
+
+
 @schema_app.command("answer")
 def schema_answer() -> None:
     """Print the JSON Schema (draft 2020-12, from pydantic) of `medcite ask --format json` output."""

@@ -116,6 +116,7 @@ __all__ = [
     "source_detail",
     "list_users",
     "reset_password",
+    "prepare_question",
     "UserInfo",
     "approved_articles",
     "start_session",
@@ -597,7 +598,7 @@ def submit_article(
         NotFound: ``follow_up_of`` names no article.
         ConfigError: ``composer='llm'`` without an ``llm`` client.
     """
-    scrubbed = _scrub(question)
+    scrubbed = prepare_question(question)
     earlier: dict[str, Answer] = {}
     if follow_up_of is not None:
         reviews = ReviewStore(store)
@@ -643,7 +644,15 @@ def check_length(text: str, what: str = "question") -> None:
         raise QueryError(f"The {what} is {len(text)} characters long; keep it under {MAX_QUESTION_CHARS}.")
 
 
-def _scrub(question: str) -> ScrubResult:
+def prepare_question(question: str) -> ScrubResult:
+    """Check a question's length and scrub it of personal identifiers (``privacy.scrub_question``).
+
+    Every way of asking does this before anything is searched, stored or logged; ``searchable`` is the text to
+    answer.
+
+    Raises:
+        QueryError: Too long, or empty once identifiers and control characters are removed.
+    """
     check_length(question)
     scrubbed = scrub_question(" ".join(question.split()))
     if not scrubbed.searchable.strip():
@@ -692,7 +701,7 @@ def answer_events(
             search for (all raised at once, before the first event).
         ConfigError: ``composer='llm'`` without an ``llm`` client (raised at once).
     """
-    scrubbed = _scrub(question)
+    scrubbed = prepare_question(question)
     if composer == "llm" and llm is None:
         raise ConfigError("The LLM composer needs a model server: set MEDCITE_LLM_BASE_URL and MEDCITE_LLM_MODEL.")
     retriever.normalize(scrubbed.searchable)  # no words to search for: refused before the stream starts
