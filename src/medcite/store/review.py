@@ -558,6 +558,17 @@ class ReviewStore:
             ).fetchall()
         return [QueueRow(_article(row), str(row[14]), str(row[15]), str(row[16]), str(row[17])) for row in rows]
 
+    def find_articles(self, words: str, *, limit: int = 5) -> list[ArticleRow]:
+        """Published articles whose question contains ``words`` (case-insensitive), newest first."""
+        pattern = "%" + words.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        with self.store.reading() as conn:
+            rows = conn.exec_driver_sql(
+                f"SELECT {_ARTICLE_COLUMNS} FROM articles WHERE status <> 'unpublished' "
+                "AND lower(question) LIKE ? ESCAPE '\\' ORDER BY article_id DESC LIMIT ?",
+                (pattern, limit),
+            ).fetchall()
+        return [_article(row) for row in rows]
+
     def audience_reviews(self, article_id: int) -> dict[str, AudienceReviewRow]:
         """Return the review of each audience's answer of an article (empty when there is no such article)."""
         with self.store.reading() as conn:

@@ -10,7 +10,8 @@ token and name a server-side session (ended by sign-out and password resets); sc
 tokens. Request bodies are limited to ``MAX_BODY_BYTES``; API errors are always
 ``{"ok": false, "error", "status"}``. This is the only place that turns a ``MedciteError`` into an HTTP
 response. The routes are grouped by concern, one ``APIRouter`` each: ``articles`` (asking and reading),
-``reviewing`` (the review workflow), ``accounts`` (signing in) and ``sources`` (the library for reviewers); their
+``reviewing`` (the review workflow), ``accounts`` (signing in), ``sources`` (the library for reviewers) and
+``infobutton`` (HL7 Infobutton requests from EHRs); their
 shared pieces are in ``common``. Nothing imports this module but ``cli``.
 """
 
@@ -41,7 +42,7 @@ from medcite.retrieve import Retriever
 from medcite.settings import Settings
 from medcite.store import DATABASE_ERRORS, Store
 from medcite.store.review import ReviewStore
-from medcite.web import accounts, articles, reviewing, sources
+from medcite.web import accounts, articles, infobutton, reviewing, sources
 from medcite.web.common import (
     HERE,
     MAX_BODY_BYTES,
@@ -168,7 +169,7 @@ def create_app(settings: Settings) -> FastAPI:
         app.add_exception_handler(kind, error_response)
     app.add_middleware(_BodyLimit, max_bytes=MAX_BODY_BYTES)
 
-    for routes in (articles, reviewing, accounts, sources):
+    for routes in (articles, reviewing, accounts, sources, infobutton):
         app.include_router(routes.router(settings))
     return app
 
