@@ -414,8 +414,9 @@ def test_answer_json_has_exactly_the_documented_keys(answers):
     assert set(payload) == {
         "id", "question", "audience", "intent", "follow_up_of", "abstained", "bottom_line", "sections",
         "references", "reading_grade", "disclaimer", "timings_ms", "composer", "verification", "notice",
+        "pubmed_search",
     }  # fmt: skip
-    assert payload["follow_up_of"] is None
+    assert payload["follow_up_of"] is None and payload["pubmed_search"] is None
     assert (payload["composer"], payload["verification"], payload["notice"]) == ("extractive", None, None)
     assert set(payload["bottom_line"]) == {"text", "citations", "statements"}
     assert set(payload["bottom_line"]["statements"][0]) == {"text", "citations", "context"}

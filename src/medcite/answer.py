@@ -32,6 +32,7 @@ from medcite.compose.checks import EVIDENCE_LABELS, check_citations, reading_gra
 from medcite.compose.evidence import EXPAND_TOP_DOCUMENTS, RETRIEVAL_LIMIT_PASSAGES, Evidence, gather_evidence
 from medcite.compose.extractive import Composition, compose_statements, score_candidates, statement_of
 from medcite.compose.features import Candidate
+from medcite.compose.pubmed_query import build_pubmed_query
 from medcite.errors import ConfigError, QueryError, StoreError
 from medcite.glossary import define_terms, glossary_title, key_terms
 from medcite.intent import RED_FLAG_PHRASES, classify_intent, drop_denied_red_flags, has_red_flag, has_self_harm
@@ -438,7 +439,11 @@ def _abstain(
             closest.append(hit)
         if len(closest) == 3:
             break
-    terms = " ".join(c.text for c in evidence.matcher.concepts if not c.is_finding) or question
+    # The same query `ask --pubmed` would search (compose.pubmed_query), so the suggested command finds something.
+    built = build_pubmed_query(question, evidence.matcher.concepts, retriever.store.vocabulary_groups())
+    terms = (built.text or " ".join(c.text for c in evidence.matcher.concepts if not c.is_finding) or question).replace(
+        '"', "'"
+    )
     command = f'medcite ingest pubmed --query "{terms}"'
     # A patient gets no ingest command (and no echo of their words in a query for an outside service).
     listed = CLOSEST_TEXT if closest else ""

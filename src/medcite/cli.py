@@ -23,7 +23,16 @@ from rich.text import Text
 
 from medcite.citations import CITATION_FORMATS
 from medcite.corpus import ADAPTERS
-from medcite.errors import ConfigError, InvalidInput, MedciteError, NotFound, QueryError, StoreError
+from medcite.errors import (
+    ConfigError,
+    CorpusError,
+    InvalidInput,
+    MedciteError,
+    NotFound,
+    QueryError,
+    SourceUnavailable,
+    StoreError,
+)
 from medcite.models import Hit, IngestReport, LibraryStats
 from medcite.settings import Settings, display_library, is_database_url, library_location
 from medcite.store import DATABASE_ERRORS, Store
@@ -33,7 +42,7 @@ T = TypeVar("T")
 
 if TYPE_CHECKING:
     from medcite.embed import Embedder
-    from medcite.models import Answer, ComposeEvent
+    from medcite.models import Answer, ComposeEvent, PubMedSearch
     from medcite.retrieve import Retriever
 
 __all__ = ["app", "main", "run"]
@@ -533,6 +542,14 @@ def ask(
             show_default=False,
         ),
     ] = None,
+    pubmed: Annotated[
+        bool,
+        typer.Option(
+            "--pubmed",
+            help="Search PubMed for the question first (MEDCITE_PUBMED=auto: only when the library alone would "
+            "abstain), add the best evidence it finds to the library, then answer; the answer names the query.",
+        ),
+    ] = False,
     questions: Annotated[
         Path | None,
         typer.Option(
@@ -609,8 +626,10 @@ def ask(
             if failed:
                 raise typer.Exit(code=1)
             return
+        asked = question or ""
+        searched = _search_pubmed(asked, settings, retriever, store) if pubmed else None
         answer = _answer_one(
-            question or "",
+            asked,
             reader=reader,
             earlier=earlier,
             retriever=retriever,
@@ -618,6 +637,22 @@ def ask(
             settings=settings,
             composer=composer,
         )
+        if searched is None and not pubmed and answer.abstained and settings.pubmed != "off":
+            if settings.pubmed == "auto" or _confirm_search(asked, retriever):
+                searched = _search_pubmed(asked, settings, retriever, store)
+                if searched is not None:
+                    answer = _answer_one(
+                        asked,
+                        reader=reader,
+                        earlier=earlier,
+                        retriever=retriever,
+                        store=store,
+                        settings=settings,
+                        composer=composer,
+                    )
+        if searched is not None:
+            answer = answer.model_copy(update={"pubmed_search": searched})
+            _save_quietly(store, answer)
         if output_format.value in CITATION_FORMATS:
             from medcite.citations import answer_citations
 
@@ -640,6 +675,56 @@ def ask(
         stdout.print(Markdown(markdown), soft_wrap=False)  # Markdown wraps to the terminal width itself
     else:
         print(markdown, end="")
+
+
+def _search_pubmed(question: str, settings: Settings, retriever: Retriever, store: Store) -> PubMedSearch | None:
+    """Search PubMed for ``question`` and add what it finds; on failure say so (one line) and return None."""
+    from medcite.corpus.eutils import EutilsClient
+    from medcite.pubmed_live import search_pubmed_for
+    from medcite.review import prepare_question
+
+    searchable = prepare_question(question).searchable  # no personal identifier leaves the building
+    try:
+        with EutilsClient.from_settings(settings) as client, stderr.status("Searching PubMed ..."):
+            searched = search_pubmed_for(
+                searchable,
+                retriever=retriever,
+                store=store,
+                settings=settings,
+                client=client,
+                max_records=settings.pubmed_max_records,
+                on_problem=lambda line: stderr.print(f"skipped: {line}", markup=False, highlight=False),
+            )
+    except (SourceUnavailable, CorpusError, QueryError) as exc:
+        stderr.print(f"Could not search PubMed ({exc}); the answer is from the library only.", markup=False)
+        return None
+    _ensure_vectors(store, _embedder(settings))
+    stderr.print(
+        f"PubMed: {searched.found} records for {searched.query} ({searched.relaxed}); "
+        f"{len(searched.used)} added to the library.",
+        markup=False,
+    )
+    return searched
+
+
+def _confirm_search(question: str, retriever: Retriever) -> bool:
+    """MEDCITE_PUBMED=ask-first: ask on the terminal before searching (never without one)."""
+    from medcite.pubmed_live import pubmed_query_for
+
+    if not sys.stdin.isatty():
+        return False
+    return typer.confirm(
+        f"The library cannot answer this. Search PubMed for {pubmed_query_for(question, retriever).text}?"
+    )
+
+
+def _save_quietly(store: Store, answer: Answer) -> None:
+    from medcite.answer import save_answer
+
+    try:
+        save_answer(store, answer)
+    except StoreError as exc:
+        stderr.print(f"The answer was not saved, so it cannot be followed up: {exc}", markup=False)
 
 
 @app.command()

@@ -23,6 +23,7 @@ __all__ = [
     "IngestReport",
     "LibraryStats",
     "Passage",
+    "PubMedSearch",
     "Section",
     "SkippedRecord",
     "SourceKind",
@@ -402,6 +403,18 @@ class Verification(BaseModel):
     dropped: list[DroppedStatement] = Field(default_factory=list, description="The removed statements.")
 
 
+class PubMedSearch(BaseModel):
+    """What a PubMed search at question time searched and found (``medcite ask --pubmed``)."""
+
+    query: str = Field(description="The query sent to ESearch (topic, evidence filters aside).")
+    translation: str | None = Field(default=None, description="PubMed's reading of it (ESearch QueryTranslation).")
+    relaxed: str = Field(description="'as built', or how the query was relaxed to find enough records.")
+    found: int = Field(ge=0, description="Records PubMed holds for the query (with an abstract, not animals only).")
+    used: list[str] = Field(description="PMIDs fetched and added to the library, best evidence first.")
+    by_evidence: dict[str, int] = Field(description="PMIDs used per evidence tier (guideline, review, RCT, other).")
+    searched_on: str = Field(description="Date of the search, ISO 8601 (UTC).")
+
+
 class Answer(BaseModel):
     """A composed answer (the JSON contract of ``medcite ask --format json``)."""
 
@@ -442,6 +455,9 @@ class Answer(BaseModel):
         default=None,
         description="A sentence for the reader about how this answer was made, e.g. why the LLM composer fell "
         "back to the extractive answer; None when there is nothing to say.",
+    )
+    pubmed_search: PubMedSearch | None = Field(
+        default=None, description="The PubMed search made for this answer (ask --pubmed); None when none was."
     )
 
 

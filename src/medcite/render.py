@@ -136,6 +136,16 @@ def _notes(answer: Answer) -> list[str]:
             f"statements were verified against them and {check.n_statements_dropped} unsupported ones removed"
             + (f" (estimated citation precision {precision:.0%})." if precision is not None else ".")
         )
+    searched = answer.pubmed_search
+    if searched is not None:
+        tiers = ", ".join(f"{n} {label.lower()}" for label, n in searched.by_evidence.items() if n)
+        notes.append(
+            f"Searched PubMed on {searched.searched_on} for {searched.query}"
+            + (f" (PubMed read it as {searched.translation})" if searched.translation else "")
+            + f", {searched.relaxed}: {searched.found} records found, {len(searched.used)} added to the library"
+            + (f" ({tiers})" if tiers else "")
+            + ". These are research abstracts, not guidelines."
+        )
     return notes
 
 

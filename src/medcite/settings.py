@@ -161,6 +161,12 @@ class Settings(BaseSettings):
     bm25_weights: tuple[float, float, float] = Field(
         default=(2.0, 1.0, 1.0), description="BM25 column weights for title, section heading and passage text."
     )
+    pubmed: Literal["off", "ask-first", "auto"] = Field(
+        default="off",
+        description="Search PubMed at question time when the library alone would abstain: 'off', 'ask-first' "
+        "(ask on the terminal) or 'auto'. `medcite ask --pubmed` searches first whatever this says.",
+    )
+    pubmed_max_records: int = Field(default=20, ge=1, le=200, description="PubMed records a question-time search adds.")
     review_approvals: int = Field(
         default=1,
         ge=1,

@@ -17,7 +17,7 @@ import io
 import json
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import TracebackType
@@ -38,6 +38,7 @@ __all__ = [
     "ESEARCH_MAX_RETMAX",
     "EutilsClient",
     "SearchResult",
+    "fetch_pubmed_ids",
     "fetch_pubmed_records",
     "search_pubmed",
 ]
@@ -294,13 +295,14 @@ class EutilsClient:
         return f": {self._scrub(message)}" if message else ""
 
 
-def search_pubmed(client: EutilsClient, query: str, *, max_records: int) -> SearchResult:
+def search_pubmed(client: EutilsClient, query: str, *, max_records: int, sort: str | None = None) -> SearchResult:
     """Run ESearch on PubMed with the history server (``usehistory=y``); calls the network.
 
     Args:
         client: The E-utilities client.
         query: A PubMed query, as typed in PubMed's search box.
         max_records: How many PMIDs to ask for (``retmax``, capped at 10,000), >= 1.
+        sort: ESearch's ``sort`` ('pub_date': newest first; None: PubMed's default, most recent added first).
 
     Returns:
         The hit count, up to ``max_records`` PMIDs, and ``WebEnv``/``QueryKey`` when NCBI
@@ -328,6 +330,8 @@ def search_pubmed(client: EutilsClient, query: str, *, max_records: int) -> Sear
         "retstart": 0,
         "retmax": min(max_records, ESEARCH_MAX_RETMAX),
     }
+    if sort:
+        params["sort"] = sort
     response = client.get("esearch", params)
     root = _parse_xml(response.content, "esearch", client.public_url("esearch", params))
     if root.tag != "eSearchResult":
@@ -409,6 +413,21 @@ def fetch_pubmed_records(query: str, *, max_records: int, client: EutilsClient) 
             yield from _fetch_batch(
                 client, {"db": "pubmed", "retmode": "xml", "id": ",".join(ids[start : start + batch])}
             )
+
+
+def fetch_pubmed_ids(ids: Sequence[str], *, client: EutilsClient) -> Iterator[Record]:
+    """Fetch PubMed records by PMID with EFetch, ``client.batch_records`` at a time; calls the network.
+
+    Yields:
+        ``Document`` objects (``kind="pubmed"``) and ``SkippedRecord`` for records the parser could not read;
+        records of batches already fetched stay valid when a later batch fails.
+
+    Raises:
+        SourceUnavailable: NCBI could not be reached after retries, or EFetch answered an error.
+    """
+    batch = client.batch_records
+    for start in range(0, len(ids), batch):
+        yield from _fetch_batch(client, {"db": "pubmed", "retmode": "xml", "id": ",".join(ids[start : start + batch])})
 
 
 def _fetch_batch(client: EutilsClient, params: Mapping[str, str | int]) -> Iterator[Record]:

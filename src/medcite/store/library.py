@@ -426,11 +426,18 @@ class Store:
                         for p in passages
                     )
                 if replace:
+                    # A replaced record changes what answers quote only when its passages' text changed (or it
+                    # is retracted now): new metadata alone (a query recorded, a date) sends nothing to re-review.
+                    before = self._passage_texts(conn, replace)
                     self._delete(conn, replace)
                     now_retracted = {row[0] for row in rows if row[11]}
+                    after: dict[str, list[str]] = {}
+                    for row in passage_rows:
+                        after.setdefault(row[1], []).append(row[5])
                     changed.update(
                         (doc_id, "was retracted" if doc_id in now_retracted else "was replaced by a changed record")
                         for doc_id in replace
+                        if doc_id in now_retracted or before.get(doc_id, []) != after.get(doc_id, [])
                     )
                 if changed:
                     _flag_citing_articles(conn, changed, now)
@@ -492,6 +499,17 @@ class Store:
         """Return which of ``doc_ids`` the library holds."""
         with self._connect() as conn:
             return set(self._existing(conn, list(dict.fromkeys(doc_ids))))
+
+    @staticmethod
+    def _passage_texts(conn: Connection, doc_ids: list[str]) -> dict[str, list[str]]:
+        """Each document's passage texts, in order."""
+        texts: dict[str, list[str]] = {}
+        for chunk in _chunks(doc_ids):
+            for doc_id, text in conn.exec_driver_sql(
+                f"SELECT doc_id, text FROM passages WHERE doc_id IN ({_marks(chunk)}) ORDER BY doc_id, n", tuple(chunk)
+            ):
+                texts.setdefault(str(doc_id), []).append(str(text))
+        return texts
 
     @staticmethod
     def _existing(conn: Connection, doc_ids: list[str]) -> list[str]:
