@@ -409,3 +409,29 @@ def test_web_responses_hold_the_setting_and_refuse_bad_review_input(library: Pat
     from medcite.web.common import _environment
 
     assert _environment().filters["id_path"]("guideline:a#b?c%d") == "guideline:a%23b%3Fc%25d"
+
+
+def test_a_changed_record_whose_passages_are_the_same_does_not_send_answers_to_re_review(
+    library: Path | str, tmp_path: Path
+):
+    settings = Settings(library=library, embedder="none")
+    original = _record(tmp_path / "original.xml", retracted=False)
+    with Store.open(library) as store:
+        ingest(store, "pubmed-xml", [original], settings=settings)
+    client = _app(library)
+    _ask(client, "okapi record placeholder abstract")
+    rita = _login(client, "rita")
+    _review(client, rita, "claim", 1)
+    assert _review(client, rita, "approve", 1).json()["status"] == "approved"
+    renamed = tmp_path / "renamed.xml"  # the journal's record corrected, the abstract unchanged
+    renamed.write_text(original.read_text().replace("<Title>Lancet</Title>", "<Title>The Lancet</Title>"))
+    with Store.open(library) as store:
+        assert ingest(store, "pubmed-xml", [renamed], settings=settings).updated == 1
+    assert client.get("/api/articles/1").json()["status"] == "approved"
+    changed = tmp_path / "changed.xml"  # the abstract itself changed: the answer quoting it goes back
+    changed.write_text(original.read_text().replace("for the review workflow", "for the revised review workflow"))
+    with Store.open(library) as store:
+        assert ingest(store, "pubmed-xml", [changed], settings=settings).updated == 1
+    after = client.get("/api/articles/1").json()
+    assert after["status"] == "needs_rereview"
+    assert after["reviews"][0]["reason"] == "cited source pmid:9500320 was replaced by a changed record"
