@@ -67,9 +67,9 @@ def test_ama_and_vancouver_are_what_their_csl_styles_produce(record):
         ama = format_citations([item], "ama")
         vancouver = format_citations([item], "vancouver")
     assert ama == (
-        f"1. Pritchard L, White JA, Birch PR, Toth IK. {title}. Bioinformatics. 2006;22(5):616-7. "
+        f"1. Pritchard L, White JA, Birch PR, Toth IK. {title}. Bioinformatics. 2006;22(5):616-617. "
         "doi:10.1093/bioinformatics/btk021"
-    )
+    )  # AMA writes page ranges in full; MEDLINE's '616-7' is expanded before the style sees it
     assert vancouver == (
         f"1. Pritchard L, White JA, Birch PR, Toth IK. {title}. Bioinformatics. 2006;22(5):616\u20137. "
         "doi:10.1093/bioinformatics/btk021 PubMed PMID: 16377612."
@@ -126,7 +126,29 @@ def test_a_reference_whose_document_was_removed_keeps_what_the_answer_recorded(t
         "id": "guideline:acr_gout_2020",
         "type": "document",
         "title": answer.references[0].title.rstrip("."),
+        "author": [{"literal": "ACR"}],  # the issuing organization, as the style cites a guideline
         "publisher": "ACR",
         "issued": {"date-parts": [[2020]]},
         "DOI": "10.1002/art.41247",
     }
+
+
+def test_names_page_ranges_and_braces_are_written_as_each_format_expects():
+    item = {
+        "id": "pmid:1",
+        "type": "article-journal",
+        "title": "Odd {title} with 50% & more_words",
+        "author": [{"family": "Müller", "given": "Ä B"}, {"literal": "Investigators of the Study Group"}],
+        "container-title-short": "J Test",
+        "issued": {"date-parts": [[2020]]},
+        "volume": "12",
+        "page": "1005-1012",
+    }
+    assert "1005\u201312" in format_citations([item], "vancouver")  # NLM's minimal range, from the full one
+    assert "1005-1012" in format_citations([item], "ama")
+    (ris,) = rispy.loads(format_citations([item], "ris"))
+    assert ris["authors"] == ["Müller, Ä B", "Investigators of the Study Group"]
+    (entry,) = bibtexparser.parse_string(format_citations([item], "bibtex")).entries
+    fields = {field.key: field.value for field in entry.fields}
+    assert fields["title"] == "Odd \\{title\\} with 50\\% \\& more\\_words"
+    assert fields["author"] == "Müller, Ä. B. and {Investigators of the Study Group}"

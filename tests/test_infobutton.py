@@ -116,3 +116,21 @@ def test_the_task_chooses_the_intent_and_the_age_the_population():
     assert question_for(older, "Gout") == "Treatment of Gout in older adults"
     assert question_for(parse_request({**base, "age.v.v": "40"}), "Gout") == "Gout: overview"
     assert parse_request({**base, "knowledgeResponseType": "application/json"}).response_type == "json"
+
+
+def test_codes_name_their_category_and_odd_values_are_cleaned_or_refused(client: TestClient):
+    coded = {"mainSearchCriteria.v.c": "J45.909", "mainSearchCriteria.v.cs": ICD10CM, "taskContext.c.c": "MEDOE"}
+    feed = ET.fromstring(client.get("/infobutton", params=coded).content)
+    assert feed.findall(f"{ATOM}entry")[0].findtext(f"{ATOM}title") == "Treatment of Asthma"  # J45, not "Unspecified"
+    for chapter_or_block in ("13", "M05-M14"):
+        response = client.get("/infobutton", params={**coded, "mainSearchCriteria.v.c": chapter_or_block})
+        assert response.status_code == 404
+        assert f"No ICD-10-CM code '{chapter_or_block}' in the ICD-10-CM code list." in response.text
+    control = client.get("/infobutton", params={"mainSearchCriteria.v.dn": "Gout\x01\x02", "foo.bar": "\x08"})
+    assert control.status_code == 200
+    cleaned = ET.fromstring(control.content)  # well-formed: control characters were removed
+    first = cleaned.findall(f"{ATOM}entry")[0]
+    plain = ET.fromstring(client.get("/infobutton", params={"mainSearchCriteria.v.dn": "Gout"}).content)
+    assert first.findtext(f"{ATOM}id") == plain.findall(f"{ATOM}entry")[0].findtext(f"{ATOM}id")  # no duplicate
+    old = client.get("/infobutton", params={"mainSearchCriteria.v.dn": "Gout", "age.v.v": "70000", "age.v.u": "a"})
+    assert old.status_code == 400 and "an age of 0-130 years" in old.text

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from medcite.answer import ask as compose_answer
 from medcite.answer import load_answer, save_answer, search_passages
 from medcite.errors import MedciteError
-from medcite.review import prepare_question
+from medcite.review import check_length, prepare_question
 
 if TYPE_CHECKING:
     from mcp.server.mcpserver import MCPServer
@@ -54,8 +54,11 @@ def create_server(store: Store, retriever: Retriever) -> MCPServer:
 
         Each result has passage_id, title, section, text, evidence_type, year, organization or journal, doi, pmid.
         """
+        if not 1 <= limit <= 50:
+            raise ToolError(f"limit must be 1-50 (got {limit}).")
         try:
-            hits = search_passages(query, retriever=retriever, limit=max(1, min(int(limit), 50)))
+            check_length(query, "search query")
+            hits = search_passages(query, retriever=retriever, limit=limit)
         except MedciteError as exc:
             raise ToolError(str(exc)) from exc
         return [

@@ -38,13 +38,15 @@ MEDIA_TYPES = {
 }
 EXTENSIONS = {"ama": "txt", "vancouver": "txt", "ris": "ris", "bibtex": "bib", "csl-json": "json"}
 _ARTICLE_KINDS = {"pubmed-xml", "medline", "pubmed", "pubmedqa", "pmc"}
-_INITIALS = re.compile(r"[A-Z]{1,4}")
 
 
 def _author(name: str) -> dict[str, str]:
-    """A CSL name from PubMed's 'Family Initials' ('Pritchard L', 'de Hoon MJ'); a collective name stays literal."""
+    """A CSL name from PubMed's 'Family Initials' ('Pritchard L', 'de Hoon MJ', 'Müller ÄB').
+
+    A collective name ('Investigators of the ... Group') stays literal.
+    """
     family, _, initials = name.rpartition(" ")
-    if family and _INITIALS.fullmatch(initials):
+    if family and 1 <= len(initials) <= 4 and initials.isalpha() and initials.isupper():
         return {"family": family, "given": " ".join(initials)}
     return {"literal": name}
 
@@ -66,14 +68,16 @@ def csl_item(document: Document) -> dict[str, Any]:
         "id": document.doc_id,
         "type": _csl_type(document),
         "title": document.title.rstrip("."),
-        "author": [_author(name) for name in document.authors],
+        # No person named: the issuing organization is the author (as AMA and NLM cite a guideline or a report).
+        "author": [_author(name) for name in document.authors]
+        or ([{"literal": document.organization}] if document.organization else []),
         "container-title": document.journal,
         "container-title-short": metadata.get("journal_abbreviation"),
         "publisher": document.organization if document.kind not in _ARTICLE_KINDS else None,
         "issued": {"date-parts": [[document.year]]} if document.year else None,
         "volume": metadata.get("volume"),
         "issue": metadata.get("issue"),
-        "page": metadata.get("pages"),
+        "page": _full_range(metadata.get("pages")),
         "DOI": document.doi,
         "PMID": document.pmid,
         "PMCID": document.pmcid,
@@ -88,6 +92,7 @@ def _reference_item(reference: Reference) -> dict[str, Any]:
         "id": reference.passage_id.rsplit("#", 1)[0],
         "type": "article-journal" if reference.pmid else "document",
         "title": reference.title.rstrip("."),
+        "author": [{"literal": reference.source}] if reference.source and not reference.pmid else [],
         ("container-title" if reference.pmid else "publisher"): reference.source,
         "issued": {"date-parts": [[reference.year]]} if reference.year else None,
         "DOI": reference.doi,
@@ -124,6 +129,15 @@ def _csl_text(items: list[dict[str, Any]], style_id: str) -> str:
         bibliography.register(Citation([CitationItem(item["id"].lower())]))
     # the styles number their entries ('1.'); citeproc-py's plain output joins the number to the text
     return "\n".join(re.sub(r"^(\d+)\.(?=\S)", r"\1. ", str(entry)) for entry in bibliography.bibliography())
+
+
+def _full_range(pages: str | None) -> str | None:
+    """MEDLINE's abbreviated page range written out ('616-7' -> '616-617').
+
+    Each style then abbreviates it its own way; other forms ('e1234', 'S12-S15') are kept.
+    """
+    start, end = _split_pages(pages)
+    return f"{start}-{end}" if start and end else pages
 
 
 def _split_pages(pages: str | None) -> tuple[str | None, str | None]:
@@ -193,9 +207,9 @@ def _bibtex(items: list[dict[str, Any]]) -> str:
     for item in items:
         start, end = _split_pages(item.get("page"))
         authors = " and ".join(
-            f"{name['family']}, {' '.join(f'{letter}.' for letter in name['given'].split())}"
+            f"{_bibtex_text(name['family'])}, {' '.join(f'{letter}.' for letter in name['given'].split())}"
             if "family" in name
-            else "{" + name["literal"] + "}"
+            else "{" + _bibtex_text(name["literal"]) + "}"
             for name in item.get("author", [])
         )
         values = {
@@ -213,9 +227,19 @@ def _bibtex(items: list[dict[str, Any]]) -> str:
             "url": item.get("URL"),
         }
         key = re.sub(r"[^A-Za-z0-9]+", "_", item["id"]).strip("_")
-        fields = [Field(name, value) for name, value in values.items() if value]
+        fields = [
+            Field(name, value if name == "author" else _bibtex_text(value)) for name, value in values.items() if value
+        ]
         library.add(Entry(kinds.get(item["type"], "misc"), key, fields))
     return bibtexparser.write_string(library)
+
+
+_BIBTEX_SPECIAL = {"\\": r"\textbackslash{}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+
+
+def _bibtex_text(value: str) -> str:
+    """A field value BibTeX reads back as written: braces and % & # _ $ escaped, backslash, tilde, caret named."""
+    return re.sub(r"[{}%&#_$\\~^]", lambda m: _BIBTEX_SPECIAL.get(m.group(0), "\\" + m.group(0)), value)
 
 
 def format_citations(items: list[dict[str, Any]], citation_format: str) -> str:

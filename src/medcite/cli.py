@@ -658,7 +658,13 @@ def ask(
 
             if answer.notice:
                 stderr.print(answer.notice, markup=False)
+            if answer.abstained:
+                stderr.print(
+                    "medcite abstained: these are the closest sources it found, not references of an answer.",
+                    markup=False,
+                )
             print(answer_citations(store, answer, output_format.value), end="\n")
+            stderr.print(f"Answer id: {answer.id} (medcite cite {answer.id} --format ...)", markup=False)
             return
     if answer.notice:
         stderr.print(answer.notice, markup=False)
@@ -733,7 +739,8 @@ def cite(
         str | None, typer.Argument(help="A saved answer's id (`ask` prints it).", show_default=False)
     ] = None,
     article: Annotated[
-        int | None, typer.Option(min=1, help="Instead: a web-app article's number.", show_default=False)
+        int | None,
+        typer.Option(min=1, max=2**63 - 1, help="Instead: a web-app article's number.", show_default=False),
     ] = None,
     audience: Annotated[
         AudienceChoice | None, typer.Option(help="The article's answer for this audience (default: the asker's).")

@@ -147,10 +147,16 @@ class NotFound(StoreError):
     http_status = 404
     exit_code = 4
 
-    def __init__(self, kind: str, object_id: str) -> None:
+    def __init__(self, kind: str, object_id: str, *, where: str = "the library") -> None:
         shown = object_id if len(object_id) <= 200 else object_id[:200] + "…"
-        what = f"named {shown!r}" if kind == "account" else f"with id {shown!r}"
-        super().__init__(f"No {kind} {what} in the library.")
+        what = (
+            f"named {shown!r}"
+            if kind == "account"
+            else f"{shown!r}"
+            if where != "the library"
+            else f"with id {shown!r}"
+        )
+        super().__init__(f"No {kind} {what} in {where}.")
         self.kind = kind
         self.object_id = object_id
 

@@ -63,6 +63,8 @@ TASK_INTENTS: dict[str, Intent] = {
 """taskContext.c.c (HL7 ActTaskCode) -> what the clinician is asking for: ordering wants treatment, lab work wants
 diagnosis, the problem list an overview; any other task (or none): an overview."""
 MAX_VALUE_CHARS = 300
+MAX_AGE_YEARS = 130
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2064\ufeff\ufffe\uffff]")
 AGE_UNITS_IN_YEARS = {"a": 1.0, "mo": 1 / 12, "wk": 7 / 365.25, "d": 1 / 365.25, "h": 1 / 8766}
 """UCUM units of age.v.u -> years."""
 CHILD_BELOW_YEARS = 18
@@ -96,7 +98,11 @@ def parse_request(params: Mapping[str, str]) -> KnowledgeRequest:
     """
     for name, value in params.items():
         if len(value) > MAX_VALUE_CHARS or len(name) > 100:
-            raise InvalidInput(f"The parameter {name[:100]} is longer than {MAX_VALUE_CHARS} characters.")
+            raise InvalidInput(
+                f"The parameter {_CONTROL.sub('', name)[:100]} is longer than {MAX_VALUE_CHARS} characters."
+            )
+    # Control and format characters (invisible, and not allowed in XML) are removed from every name and value.
+    params = {_CONTROL.sub("", name): " ".join(_CONTROL.sub("", value).split()) for name, value in params.items()}
     wanted = (params.get("knowledgeResponseType") or "text/xml").strip().lower()
     if wanted not in ("text/xml", "application/atom+xml", "application/xml", "application/json"):
         raise InvalidInput(
@@ -120,8 +126,10 @@ def parse_request(params: Mapping[str, str]) -> KnowledgeRequest:
             value = float(params["age.v.v"])
         except ValueError:
             raise InvalidInput("age.v.v must be a number (with age.v.u, a UCUM unit: a, mo, wk, d).") from None
-        if unit not in AGE_UNITS_IN_YEARS or not 0 <= value <= 200 * 12 * 31:
-            raise InvalidInput("age.v.u must be a UCUM unit of age (a, mo, wk, d, h) and age.v.v a plausible age.")
+        if unit not in AGE_UNITS_IN_YEARS or not 0 <= value * AGE_UNITS_IN_YEARS.get(unit, 0) <= MAX_AGE_YEARS:
+            raise InvalidInput(
+                f"age.v.u must be a UCUM unit of age (a, mo, wk, d, h) and age.v.v an age of 0-{MAX_AGE_YEARS} years."
+            )
         age = value * AGE_UNITS_IN_YEARS[unit]
     return KnowledgeRequest(
         code=code,
@@ -154,10 +162,14 @@ def concept_name(request: KnowledgeRequest) -> str:
             import simple_icd_10_cm as icd
 
         code = request.code.upper()
-        if not icd.is_valid_item(code):
-            raise NotFound("ICD-10-CM code", request.code)
-        description = icd.get_description(code)
-        return re.sub(r",\s*unspecified$", "", description, flags=re.I)
+        if not icd.is_valid_item(code) or not (icd.is_category(code) or icd.is_subcategory(code)):
+            raise NotFound("ICD-10-CM code", request.code[:40], where="the ICD-10-CM code list")
+        if request.display_name:
+            return request.display_name
+        # The code's category (its three-character ancestor) names the condition; the subcategories add
+        # qualifiers ("Unspecified asthma, uncomplicated") that a question does not need.
+        category = code if icd.is_category(code) else next(a for a in icd.get_ancestors(code) if icd.is_category(a))
+        return icd.get_description(category)
     if request.display_name:
         return request.display_name
     system = CODE_SYSTEMS.get(request.code_system or "")

@@ -569,6 +569,16 @@ class ReviewStore:
             ).fetchall()
         return [_article(row) for row in rows]
 
+    def find_article_asked(self, question: str) -> ArticleRow | None:
+        """The newest published article whose question is ``question`` (ignoring case), or None."""
+        with self.store.reading() as conn:
+            row = conn.exec_driver_sql(
+                f"SELECT {_ARTICLE_COLUMNS} FROM articles WHERE status <> 'unpublished' AND lower(question) = lower(?) "
+                "ORDER BY article_id DESC LIMIT 1",
+                (question,),
+            ).first()
+        return None if row is None else _article(row)
+
     def audience_reviews(self, article_id: int) -> dict[str, AudienceReviewRow]:
         """Return the review of each audience's answer of an article (empty when there is no such article)."""
         with self.store.reading() as conn:

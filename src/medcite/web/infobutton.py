@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from medcite import review
-from medcite.errors import MedciteError
+from medcite.errors import MedciteError, RateLimited
 from medcite.infobutton import (
     FeedEntry,
     KnowledgeRequest,
@@ -53,9 +53,12 @@ def router(settings: Settings) -> APIRouter:
             entries = _entries(request, knowledge, concept, base_url)
         except MedciteError as exc:
             status = 404 if exc.http_status == 404 else 400 if exc.http_status in (400, 422) else exc.http_status
+            headers = {"retry-after": str(exc.retry_after_s)} if isinstance(exc, RateLimited) else None
             if as_json:
-                return JSONResponse({"ok": False, "error": str(exc), "status": status}, status_code=status)
-            return Response(atom_feed(None, [], base_url=base_url, error=str(exc)), status, media_type=ATOM_TYPE)
+                body = {"ok": False, "error": str(exc), "status": status}
+                return JSONResponse(body, status_code=status, headers=headers)
+            feed = atom_feed(None, [], base_url=base_url, error=str(exc))
+            return Response(feed, status, headers=headers, media_type=ATOM_TYPE)
         if knowledge.response_type == "json":
             return JSONResponse(json_feed(knowledge, entries, base_url=base_url))
         return Response(atom_feed(knowledge, entries, base_url=base_url), media_type=ATOM_TYPE)
@@ -64,9 +67,10 @@ def router(settings: Settings) -> APIRouter:
         web = _web(request)
         reviews = ReviewStore(web.store)
         question = question_for(knowledge, concept)
-        same = [row for row in reviews.find_articles(question, limit=20) if row.question.lower() == question.lower()]
-        if same:
-            first_id = same[0].article_id
+        asked = review.prepare_question(question).text  # as stored: scrubbed and cleaned
+        same = reviews.find_article_asked(asked)
+        if same is not None:
+            first_id = same.article_id
         else:  # ask it now, as the ask form does (scrubbed, rate-limited, pending review)
             _limit(request, settings.web_ask_rate_limit, "ask")
             first_id = review.submit_article(web.store, web.retriever, question, audience=knowledge.audience).id
