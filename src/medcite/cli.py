@@ -895,30 +895,23 @@ def library_list(
     settings = _settings(library)
     with _open(settings) as store:
         documents = store.list_documents(kind=kind, evidence_type=evidence_type, query=query, limit=limit)
-    if output_format is OutputFormat.json:
-        print(json.dumps([document.model_dump(mode="json") for document in documents], indent=2))
-        return
-    if not documents:
-        stdout.print("No documents match.")
-        return
-    table = Table(title=_count(len(documents), "document"), title_justify="left")
-    table.add_column("id", no_wrap=True, min_width=max(len(document.doc_id) for document in documents))
-    for column in ("kind", "title", "source", "year", "evidence type", "passages", "retracted"):
-        table.add_column(column, overflow="fold")
-    for document in documents:
-        table.add_row(
-            *_cells(
-                document.doc_id,
-                document.kind,
-                document.title,
-                document.source or "",
-                str(document.year or ""),
-                document.evidence_type,
-                str(document.passages),
-                "retracted" if document.retracted else "",
-            )
-        )
-    stdout.print(table)
+    _print_list(
+        documents,
+        output_format,
+        empty="No documents match.",
+        title=_count(len(documents), "document"),
+        columns=["id", "kind", "title", "source", "year", "evidence type", "passages", "retracted"],
+        row=lambda document: (
+            document.doc_id,
+            document.kind,
+            document.title,
+            document.source or "",
+            str(document.year or ""),
+            document.evidence_type,
+            str(document.passages),
+            "retracted" if document.retracted else "",
+        ),
+    )
 
 
 @library_app.command("show")
@@ -1024,6 +1017,29 @@ def library_remove(
         + (" (`medcite review stale`)." if flagged else "."),
         markup=False,
     )
+
+
+def _print_list(
+    items: list, output_format: OutputFormat, *, empty: str, title: str, columns: list[str], row: Callable
+) -> None:
+    """Print pydantic ``items`` as a JSON list, or as a table, or ``empty`` when there are none.
+
+    ``row(item)`` gives an item's cells; the first column, an id, never wraps.
+    """
+    if output_format is OutputFormat.json:
+        print(json.dumps([item.model_dump(mode="json") for item in items], indent=2))
+        return
+    if not items:
+        stdout.print(empty, markup=False)
+        return
+    rows = [row(item) for item in items]
+    table = Table(title=title, title_justify="left")
+    table.add_column(columns[0], no_wrap=True, min_width=max(len(cells[0]) for cells in rows))
+    for column in columns[1:]:
+        table.add_column(column, overflow="fold")
+    for cells in rows:
+        table.add_row(*_cells(*cells))
+    stdout.print(table)
 
 
 def _cells(*values: str) -> list[Text]:
@@ -1222,19 +1238,20 @@ def users_list(
     settings = _settings(library)
     with _open(settings, fill_default=False) as store:
         users = list_users(store)
-    if output_format is OutputFormat.json:
-        print(json.dumps([user.model_dump(mode="json") for user in users], indent=2))
-        return
-    if not users:
-        stdout.print("No accounts yet: `medcite users add NAME --role reviewer` creates one.")
-        return
-    table = Table(title=_count(len(users), "account"), title_justify="left")
-    for column in ("name", "role", "enabled", "last sign-in", "API tokens"):
-        table.add_column(column)
-    for user in users:
-        enabled = "yes" if user.enabled else "no (disabled)"
-        table.add_row(*_cells(user.username, user.role, enabled, user.last_login or "never", str(user.tokens)))
-    stdout.print(table)
+    _print_list(
+        users,
+        output_format,
+        empty="No accounts yet: `medcite users add NAME --role reviewer` creates one.",
+        title=_count(len(users), "account"),
+        columns=["name", "role", "enabled", "last sign-in", "API tokens"],
+        row=lambda user: (
+            user.username,
+            user.role,
+            "yes" if user.enabled else "no (disabled)",
+            user.last_login or "never",
+            str(user.tokens),
+        ),
+    )
 
 
 @users_app.command("password")
@@ -1283,18 +1300,14 @@ def review_stale(
     settings = _settings(library)
     with _open(settings, fill_default=False) as store:
         stale = stale_reviews(store)
-    if output_format is OutputFormat.json:
-        print(json.dumps([item.model_dump(mode="json") for item in stale], indent=2))
-        return
-    if not stale:
-        stdout.print("No answer needs re-review.")
-        return
-    table = Table(title=f"{_count(len(stale), 'answer')} need re-review", title_justify="left")
-    for column in ("article", "audience", "question", "reason", "since"):
-        table.add_column(column, overflow="fold")
-    for item in stale:
-        table.add_row(*_cells(str(item.id), item.audience, item.question, item.reason, item.updated_at))
-    stdout.print(table)
+    _print_list(
+        stale,
+        output_format,
+        empty="No answer needs re-review.",
+        title=f"{_count(len(stale), 'answer')} need re-review",
+        columns=["article", "audience", "question", "reason", "since"],
+        row=lambda item: (str(item.id), item.audience, item.question, item.reason, item.updated_at),
+    )
 
 
 def run(args: list[str] | None = None) -> int:
