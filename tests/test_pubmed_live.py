@@ -190,3 +190,26 @@ def test_a_failing_batch_keeps_the_batches_already_added(
     with Store.open(path) as store:
         assert store.get_document(f"pmid:{TRIAL}").pmid == TRIAL  # the first batch was committed
         assert store.list_documents(query="pmid:19368899") == []  # the failed one was not half-written
+
+
+def test_the_ask_page_can_also_search_pubmed(library: Path, records, httpserver: HTTPServer, tmp_path: Path):
+    from fastapi.testclient import TestClient
+
+    from medcite.web import create_app
+
+    path = tmp_path / "library.db"
+    path.write_bytes(library.read_bytes())
+    _replay(httpserver, records, [TRIAL])
+    settings = Settings(library=path, embedder="none", eutils_base_url=httpserver.url_for("/"))
+    with TestClient(create_app(settings)) as client:
+        assert 'name="pubmed" value="on"' in client.get("/").text
+        article = client.post("/api/articles", json={"question": QUESTION, "pubmed": True}).json()
+        assert article["answer"]["pubmed_search"]["used"] == [TRIAL]
+        assert article["answer"]["references"][0]["passage_id"].startswith(f"pmid:{TRIAL}#")
+        page = client.get(article["url"]).text
+        assert "Searched PubMed on" in page and "research abstracts, not guidelines" in page
+    offline = Settings(library=path, embedder="none", eutils_base_url="http://127.0.0.1:9/", eutils_max_retries=0)
+    with TestClient(create_app(offline)) as client:
+        answer = client.post("/api/articles", json={"question": SEED, "pubmed": True}).json()["answer"]
+        assert answer["pubmed_search"] is None
+        assert answer["notice"].startswith("PubMed could not be searched")

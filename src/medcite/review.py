@@ -57,6 +57,7 @@ from medcite.models import (
     ComposeEvent,
     DocumentSummary,
     Passage,
+    PubMedSearch,
     Statement,
 )
 from medcite.privacy import ScrubResult, scrub_question
@@ -567,6 +568,8 @@ def submit_article(
     composer: Literal["extractive", "llm"] = "extractive",
     llm: LLMClient | None = None,
     approvals_needed: int = 1,
+    pubmed_search: PubMedSearch | None = None,
+    notice: str | None = None,
 ) -> Article:
     """Scrub a question, answer it for every audience and store it as a new article (status 'submitted').
 
@@ -588,6 +591,9 @@ def submit_article(
             three times, once per audience).
         llm: The model server client; required when ``composer='llm'``.
         approvals_needed: Distinct approvals an answer needs (shown in the returned article's ``reviews``).
+        pubmed_search: The PubMed search made for the question first (``pubmed_live.search_pubmed_for``), recorded
+            on every audience's answer.
+        notice: A sentence for readers of every answer (e.g. that PubMed could not be searched).
 
     Returns:
         The new article, with the answer for ``audience``.
@@ -622,6 +628,11 @@ def submit_article(
         ).model_copy(update={"question": scrubbed.text})
         for reader in AUDIENCES
     }
+    if pubmed_search is not None or notice:
+        answers = {
+            reader: answer.model_copy(update={"pubmed_search": pubmed_search, "notice": answer.notice or notice})
+            for reader, answer in answers.items()
+        }
     row = ReviewStore(store).create_article(
         slug=slugify(scrubbed.searchable),
         question=scrubbed.text,

@@ -70,6 +70,7 @@ def router(settings: Settings) -> APIRouter:
             follow_up_of=_int(follow, "follow_up_of") if follow else None,
             author=caller.user,
             composer="llm" if form.get("composer") == "llm" else "extractive",
+            pubmed=form.get("pubmed") == "on",
         )
         return RedirectResponse(f"{article.url}?audience={article.audience}", status_code=303)
 
@@ -127,6 +128,7 @@ def router(settings: Settings) -> APIRouter:
             follow_up_of=body.follow_up_of,
             author=caller.user,
             composer=body.composer,
+            pubmed=body.pubmed,
         )
 
     @router.post(

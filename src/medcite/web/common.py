@@ -29,14 +29,16 @@ from pydantic import BaseModel, ConfigDict, Field
 from medcite import review
 from medcite.errors import (
     ConfigError,
+    CorpusError,
     Forbidden,
     InvalidInput,
     MedciteError,
     QueryError,
     RateLimited,
+    SourceUnavailable,
 )
 from medcite.llm import LLMClient
-from medcite.models import EMERGENCY_SECTION, Audience, ComposeEvent
+from medcite.models import EMERGENCY_SECTION, Audience, ComposeEvent, PubMedSearch
 from medcite.render import passage_html, plain_text, statement_html
 from medcite.retrieve import Retriever
 from medcite.review import Article, User
@@ -91,6 +93,11 @@ class AskRequest(BaseModel):
         description="'extractive' (default: statements quoted from the sources) or 'llm' (written by the "
         "configured language model and verified against the cited passages; the extractive answer with a "
         "notice when the model's cannot be used). 400 when the server has no model configured.",
+    )
+    pubmed: bool = Field(
+        default=False,
+        description="Search PubMed for the question first and add the best evidence found (the answer names the "
+        "query; offline or failing, a notice says so and the library answers alone).",
     )
 
 
@@ -438,9 +445,15 @@ async def _submit(
     follow_up_of: int | None,
     author: User | None,
     composer: Composer,
+    pubmed: bool = False,
 ) -> Article:
-    """Submit an article: extractive on the event loop, LLM-composed on the model worker."""
+    """Submit an article: extractive on the event loop, LLM-composed on the model worker.
+
+    With ``pubmed``, PubMed is searched first on a thread of its own (its own library connection), so other
+    requests go on meanwhile.
+    """
     model = _model(request, composer)
+    searched, notice = await _search_pubmed(_web(request).settings, question) if pubmed else (None, None)
     if model is None:
         web = _web(request)
         return review.submit_article(
@@ -451,6 +464,8 @@ async def _submit(
             follow_up_of=follow_up_of,
             author=author,
             approvals_needed=web.settings.review_approvals,
+            pubmed_search=searched,
+            notice=notice,
         )
     result: Article = await model.run(
         lambda store, retriever: review.submit_article(
@@ -463,9 +478,36 @@ async def _submit(
             composer="llm",
             llm=model.client,
             approvals_needed=_web(request).settings.review_approvals,
+            pubmed_search=searched,
+            notice=notice,
         )
     )
     return result
+
+
+async def _search_pubmed(settings: Settings, question: str) -> tuple[PubMedSearch | None, str | None]:
+    """Search PubMed for ``question`` on a worker thread; ``(what was searched, None)`` or ``(None, why not)``."""
+
+    def work() -> PubMedSearch:
+        from medcite.corpus.eutils import EutilsClient
+        from medcite.pubmed_live import search_pubmed_for
+
+        searchable = review.prepare_question(question).searchable
+        with Store.for_settings(settings) as store, EutilsClient.from_settings(settings) as client:
+            retriever = Retriever(store, settings, embedder=None)  # the question's concepts: lexical is enough
+            return search_pubmed_for(
+                searchable,
+                retriever=retriever,
+                store=store,
+                settings=settings,
+                client=client,
+                max_records=settings.pubmed_max_records,
+            )
+
+    try:
+        return await asyncio.get_running_loop().run_in_executor(None, work), None
+    except (SourceUnavailable, CorpusError, QueryError) as exc:
+        return None, f"PubMed could not be searched ({exc}); this answer is from the library only."
 
 
 def _sse(kind: str, data: str) -> bytes:
