@@ -685,20 +685,15 @@ def ask(
 
 def _search_pubmed(question: str, settings: Settings, retriever: Retriever, store: Store) -> PubMedSearch | None:
     """Search PubMed for ``question`` and add what it finds; on failure say so (one line) and return None."""
-    from medcite.corpus.eutils import EutilsClient
     from medcite.pubmed_live import search_pubmed_for
-    from medcite.review import prepare_question
 
-    searchable = prepare_question(question).searchable  # no personal identifier leaves the building
     try:
-        with EutilsClient.from_settings(settings) as client, stderr.status("Searching PubMed ..."):
+        with stderr.status("Searching PubMed ..."):
             searched = search_pubmed_for(
-                searchable,
+                question,
                 retriever=retriever,
                 store=store,
                 settings=settings,
-                client=client,
-                max_records=settings.pubmed_max_records,
                 on_problem=lambda line: stderr.print(f"skipped: {line}", markup=False, highlight=False),
             )
     except (SourceUnavailable, CorpusError, QueryError) as exc:

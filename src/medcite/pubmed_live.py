@@ -44,23 +44,33 @@ def search_pubmed_for(
     retriever: Retriever,
     store: Store,
     settings: Settings,
-    client: EutilsClient,
-    max_records: int = 20,
+    client: EutilsClient | None = None,
     on_problem: Callable[[str], None] | None = None,
 ) -> PubMedSearch:
     """Search PubMed for ``question``, ingest what it finds into ``store``, and say what was searched.
 
-    Calls the network (ESearch once per relaxation step and per evidence tier, EFetch per batch of
-    ``client.batch_records``); writes to the store, one transaction per fetched batch.
+    The question is scrubbed of personal identifiers first (``review.prepare_question``): only its medical terms
+    leave the building. Calls the network (ESearch once per relaxation step and per evidence tier, EFetch per
+    batch of ``client.batch_records``; ``client`` defaults to one built from ``settings``); takes at most
+    ``settings.pubmed_max_records`` records; writes to the store, one transaction per fetched batch.
 
     Raises:
-        QueryError: The question has no concept left to search for.
+        QueryError: The question is empty, too long, or has no concept left to search for.
         SourceUnavailable: NCBI could not be reached, or answered an error, after the client's retries.
         CorpusError: PubMed rejected the query.
     """
-    from medcite.index import ingest_records
+    from medcite.corpus.eutils import EutilsClient
 
-    built = pubmed_query_for(question, retriever)
+    if client is None:
+        with EutilsClient.from_settings(settings) as own:
+            return search_pubmed_for(
+                question, retriever=retriever, store=store, settings=settings, client=own, on_problem=on_problem
+            )
+    from medcite.index import ingest_records
+    from medcite.review import prepare_question
+
+    max_records = settings.pubmed_max_records
+    built = pubmed_query_for(prepare_question(question).searchable, retriever)
     if not built.units:
         raise QueryError("The question has no concept to search PubMed for.")
     chosen, how, found = built, "as built", 0

@@ -489,20 +489,11 @@ async def _search_pubmed(settings: Settings, question: str) -> tuple[PubMedSearc
     """Search PubMed for ``question`` on a worker thread; ``(what was searched, None)`` or ``(None, why not)``."""
 
     def work() -> PubMedSearch:
-        from medcite.corpus.eutils import EutilsClient
         from medcite.pubmed_live import search_pubmed_for
 
-        searchable = review.prepare_question(question).searchable
-        with Store.for_settings(settings) as store, EutilsClient.from_settings(settings) as client:
+        with Store.for_settings(settings) as store:
             retriever = Retriever(store, settings, embedder=None)  # the question's concepts: lexical is enough
-            return search_pubmed_for(
-                searchable,
-                retriever=retriever,
-                store=store,
-                settings=settings,
-                client=client,
-                max_records=settings.pubmed_max_records,
-            )
+            return search_pubmed_for(question, retriever=retriever, store=store, settings=settings)
 
     try:
         return await asyncio.get_running_loop().run_in_executor(None, work), None
