@@ -161,7 +161,9 @@ def test_ask_pubmed_answers_from_the_fetched_trial_and_names_its_query(
         stored = store.get_document(f"pmid:{TRIAL}")
     assert stored.metadata["pubmed_query"] == searched["query"] and stored.metadata["retrieved_on"]
     assert run(["ask", QUESTION, "--pubmed", "--library", str(path)]) == 0  # the same records again: no change
-    assert "research abstracts, not guidelines" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "research abstracts, not guidelines" in printed
+    assert "**Bottom line (RCT, 2015):**" in printed  # research answers carry their study type and year
 
 
 def test_offline_pubmed_says_so_and_answers_from_the_library(library: Path, monkeypatch, capsys, tmp_path: Path):

@@ -155,6 +155,27 @@ def _emergency_first(answer: Answer) -> tuple[list[AnswerSection], list[AnswerSe
     return emergency, [section for section in answer.sections if section.title != EMERGENCY_SECTION]
 
 
+GUIDANCE_TYPES = ("Guideline", "Protocol", "Consumer health")
+"""Reference types that are guidance, not research: a bottom line quoted from them carries no study label."""
+
+
+def bottom_line_label(answer: Answer) -> str:
+    """The bottom line's heading: 'Bottom line', labelled by its first source's study type and year.
+
+    The label is given when that source is research ('Bottom line (RCT, 2015)', 'Bottom line (Systematic review,
+    2023)'), not guidance; 'Not enough evidence' when the answer abstains.
+    """
+    if answer.abstained:
+        return "Not enough evidence"
+    citations = answer.bottom_line.citations
+    if not citations or citations[0] > len(answer.references):
+        return "Bottom line"
+    source = answer.references[citations[0] - 1]
+    if source.type in GUIDANCE_TYPES:
+        return "Bottom line"
+    return f"Bottom line ({source.type}, {source.year})" if source.year else f"Bottom line ({source.type})"
+
+
 def render_markdown(answer: Answer) -> str:
     """Return the answer as Markdown: title, bottom line, sections, references (short locators), disclaimer."""
     lines = [f"# {answer.question}", ""]
@@ -164,7 +185,7 @@ def render_markdown(answer: Answer) -> str:
         lines += [f"## {section.title}", ""]
         lines += [_markdown_statement(statement) for statement in section.statements]
         lines.append("")
-    label = "Not enough evidence" if answer.abstained else "Bottom line"
+    label = bottom_line_label(answer)
     bottom = answer.bottom_line.text
     statements = answer.bottom_line.statements
     if len(statements) > 1 or (statements and (statements[0].context or "\n" in statements[0].text)):
@@ -242,7 +263,7 @@ def _html_statement(statement: Statement) -> str:
 
 
 def _html_bottom_line(answer: Answer) -> str:
-    label = "Not enough evidence" if answer.abstained else "Bottom line"
+    label = html.escape(bottom_line_label(answer))
     statements = answer.bottom_line.statements
     if statements and not answer.abstained:
         items = "".join(_html_statement(statement) for statement in statements)

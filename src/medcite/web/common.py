@@ -39,7 +39,7 @@ from medcite.errors import (
 )
 from medcite.llm import LLMClient
 from medcite.models import EMERGENCY_SECTION, Audience, ComposeEvent, PubMedSearch
-from medcite.render import passage_html, plain_text, statement_html
+from medcite.render import bottom_line_label, passage_html, plain_text, statement_html
 from medcite.retrieve import Retriever
 from medcite.review import Article, User
 from medcite.settings import Settings
@@ -383,6 +383,7 @@ def _environment() -> jinja2.Environment:
     env.filters["statement_html"] = lambda text: markupsafe.Markup(statement_html(text))
     env.filters["passage_html"] = lambda text: markupsafe.Markup(passage_html(text))
     env.filters["plain"] = plain_text
+    env.globals["bottom_line_label"] = bottom_line_label
     env.filters["id_path"] = lambda value: urllib.parse.quote(str(value), safe=":/@")  # '#', '?', '%' encoded
     env.globals.update(
         EMERGENCY_SECTION=EMERGENCY_SECTION,
