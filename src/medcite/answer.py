@@ -440,7 +440,7 @@ def _abstain(
         if len(closest) == 3:
             break
     # The same query `ask --pubmed` would search (compose.pubmed_query), so the suggested command finds something.
-    built = build_pubmed_query(question, evidence.matcher.concepts, retriever.store.vocabulary_groups())
+    built = build_pubmed_query(question, evidence.matcher.concepts, retriever.vocabulary.equivalents)
     terms = (built.text or " ".join(c.text for c in evidence.matcher.concepts if not c.is_finding) or question).replace(
         '"', "'"
     )

@@ -35,7 +35,7 @@ MIN_FOUND = 3
 def pubmed_query_for(question: str, retriever: Retriever):  # -> compose.pubmed_query.PubMedQuery
     """The PubMed query ``question`` would search, from its concepts and the library's vocabulary."""
     evidence = retrieve_evidence(question, retriever=retriever)
-    return build_pubmed_query(question, evidence.matcher.concepts, retriever.store.vocabulary_groups())
+    return build_pubmed_query(question, evidence.matcher.concepts, retriever.vocabulary.equivalents)
 
 
 def search_pubmed_for(

@@ -9,8 +9,9 @@ with its weight in the library (an inverse document frequency). The query keeps 
   "evidence", "patient") names no topic and is dropped;
 - words that stand next to each other in the question form one unit ("spinal implant", "sinus tract"), which
   PubMed's Automatic Term Mapping reads as a phrase or maps to MeSH;
-- each unit is ORed with its synonyms from the library's vocabulary (MeSH entry terms, drug names), at most
-  ``MAX_SYNONYMS``.
+- each unit is ORed with its synonyms from the library's vocabulary (MeSH entry terms, drug names; the
+  retriever's ``Vocabulary.equivalents``), at most ``MAX_SYNONYMS``, leaving out the unit's own inflections and
+  abbreviations (shorthand, or up to four capitals: 'tx', 'HF'), which PubMed reads ambiguously.
 
 Units are ANDed, unquoted, so PubMed's own translation (ESearch's ``QueryTranslation``) maps them to MeSH. The
 evidence filters are PubMed's publication types and subsets (PubMed Help, "Filters"): practice guidelines first,
@@ -22,8 +23,11 @@ relaxed in steps: the least important unit (lowest weight) is dropped, one at a 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+
+from medcite.retrieve.match import stems_of
+from medcite.retrieve.query import ABBREVIATIONS
 
 __all__ = [
     "EVIDENCE_TIERS",
@@ -53,6 +57,7 @@ _NEGATION_CUE = re.compile(
 )
 _CLAUSE_END = re.compile(r"[,;.?!:()]|\bbut\b|\bhowever\b|\bwhereas\b", re.I)
 _WORD = re.compile(r"[^\W_]+(?:[-'][^\W_]+)*")
+_SHORT_CAPITALS = re.compile(r"[A-Z0-9]{1,4}")
 _MEASUREMENT = re.compile(r"\s*[:=]?\s*[<>]?\d")
 
 
@@ -99,21 +104,18 @@ def _negated_spans(question: str) -> list[tuple[int, int]]:
 
 
 def build_pubmed_query(
-    question: str, concepts: Sequence[object], vocabulary: Sequence[tuple[str, Sequence[str]]] = ()
+    question: str, concepts: Sequence[object], equivalents: Callable[[str], Sequence[str]] = lambda _term: ()
 ) -> PubMedQuery:
-    """Build the query for ``question`` from its concepts and the library's vocabulary groups ``(concept, terms)``.
+    """Build the query for ``question`` from its concepts and the library's ``equivalents(term)`` (best first).
 
     ``concepts`` are ``retrieve.match.Concept`` objects (``text``, ``weight``, ``is_negated``).
 
     Clinicians' shorthand is spelled out first (``retrieve.query.ABBREVIATIONS``: 'abx' -> 'antibiotics'), since
     PubMed does not read it; a word followed by a number ('HR 115', 'Hb 7.8') is a measurement, not the topic.
     """
-    from medcite.retrieve.query import ABBREVIATIONS
-
     spans = _negated_spans(question)
     words = [(m.group(0), m.start(), m.end()) for m in _WORD.finditer(question)]
     lowered = [word.lower() for word, _, _ in words]
-    synonyms_of = {term.lower(): group for _concept, group in vocabulary for term in group}
     kept: list[tuple[int, QueryUnit]] = []  # (word index, unit)
     dropped: list[tuple[str, str]] = []
     for concept in concepts:
@@ -134,8 +136,7 @@ def build_pubmed_query(
         elif index is not None:
             spelled = ABBREVIATIONS.get(text.lower())
             name = spelled[0] if spelled else text
-            group = synonyms_of.get(name.lower(), ())
-            others = tuple(term for term in group if term.lower() != name.lower())[:MAX_SYNONYMS]
+            others = _synonyms(name, equivalents(name))
             kept.append((index, QueryUnit(name, others, weight)))
     kept.sort(key=lambda item: item[0])
     units: list[QueryUnit] = []
@@ -152,6 +153,21 @@ def build_pubmed_query(
         previous_end = words[index + len(unit.text.split()) - 1][2] if plain else words[index][2]
         previous_plain = plain
     return PubMedQuery(tuple(units), tuple(dropped))
+
+
+def _synonyms(name: str, candidates: Sequence[str]) -> tuple[str, ...]:
+    """Up to ``MAX_SYNONYMS`` of ``candidates``, none an inflection of ``name`` or of one kept, none an abbreviation."""
+    seen = [stems_of(name)]
+    kept: list[str] = []
+    for term in candidates:
+        stems = stems_of(term)
+        if term.lower() in ABBREVIATIONS or _SHORT_CAPITALS.fullmatch(term) or not stems or stems in seen:
+            continue
+        seen.append(stems)
+        kept.append(term)
+        if len(kept) == MAX_SYNONYMS:
+            break
+    return tuple(kept)
 
 
 def relaxations(query: PubMedQuery) -> list[tuple[PubMedQuery, str]]:
