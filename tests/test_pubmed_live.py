@@ -215,3 +215,22 @@ def test_the_ask_page_can_also_search_pubmed(library: Path, records, httpserver:
         answer = client.post("/api/articles", json={"question": SEED, "pubmed": True}).json()["answer"]
         assert answer["pubmed_search"] is None
         assert answer["notice"].startswith("PubMed could not be searched")
+
+
+def test_pubmed_auto_searches_only_when_the_library_alone_abstains(
+    library: Path, records, httpserver: HTTPServer, monkeypatch, capsys, tmp_path: Path
+):
+    path = tmp_path / "library.db"
+    path.write_bytes(library.read_bytes())
+    searches, _fetched = _replay(httpserver, records, [TRIAL])
+    _env(monkeypatch, httpserver, MEDCITE_PUBMED="auto")
+    covered = "What is the first-line treatment for an acute gout flare?"
+    assert run(["ask", covered, "--format", "json", "--library", str(path)]) == 0
+    assert json.loads(capsys.readouterr().out)["pubmed_search"] is None and searches == []
+    assert run(["ask", QUESTION, "--format", "json", "--library", str(path)]) == 0
+    answer = json.loads(capsys.readouterr().out)
+    assert answer["pubmed_search"]["used"] == [TRIAL] and answer["abstained"] is False
+    with Store.open(path) as store:  # saved once, with the search it was answered from
+        from medcite.answer import load_answer
+
+        assert load_answer(store, answer["id"]).pubmed_search.used == [TRIAL]

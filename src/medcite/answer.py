@@ -624,12 +624,10 @@ def mark_removed_references(answer: Answer, store: Store) -> Answer:
     """
     if not answer.references:
         return answer
-    held = store.existing_documents([ref.passage_id.rsplit("#", 1)[0] for ref in answer.references])
-    marked = [
-        ref.model_copy(update={"removed": ref.passage_id.rsplit("#", 1)[0] not in held}) for ref in answer.references
-    ]
-    if all(not ref.removed for ref in marked) and not any(ref.removed for ref in answer.references):
+    held = store.existing_documents([ref.doc_id for ref in answer.references])
+    if all(ref.removed == (ref.doc_id not in held) for ref in answer.references):
         return answer
+    marked = [ref.model_copy(update={"removed": ref.doc_id not in held}) for ref in answer.references]
     return answer.model_copy(update={"references": marked})
 
 

@@ -89,7 +89,7 @@ def csl_item(document: Document) -> dict[str, Any]:
 def _reference_item(reference: Reference) -> dict[str, Any]:
     """A CSL-JSON item from what an answer recorded, for a document no longer in the library."""
     item: dict[str, Any] = {
-        "id": reference.passage_id.rsplit("#", 1)[0],
+        "id": reference.doc_id,
         "type": "article-journal" if reference.pmid else "document",
         "title": reference.title.rstrip("."),
         "author": [{"literal": reference.source}] if reference.source and not reference.pmid else [],
@@ -106,7 +106,7 @@ def csl_items(store: Store, references: list[Reference]) -> list[dict[str, Any]]
     """CSL-JSON items of the documents ``references`` cite, in order of first citation, each document once."""
     items: dict[str, dict[str, Any]] = {}
     for reference in references:
-        doc_id = reference.passage_id.rsplit("#", 1)[0]
+        doc_id = reference.doc_id
         if doc_id in items:
             continue
         try:

@@ -490,8 +490,12 @@ def _answer_one(
     store: Store,
     settings: Settings,
     composer: ComposerChoice,
+    pubmed_search: PubMedSearch | None = None,
 ) -> Answer:
-    """Scrub, answer and save one question (the answer is returned even when it could not be saved)."""
+    """Scrub, answer and save one question (the answer is returned even when it could not be saved).
+
+    ``pubmed_search`` (the PubMed search made for it first) is recorded on the answer before it is saved.
+    """
     from medcite.answer import ask as compose
     from medcite.answer import save_answer
     from medcite.privacy import scrub_question
@@ -514,6 +518,8 @@ def _answer_one(
         answer = compose(asked, retriever=retriever, audience=reader, follow_up_of=earlier)  # type: ignore[arg-type]
     if scrubbed.is_redacted:
         answer = answer.model_copy(update={"question": scrubbed.text})
+    if pubmed_search is not None:
+        answer = answer.model_copy(update={"pubmed_search": pubmed_search})
     try:
         save_answer(store, answer)
     except StoreError as exc:  # e.g. the library is locked by a long ingest: the answer is still shown
@@ -627,32 +633,28 @@ def ask(
                 raise typer.Exit(code=1)
             return
         asked = question or ""
-        searched = _search_pubmed(asked, settings, retriever, store) if pubmed else None
-        answer = _answer_one(
-            asked,
-            reader=reader,
-            earlier=earlier,
-            retriever=retriever,
-            store=store,
-            settings=settings,
-            composer=composer,
-        )
-        if searched is None and not pubmed and answer.abstained and settings.pubmed != "off":
-            if settings.pubmed == "auto" or _confirm_search(asked, retriever):
-                searched = _search_pubmed(asked, settings, retriever, store)
-                if searched is not None:
-                    answer = _answer_one(
-                        asked,
-                        reader=reader,
-                        earlier=earlier,
-                        retriever=retriever,
-                        store=store,
-                        settings=settings,
-                        composer=composer,
-                    )
-        if searched is not None:
-            answer = answer.model_copy(update={"pubmed_search": searched})
-            _save_quietly(store, answer)
+
+        def answer_with(searched: PubMedSearch | None) -> Answer:
+            return _answer_one(
+                asked,
+                reader=reader,
+                earlier=earlier,
+                retriever=retriever,
+                store=store,
+                settings=settings,
+                composer=composer,
+                pubmed_search=searched,
+            )
+
+        answer = answer_with(_search_pubmed(asked, settings, retriever, store) if pubmed else None)
+        if (  # MEDCITE_PUBMED: search only when the library alone abstains ('ask-first': if the user agrees)
+            not pubmed
+            and answer.abstained
+            and (settings.pubmed == "auto" or (settings.pubmed == "ask-first" and _confirm_search(asked, retriever)))
+        ):
+            searched = _search_pubmed(asked, settings, retriever, store)
+            if searched is not None:
+                answer = answer_with(searched)
         if output_format.value in CITATION_FORMATS:
             from medcite.citations import answer_citations
 
@@ -717,15 +719,6 @@ def _confirm_search(question: str, retriever: Retriever) -> bool:
     return typer.confirm(
         f"The library cannot answer this. Search PubMed for {pubmed_query_for(question, retriever).text}?"
     )
-
-
-def _save_quietly(store: Store, answer: Answer) -> None:
-    from medcite.answer import save_answer
-
-    try:
-        save_answer(store, answer)
-    except StoreError as exc:
-        stderr.print(f"The answer was not saved, so it cannot be followed up: {exc}", markup=False)
 
 
 @app.command()

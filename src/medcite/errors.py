@@ -149,13 +149,12 @@ class NotFound(StoreError):
 
     def __init__(self, kind: str, object_id: str, *, where: str = "the library") -> None:
         shown = object_id if len(object_id) <= 200 else object_id[:200] + "…"
-        what = (
-            f"named {shown!r}"
-            if kind == "account"
-            else f"{shown!r}"
-            if where != "the library"
-            else f"with id {shown!r}"
-        )
+        if kind == "account":
+            what = f"named {shown!r}"
+        elif where == "the library":
+            what = f"with id {shown!r}"
+        else:  # a code in a code list: the code is its id
+            what = repr(shown)
         super().__init__(f"No {kind} {what} in {where}.")
         self.kind = kind
         self.object_id = object_id

@@ -14,6 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
+    "AUDIENCES",
     "EVIDENCE_TYPES",
     "SOURCE_KINDS",
     "Deletion",
@@ -257,6 +258,8 @@ __all__ += ["Answer", "AnswerSection", "Audience", "BottomLine", "Intent", "Refe
 __all__ += ["ComposeEvent", "DroppedStatement", "EMERGENCY_SECTION", "Verification"]
 
 Audience = Literal["clinician", "student", "patient"]
+AUDIENCES: tuple[Audience, ...] = Audience.__args__  # type: ignore[attr-defined]
+"""The readers every answer is composed for, in the order pages list them."""
 Intent = Literal[
     "treatment", "diagnosis", "dosing", "monitoring", "prognosis", "prevention", "adverse_effects", "overview"
 ]
@@ -360,6 +363,11 @@ class Reference(BaseModel):
         default=False,
         description="The cited document has since been removed from the library (the passage is as it was quoted).",
     )
+
+    @property
+    def doc_id(self) -> str:
+        """The cited passage's document: ``passage_id`` without its ``#p<n>``."""
+        return self.passage_id.rsplit("#", 1)[0]
 
 
 class Timings(BaseModel):

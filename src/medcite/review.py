@@ -50,6 +50,7 @@ from medcite.errors import (
     Unpublished,
 )
 from medcite.models import (
+    AUDIENCES,
     Answer,
     AnswerSection,
     Audience,
@@ -72,6 +73,7 @@ from medcite.store.review import (
     RevisionRow,
     UserRow,
     editors_of,
+    shown_status,
 )
 
 if TYPE_CHECKING:
@@ -133,7 +135,6 @@ Status = Literal["submitted", "under_review", "changes_requested", "approved", "
 Action = Literal["claim", "request_changes", "approve", "unpublish"]
 ROLES: tuple[str, ...] = ("reviewer", "editor", "admin")
 """Roles, least to most powerful: each role may do everything the roles before it may."""
-AUDIENCES: tuple[Audience, ...] = ("clinician", "student", "patient")
 EDITABLE_STATUSES: tuple[str, ...] = ("under_review",)
 QUEUE_STATUSES: tuple[str, ...] = ("needs_rereview", "submitted", "changes_requested", "under_review")
 """Review statuses of answers in the review queue; answers needing re-review come first."""
@@ -526,7 +527,7 @@ def _summary(row: ArticleRow, audience: str, status: str, *, reason: str = "", u
         url=article_url(row.article_id, row.slug),
         question=row.question,
         audience=audience,  # type: ignore[arg-type]
-        status="unpublished" if row.status == "unpublished" else status,  # type: ignore[arg-type]
+        status=shown_status(row, status),  # type: ignore[arg-type]
         reason=reason,
         updated_at=updated_at or row.updated_at,
     )
@@ -543,7 +544,7 @@ def _audience_review(
 ) -> AudienceReview:
     return AudienceReview(
         audience=review.audience,  # type: ignore[arg-type]
-        status="unpublished" if article.status == "unpublished" else review.status,  # type: ignore[arg-type]
+        status=shown_status(article, review.status),  # type: ignore[arg-type]
         reason=review.reason,
         updated_at=review.updated_at,
         claimed_by=list(review.claims),
@@ -886,7 +887,7 @@ def _decide(action: str, user: User, approvals_needed: int) -> Callable[[ReviewS
 
     def decide(state: ReviewState) -> ReviewChange:
         review, article = state.review, state.article
-        status = "unpublished" if article.status == "unpublished" else review.status
+        status = state.status
         label = f"The {review.audience} answer of article {article.article_id}"
         if status not in rule.allowed_from:
             allowed = [_said(item) for item in rule.allowed_from if item != "under_review" or action != "claim"]
@@ -1076,7 +1077,7 @@ def edit_statement(
     where = "the bottom line" if location == "bottom_line" else f"statement {location}"
 
     def check(state: ReviewState) -> None:
-        status = "unpublished" if state.article.status == "unpublished" else state.review.status
+        status = state.status
         if status not in EDITABLE_STATUSES:
             raise ReviewError(
                 f"The {audience} answer of article {article_id} is {_said(status)}; claim it first: "

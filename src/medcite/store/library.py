@@ -114,6 +114,18 @@ def _keywords(raw: str | None) -> tuple[str, ...]:
     return tuple(str(value)[:80] for value in values[:60]) if isinstance(values, list) else ()
 
 
+def like_contains(store: Store, column: str, text: str) -> tuple[str, str]:
+    """``(SQL condition, its one parameter)``: ``column`` contains ``text``, ignoring case in every script.
+
+    ``%``, ``_`` and backslashes in ``text`` match themselves. SQLite's lower() folds ASCII only, so SQLite libraries
+    fold with Python's ``str.casefold`` (registered as ``casefold()`` on each connection); PostgreSQL's lower()
+    folds every script.
+    """
+    fold, folded = ("casefold", text.casefold()) if store.dialect == "sqlite" else ("lower", text.lower())
+    escaped = folded.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"{fold}({column}) LIKE ? ESCAPE '\\'", f"%{escaped}%"
+
+
 def _marks(chunk: Sequence[Any]) -> str:
     return ",".join("?" * len(chunk))
 
@@ -604,10 +616,8 @@ class Store:
             where.append("evidence_type = ?")
             args.append(evidence_type)
         if query:
-            folded = query.casefold() if self.dialect == "sqlite" else query.lower()
-            pattern = "%" + folded.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-            fold = "casefold" if self.dialect == "sqlite" else "lower"  # PostgreSQL's lower() folds every script
-            where.append(f"({fold}(title) LIKE ? ESCAPE '\\' OR doc_id = ?)")
+            condition, pattern = like_contains(self, "title", query)
+            where.append(f"({condition} OR doc_id = ?)")
             args += [pattern, query]
         sql = (
             "SELECT doc_id, kind, title, organization, journal, year, evidence_type, n_passages, is_retracted "

@@ -3,7 +3,7 @@
 Tables come from migrations 0004, 0005 and 0008 on the same library file as the evidence. Every change of an
 article is one write transaction that also appends to ``audit_log`` (which triggers keep
 append-only). Optimistic locking: a change names the revision it was based on, and a stale one
-raises ``Conflict``. Imports ``errors`` and ``store.library`` only; the rules (which transition is
+raises ``Conflict``. Imports ``errors``, ``models`` and ``store.library`` only; the rules (which transition is
 allowed from which status, which role may do what) live in ``medcite.review``.
 """
 
@@ -19,10 +19,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from medcite.errors import Conflict, NotFound, StoreError
-from medcite.store.library import Store
+from medcite.models import AUDIENCES
+from medcite.store.library import Store, _chunks, _marks, like_contains
 
 __all__ = [
-    "AUDIENCES",
     "ArticleRow",
     "AudienceReviewRow",
     "AuditRow",
@@ -35,9 +35,8 @@ __all__ = [
     "UserSummaryRow",
     "cited_documents",
     "editors_of",
+    "shown_status",
 ]
-
-AUDIENCES = ("clinician", "student", "patient")
 
 _ARTICLE_COLUMNS = (
     "article_id, slug, question, audience, status, revision, thread_id, follow_up_of, redactions, "
@@ -101,6 +100,11 @@ class AudienceReviewRow:
     """``(reviewer, revision approved, at)``, in order of approval."""
 
 
+def shown_status(article: ArticleRow, status: str) -> str:
+    """An audience's review ``status`` as readers see it: 'unpublished' once the whole article is."""
+    return "unpublished" if article.status == "unpublished" else status
+
+
 @dataclass(frozen=True)
 class ReviewState:
     """What a review rule decides on, read under the library's write lock (``ReviewStore.change_review``)."""
@@ -109,6 +113,11 @@ class ReviewState:
     review: AudienceReviewRow
     editors: tuple[str, ...]
     """Authors of the revisions that changed this audience's answer (the composer's revision 1 has none)."""
+
+    @property
+    def status(self) -> str:
+        """The audience's status as shown (``shown_status``)."""
+        return shown_status(self.article, self.review.status)
 
 
 @dataclass(frozen=True)
@@ -560,11 +569,11 @@ class ReviewStore:
 
     def find_articles(self, words: str, *, limit: int = 5) -> list[ArticleRow]:
         """Published articles whose question contains ``words`` (case-insensitive), newest first."""
-        pattern = "%" + words.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        condition, pattern = like_contains(self.store, "question", words)
         with self.store.reading() as conn:
             rows = conn.exec_driver_sql(
-                f"SELECT {_ARTICLE_COLUMNS} FROM articles WHERE status <> 'unpublished' "
-                "AND lower(question) LIKE ? ESCAPE '\\' ORDER BY article_id DESC LIMIT ?",
+                f"SELECT {_ARTICLE_COLUMNS} FROM articles WHERE status <> 'unpublished' AND {condition} "
+                "ORDER BY article_id DESC LIMIT ?",
                 (pattern, limit),
             ).fetchall()
         return [_article(row) for row in rows]
@@ -729,7 +738,7 @@ class ReviewStore:
                     actor=actor,
                     article_id=article_id,
                     action=action,
-                    from_status="unpublished" if article.status == "unpublished" else review.status,
+                    from_status=state.status,
                     to_status="unpublished" if change.unpublish else change.to_status,
                     revision=article.revision,
                     comment=comment,
@@ -817,14 +826,12 @@ class ReviewStore:
     def citing_reviews(self, doc_ids: Sequence[str]) -> list[tuple[int, str, str]]:
         """``(article_id, audience, doc_id)`` of every audience's answer citing one of ``doc_ids``."""
         found: list[tuple[int, str, str]] = []
-        for start in range(0, len(doc_ids), 500):
-            chunk = list(doc_ids[start : start + 500])
-            marks = ",".join("?" * len(chunk))
-            with self.store.reading() as conn:
+        with self.store.reading() as conn:
+            for chunk in _chunks(list(doc_ids)):
                 found += [
                     (int(r[0]), str(r[1]), str(r[2]))
                     for r in conn.exec_driver_sql(
-                        f"SELECT article_id, audience, doc_id FROM article_citations WHERE doc_id IN ({marks}) "
+                        f"SELECT article_id, audience, doc_id FROM article_citations WHERE doc_id IN ({_marks(chunk)}) "
                         "ORDER BY article_id, audience, doc_id",
                         tuple(chunk),
                     )
