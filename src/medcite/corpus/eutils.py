@@ -408,11 +408,7 @@ def fetch_pubmed_records(query: str, *, max_records: int, client: EutilsClient) 
                 },
             )
     else:
-        ids = result.ids[:n_records]
-        for start in range(0, len(ids), batch):
-            yield from _fetch_batch(
-                client, {"db": "pubmed", "retmode": "xml", "id": ",".join(ids[start : start + batch])}
-            )
+        yield from fetch_pubmed_ids(result.ids[:n_records], client=client)
 
 
 def fetch_pubmed_ids(ids: Sequence[str], *, client: EutilsClient) -> Iterator[Record]:
