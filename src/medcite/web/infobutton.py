@@ -44,7 +44,7 @@ def router(settings: Settings) -> APIRouter:
         listing medcite articles, the one for the request's question first (asked now when there is none).
         Errors: 400 (unreadable request), 404 (an unknown code), in the format asked for.
         """
-        params = {name: value for name, value in request.query_params.items()}
+        params = dict(request.query_params)
         base_url = str(request.base_url)
         as_json = (params.get("knowledgeResponseType") or "").strip().lower() == "application/json"
         try:
