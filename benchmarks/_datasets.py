@@ -121,6 +121,27 @@ def build_library(name: str, data: Path, cache: Path, *, log=print) -> Path:
     return library
 
 
+def library_without(library: Path, doc_ids: list[str], path: Path) -> Path:
+    """Return ``path``: a copy of ``library`` without the given documents, made unless a copy newer than it is there.
+
+    The copy is made under a temporary name and renamed when whole, so an interrupted run leaves no partial copy.
+    """
+    import sqlite3
+
+    if path.exists() and path.stat().st_mtime >= library.stat().st_mtime:
+        return path
+    partial = path.with_suffix(".partial")
+    partial.unlink(missing_ok=True)
+    with sqlite3.connect(library) as source, sqlite3.connect(partial) as target:
+        source.backup(target)
+    with Store.open(partial) as store:
+        store.delete_documents(doc_ids)
+    for stale in path.parent.glob(f"{path.name}*"):
+        stale.unlink()
+    partial.rename(path)
+    return path
+
+
 @dataclass(frozen=True)
 class PassageRow:
     """One passage as the library indexes it: FTS5 columns title, section, text."""

@@ -13,6 +13,11 @@ quote from the default guideline pack) on the default library. For each model:
   installed).
 - ``unit`` (``compose/``): candidate statements of the evidence ``ask`` reads; a statement is a correct bottom
   line when it holds the gold quote (or, quoted with its context, every bottom-line term group).
+- ``abstain_research`` (``--models abstain_research``): the abstention model ``compose`` uses when a research
+  abstract leads the evidence (``compose.extractive.lead_study``). Questions: PubMedQA's expert-labelled ones on
+  the PubMed library of ``retrieval.py``; each is asked of that library (covered: its own abstract is there) and
+  of a copy without PubMedQA's abstracts (uncovered: the closest other abstracts answer something nearby).
+  Cross-validated by question: both rows of a question are in the same fold.
 - ``abstain``: one row per question, the features of its best answer; label: the question is not covered. With
   ``--withheld`` (the default), each covered question is also asked of a copy of the library without its gold
   guideline and, unless that copy still answers it correctly, counts as one more uncovered example for training;
@@ -41,6 +46,7 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
+import _datasets as ds  # noqa: E402
 from answers import normalise  # noqa: E402
 
 WEIGHTS = REPO / "src" / "medcite" / "retrieve" / "weights.json"
@@ -388,22 +394,12 @@ def withheld_retrievers(rows: list[dict], library: Path, cache: Path, settings) 
     (a near miss: the closest other guidelines answer something nearby), which gives the abstention model
     uncovered examples beyond the few the development set holds. Copies are cached in ``cache``.
     """
-    import sqlite3
-
     from medcite.retrieve import Retriever
     from medcite.store import Store
 
     retrievers = {}
     for guideline in sorted({r["guideline"] for r in rows if r["covered"] and r.get("guideline")}):
-        path = cache / f"learn-without-{guideline}.db"
-        if not path.exists():
-            partial = path.with_suffix(".partial")
-            partial.unlink(missing_ok=True)
-            with sqlite3.connect(library) as source, sqlite3.connect(partial) as target:
-                source.backup(target)
-            with Store.open(partial) as store:
-                store.delete_documents([f"guideline:{guideline}"])
-            partial.rename(path)
+        path = ds.library_without(library, [f"guideline:{guideline}"], cache / f"learn-without-{guideline}.db")
         retrievers[guideline] = Retriever(Store.open(path), settings)
     return retrievers
 
@@ -476,6 +472,76 @@ def abstain_report(rows, retriever, n_folds: int, names: tuple[str, ...], thresh
     return report, w, b
 
 
+RESEARCH_UNTITLED = ("doc_title_cover", "title_gap")
+"""Abstention features the research model leaves out (weight 0): PubMedQA's abstracts come without titles ('PubMed
+N') while the library's other abstracts have theirs, so title features would tell the two apart, not covered
+questions from uncovered ones; abstracts fetched from PubMed all have titles."""
+
+
+def research_abstain_report(questions: list[tuple[str, str]], covered, uncovered, n_folds: int, names, threshold):
+    """Cross-validated research abstention model: (report, weights, bias), chosen threshold in the report.
+
+    Every question gives two rows, asked of ``covered`` (a retriever on the library with its abstract) and of
+    ``uncovered`` (one without any PubMedQA abstract); the shipped statement models compose both. The threshold
+    is the one abstaining on the most held-out uncovered rows with at most ``MAX_COVERED_ABSTAINED`` of covered ones.
+    The ``RESEARCH_UNTITLED`` features are left out.
+    """
+    from medcite.compose.abstain import abstention_features
+    from medcite.compose.extractive import compose_statements
+
+    rows, labels, qids, own = [], [], [], []
+    for pmid, question in questions:
+        for retriever, label in ((covered, 0.0), (uncovered, 1.0)):
+            evidence = evidence_for(retriever, question)
+            composition = compose_statements(evidence, evidence.frame.intent, "clinician")
+            rows.append(abstention_features(evidence, composition))
+            labels.append(label)
+            qids.append(pmid)
+            best = composition.best
+            own.append(best is not None and best.hit.doc_id == f"pmid:{pmid}")
+    x, y = np.array(rows), np.array(labels)
+    x[:, [list(names).index(name) for name in RESEARCH_UNTITLED]] = 0.0
+    fold = folds_of(qids, n_folds)
+    predictions = np.zeros(len(y))
+    for k in range(n_folds):
+        train = np.array([fold[q] != k for q in qids])
+        w, b = fit_logistic(x[train], y[train])
+        predictions[~train] = 1 / (1 + np.exp(-(x[~train] @ w + b)))
+    grid = [round(0.2 + 0.025 * i, 3) for i in range(32)]
+    allowed = [t for t in grid if (predictions >= t)[y == 0].mean() <= MAX_COVERED_ABSTAINED]
+    threshold = max(allowed, key=lambda t: ((predictions >= t)[y == 1].mean(), -t)) if allowed else threshold
+    abstained = predictions >= threshold
+    w, b = fit_logistic(x, y)
+    report = {
+        "questions": len(questions),
+        "heldout_covered_abstained": round(float(abstained[y == 0].mean()), 3),
+        "heldout_uncovered_abstained": round(float(abstained[y == 1].mean()), 3),
+        "covered_best_statement_own_abstract": round(float(np.mean(np.array(own)[y == 0])), 3),
+        "threshold": threshold,
+    }
+    print(f"research abstention model ({len(questions)} PubMedQA questions x 2, {n_folds}-fold CV):")
+    for key, value in report.items():
+        print(f"  {key:<36}{value}")
+    for name, weight in sorted(zip(names, w, strict=True), key=lambda item: -abs(item[1])):
+        print(f"    {name:<22}{weight:+.3f}")
+    print(f"    {'bias':<22}{b:+.3f}")
+    return report, w, b
+
+
+def research_retrievers(data: Path, cache: Path, settings_for):
+    """Lexical retrievers on the PubMed library of ``retrieval.py`` and on a cached copy without PubMedQA abstracts."""
+    from medcite.retrieve import Retriever
+    from medcite.store import Store
+
+    library = ds.build_library("pubmed", data, cache, log=lambda line: print(line, file=sys.stderr))
+    questions = ds.pubmedqa_questions(data)
+    own = [f"pmid:{pmid}" for pmid, _ in questions]
+    without = ds.library_without(library, own, cache / "pubmed-without-pubmedqa.db")
+    covered = Retriever(Store.open(library), settings_for(library))
+    uncovered = Retriever(Store.open(without), settings_for(without))
+    return questions, covered, uncovered
+
+
 def main() -> None:
     """Cross-validate the chosen models, print the figures, and with --write ship the weights fitted on all."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -483,6 +549,7 @@ def main() -> None:
         "--questions", type=Path, default=REPO.parent / "shared" / "data" / "answers" / "clinical_questions_dev.jsonl"
     )
     parser.add_argument("--cache", type=Path, default=REPO / "benchmarks" / ".cache")
+    parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data", help="for abstain_research")
     parser.add_argument("--models", default="passage,unit,abstain")
     parser.add_argument(
         "--extra-questions",
@@ -574,6 +641,29 @@ def main() -> None:
                     f"{report['withheld_guideline_examples']} withheld-guideline examples); "
                     f"{args.folds}-fold nested held-out at the chosen threshold {report['threshold']}: "
                     "covered abstained "
+                    f"{report['heldout_covered_abstained']}, uncovered abstained "
+                    f"{report['heldout_uncovered_abstained']}"
+                ),
+                "cross_validation": report,
+            }
+        if "abstain_research" in args.models.split(","):
+            from medcite.compose.abstain import ABSTAIN_FEATURES, ABSTAIN_THRESHOLD
+
+            questions, covered, uncovered = research_retrievers(
+                args.data, args.cache, lambda path: Settings(library=path, embedder="none")
+            )
+            report, w, b = research_abstain_report(
+                questions, covered, uncovered, args.folds, ABSTAIN_FEATURES, ABSTAIN_THRESHOLD
+            )
+            shipped["abstain_research"] = {
+                "names": [*ABSTAIN_FEATURES, "bias"],
+                "weights": [*(round(float(x), 5) for x in w), round(b, 5)],
+                "threshold": report["threshold"],
+                "provenance": (
+                    f"benchmarks/learn_weights.py on {datetime.date.today().isoformat()}: logistic regression, "
+                    f"L2 0.01, fitted on PubMedQA's {report['questions']} expert-labelled questions, each asked of "
+                    "the PubMed library with and without its abstract (lexical); "
+                    f"{args.folds}-fold held-out at the chosen threshold {report['threshold']}: covered abstained "
                     f"{report['heldout_covered_abstained']}, uncovered abstained "
                     f"{report['heldout_uncovered_abstained']}"
                 ),

@@ -19,12 +19,21 @@ METHODS, RESULTS, CONCLUSIONS) by the words of the label:
 PubMedQA's contexts hold every labelled part of the abstract but its conclusions (kept apart as the long answer),
 so "results or conclusions" here is in practice results. Rows: the share of questions whose bottom line cites
 their own abstract's results or conclusions (target >= 0.90), any background or methods passage (target 0),
-another document, or abstains. Every row is today's composer; it is the baseline for the issue's changes.
+another document, or abstains. Rows, in one run:
+
+- baseline: the guideline composer (no lead study: ``compose.extractive.lead_study`` patched to None, which also
+  keeps the guideline-fitted abstention model), on the library with every question's own abstract;
+- issue 14's composer on that library: the bottom line from the lead study's results and conclusions, abstention
+  by the research model (``learn_weights.py --models abstain_research``, fitted on these same questions; its
+  5-fold held-out figures are in ``weights.json``'s provenance);
+- issue 14's composer on a copy without PubMedQA's abstracts, where every question is uncovered: the share
+  abstained is what should be high.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import time
@@ -52,6 +61,30 @@ def section_class(section: str) -> str:
     return "other"
 
 
+def measure(questions: list[tuple[str, str]], retriever) -> tuple[dict[str, int], int]:
+    """Counts of the bottom lines' first citations by class, and of own-abstract unlabelled ones."""
+    from medcite.answer import ask
+
+    counts = {"own results or conclusions": 0, "background or methods": 0, "other document": 0, "abstained": 0}
+    own_other = 0
+    for pmid, question in questions:
+        answer = ask(question, retriever=retriever, audience="clinician")
+        if answer.abstained or not answer.bottom_line.citations:
+            counts["abstained"] += 1
+            continue
+        reference = answer.references[answer.bottom_line.citations[0] - 1]
+        own = reference.passage_id.startswith(f"pmid:{pmid}#")
+        kind = section_class(reference.section)
+        if kind == "methods":
+            counts["background or methods"] += 1
+        elif own and kind == "results":
+            counts["own results or conclusions"] += 1
+        else:
+            own_other += own
+            counts["other document"] += 1
+    return counts, own_other
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
@@ -60,7 +93,9 @@ def main() -> None:
     parser.add_argument("--embedder", default="wordllama-l2-256")
     parser.add_argument("--format", choices=["table", "json"], default="table")
     args = parser.parse_args()
-    from medcite.answer import ask
+    from unittest import mock
+
+    import medcite.answer  # noqa: F401  (imported before any patch: modules bind lead_study when first imported)
     from medcite.embed import load_embedder
     from medcite.retrieve import Retriever
     from medcite.retrieve.dense import embed_passages
@@ -69,36 +104,34 @@ def main() -> None:
 
     library = ds.build_library("pubmed", args.data, args.cache, log=lambda line: print(line, file=sys.stderr))
     questions = ds.pubmedqa_questions(args.data)[: args.questions]
-    counts = {"own results or conclusions": 0, "background or methods": 0, "other document": 0, "abstained": 0}
-    own_other = 0
+    every = ds.pubmedqa_questions(args.data)
+    without = ds.library_without(
+        library, [f"pmid:{pmid}" for pmid, _ in every], args.cache / "pubmed-without-pubmedqa.db"
+    )
+    embedder = load_embedder(args.embedder) if args.embedder != "none" else None
+    rows: dict[str, dict[str, float]] = {}
+    own_other: dict[str, int] = {}
     started = time.perf_counter()
-    with Store.open(library) as store:
-        embedder = load_embedder(args.embedder) if args.embedder != "none" else None
-        if embedder is not None:
-            embed_passages(store, embedder)
-        retriever = Retriever(store, Settings(library=library, embedder=args.embedder), embedder=embedder)
-        for pmid, question in questions:
-            answer = ask(question, retriever=retriever, audience="clinician")
-            if answer.abstained or not answer.bottom_line.citations:
-                counts["abstained"] += 1
-                continue
-            reference = answer.references[answer.bottom_line.citations[0] - 1]
-            own = reference.passage_id.startswith(f"pmid:{pmid}#")
-            kind = section_class(reference.section)
-            if kind == "methods":
-                counts["background or methods"] += 1
-            elif own and kind == "results":
-                counts["own results or conclusions"] += 1
-            elif own:
-                own_other += 1
-                counts["other document"] += 1
-            else:
-                counts["other document"] += 1
-    n = len(questions)
+    for path, label in ((library, "own abstract in the library"), (without, "no PubMedQA abstract in the library")):
+        with Store.open(path) as store:
+            if embedder is not None:
+                embed_passages(store, embedder)
+            retriever = Retriever(store, Settings(library=path, embedder=args.embedder), embedder=embedder)
+            runs = [("issue 14 composer", None)]
+            if path == library:
+                runs.insert(0, ("baseline: guideline composer", None))
+            for name, _ in runs:
+                with contextlib.ExitStack() as stack:
+                    if name.startswith("baseline"):  # no lead study: the composer and abstention of before
+                        for target in ("medcite.compose.extractive.lead_study", "medcite.compose.abstain.lead_study"):
+                            stack.enter_context(mock.patch(target, return_value=None))
+                    counts, unlabelled = measure(questions, retriever)
+                key = f"{name}, {label}"
+                rows[key] = {k: round(v / len(questions), 3) for k, v in counts.items()}
+                own_other[key] = unlabelled
     result = {
-        "questions": n,
-        "composer": "extractive (today's, the baseline)",
-        "shares": {name: round(value / n, 3) for name, value in counts.items()},
+        "questions": len(questions),
+        "rows": rows,
         "own_abstract_unlabelled": own_other,
         "seconds": round(time.perf_counter() - started),
         "embedder": args.embedder,
@@ -106,11 +139,14 @@ def main() -> None:
     if args.format == "json":
         print(json.dumps(result, indent=2))
         return
-    print(f"PubMedQA, {n} questions, the bottom line's first citation (composer: {result['composer']})")
-    for name, share in result["shares"].items():
-        target = {"own results or conclusions": "  (target >= 0.90)", "background or methods": "  (target 0)"}
-        print(f"  {name:<28} {share:.3f}{target.get(name, '')}")
-    print(f"  (own abstract, unlabelled passage: {own_other}; {result['seconds']} s; embedder {args.embedder})")
+    columns = ["own results or conclusions", "background or methods", "other document", "abstained"]
+    print(f"PubMedQA, {len(questions)} questions, the bottom line's first citation (embedder {args.embedder})")
+    print(f"| composer, library | {' | '.join(columns)} |")
+    print(f"|---|{'---|' * len(columns)}")
+    print("| target, own abstract in the library | >= 0.90 | 0 | | |")
+    for key, shares in rows.items():
+        print(f"| {key} | {' | '.join(f'{shares[c]:.3f}' for c in columns)} |")
+    print(f"({result['seconds']} s; own abstract cited from an unlabelled passage: {own_other})")
 
 
 if __name__ == "__main__":

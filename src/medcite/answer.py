@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Literal
 
 from medcite.compose.abstain import (
     ABSTAIN_THRESHOLD,
+    abstention_model,
     abstention_score,
     abstention_threshold,
     child_outside_population,
@@ -294,7 +295,7 @@ def compose_answer(
             question, evidence, retriever, audience, intent, answer_id, started, earlier_id, excluded, reason, named
         )
     score = abstention_score(evidence, composition, follow_up=follow_up_of is not None)
-    if composition.best is None or score >= abstention_threshold():
+    if composition.best is None or score >= abstention_threshold(abstention_model(evidence)):
         return _abstain(question, evidence, retriever, audience, intent, answer_id, started, earlier_id)
     return _build(question, evidence, composition, retriever, audience, intent, answer_id, started, earlier_id)
 

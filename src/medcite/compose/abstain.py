@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from medcite.compose.evidence import Evidence
-from medcite.compose.extractive import Composition
+from medcite.compose.extractive import Composition, lead_study
 from medcite.compose.features import _DOSE, _TIME, UNIT_FEATURES, Candidate
 from medcite.errors import QueryError
 from medcite.models import Hit
@@ -33,6 +33,7 @@ __all__ = [
     "ABSTAIN_FEATURES",
     "ABSTAIN_THRESHOLD",
     "abstention_features",
+    "abstention_model",
     "abstention_score",
     "abstention_threshold",
     "scope_exclusion",
@@ -154,38 +155,58 @@ def abstention_features(evidence: Evidence, composition: Composition, *, follow_
     return row
 
 
-def abstention_threshold() -> float:
+def abstention_model(evidence: Evidence) -> str:
+    """Which shipped abstention model judges the evidence: 'abstain_research' or 'abstain'.
+
+    'abstain_research' when a research abstract leads the evidence (``compose.extractive.lead_study``) and that
+    model is shipped, else 'abstain' (fitted on guideline questions).
+
+    Research questions ('Does X improve Y in Z?') hold more specific words than a guideline answers, and an
+    abstract's findings hold fewer of them, so the guideline-fitted model abstained on a third of PubMedQA questions
+    whose own abstract ranked first; ``benchmarks/learn_weights.py --models abstain_research`` fits the other.
+    """
+    if lead_study(evidence) is not None and load_model("abstain_research") is not None:
+        return "abstain_research"
+    return "abstain"
+
+
+def abstention_threshold(model: str = "abstain") -> float:
     """The threshold ``compose`` abstains at: the shipped model's cross-validated one, else ``ABSTAIN_THRESHOLD``."""
     import json
     from importlib import resources
 
     try:
         data = json.loads(resources.files("medcite.retrieve").joinpath("weights.json").read_text(encoding="utf-8"))
-        return float(data["abstain"]["threshold"])
+        return float(data[model]["threshold"])
     except (OSError, KeyError, TypeError, ValueError):
         return ABSTAIN_THRESHOLD
 
 
 def abstention_score(evidence: Evidence, composition: Composition, *, follow_up: bool = False) -> float:
-    """Probability (0-1) that the library does not cover the question (abstain at ``abstention_threshold()``).
+    """Probability (0-1) that the library does not cover the question, by the model ``abstention_model`` chooses.
+
+    Abstain at ``abstention_threshold(model)``.
 
     1 outright when the best statement, with its context, heading and document title, holds neither of the
     question's two most specific concepts and its document's title and keywords hold less than
     ``TOPIC_TITLE_COVERAGE`` of the question: it answers something else (a rule, not fitted). The title guard
     keeps case vignettes answered whose heaviest words are comorbidities or shorthand ('HTN + DM', 'x5 yrs')
-    while the leading guideline is about their topic.
+    while the leading guideline is about their topic. The research model decides alone: it was fitted without the
+    rule, and an abstract's title is a study's, not a topic's.
     """
     row = abstention_features(evidence, composition, follow_up=follow_up)
     if not evidence.matcher.concepts or row[ABSTAIN_FEATURES.index("absent_weight")] >= 1.0:
         return 1.0  # not one of the question's words is in the library (another script, another language)
     best = composition.best
+    kind = abstention_model(evidence)
     if (
-        best is not None
+        kind == "abstain"
+        and best is not None
         and row[ABSTAIN_FEATURES.index("best_key_cover")] <= 0.0
         and evidence.matcher.coverage(title_stems(best.hit)) < TOPIC_TITLE_COVERAGE
     ):
         return 1.0
-    model = load_model("abstain")
+    model = load_model(kind)
     if model is None:
         weights = np.array([_FALLBACK.get(name, 0.0) for name in ABSTAIN_FEATURES])
         bias = _FALLBACK_BIAS

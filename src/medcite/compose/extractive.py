@@ -21,9 +21,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from medcite.compose.evidence import Evidence
-from medcite.compose.features import UNIT_FEATURES, Candidate, abstract_role, section_of
+from medcite.compose.features import RESEARCH_TYPES, UNIT_FEATURES, Candidate, abstract_role, section_of
 from medcite.intent import SECTION_ORDER
-from medcite.models import Audience, Intent, Statement
+from medcite.models import EVIDENCE_TYPES, Audience, Intent, Statement
 from medcite.quote import normalise_quote
 from medcite.retrieve.match import stems_of
 from medcite.retrieve.rerank import Model, load_model, title_stems
@@ -33,6 +33,7 @@ __all__ = [
     "Composition",
     "choose_bottom_line",
     "compose_statements",
+    "lead_study",
     "score_candidates",
     "section_of",
     "statement_of",
@@ -67,6 +68,11 @@ DUPLICATE_JACCARD = 0.6
 MMR_LAMBDA = 0.75
 """Maximal marginal relevance trade-off (Carbonell and Goldstein, SIGIR 1998): 1 = relevance only."""
 
+LEAD_STUDY_DEPTH = 3
+"""When a research abstract leads the evidence, a case report leading yields the bottom line to the first stronger one
+documents yields the bottom line to the first stronger one (``models.EVIDENCE_TYPES`` order): a review or guideline
+outranks a case report (issue 14)."""
+_WEAK_STUDY = frozenset({"case_report"})
 ROLE_LOGIT = {"conclusions": 1.5, "results": 0.75, "background": -1.5, "methods": -1.5}
 """Score a research abstract's statement gains by its part (``features.abstract_role``): conclusions and results
 before methods and background. Set by hand: the default library the statement model learns on has no abstracts."""
@@ -181,13 +187,47 @@ def _form_fit(evidence: Evidence, unit: Candidate) -> bool:
     )
 
 
+def lead_study(evidence: Evidence) -> str | None:
+    """The document id of the study a research question's bottom line quotes, or None when no abstract leads.
+
+    When the best-ranked passage is a research abstract's (PubMed, PMC, PubMedQA), the question is answered by the
+    study the retriever ranks first, as a reader of a search's results would: its findings, not a sentence of
+    another abstract that happens to share more words. A case report (or a study of unknown design) leading yields
+    to the first stronger document among the first ``LEAD_STUDY_DEPTH`` ranked ones.
+    """
+    ranked: list[tuple[str, str]] = []
+    for hit in evidence.hits:
+        if hit.passage_id in evidence.retrieved_ids and hit.doc_id not in {doc for doc, _ in ranked}:
+            ranked.append((hit.doc_id, hit.evidence_type))
+    if not ranked or ranked[0][1] not in RESEARCH_TYPES:
+        return None
+    lead, kind = ranked[0]
+    if kind in _WEAK_STUDY:
+        for doc_id, other in ranked[1:LEAD_STUDY_DEPTH]:
+            if other in EVIDENCE_TYPES and EVIDENCE_TYPES.index(other) < EVIDENCE_TYPES.index(kind):
+                if other in RESEARCH_TYPES or other == "guideline":
+                    return doc_id
+    return lead
+
+
+def _lead_units(evidence: Evidence, eligible: list[Candidate]) -> list[Candidate]:
+    """The eligible statements of the lead study (``lead_study``): its results and conclusions when it labels them."""
+    lead = lead_study(evidence)
+    if lead is None:
+        return eligible
+    own = [u for u in eligible if u.hit.doc_id == lead]
+    findings = [u for u in own if abstract_role(u) in ("results", "conclusions")]
+    return findings or own or eligible
+
+
 def choose_bottom_line(evidence: Evidence, probabilities: np.ndarray) -> list[Candidate]:
     """The bottom line: the best eligible statement, then up to two more that answer what it leaves open.
 
     A definition question's bottom line is the best sentence that defines its term ('Septic shock is a subset of
-    sepsis in which ...'), when the evidence holds one.
+    sepsis in which ...'), when the evidence holds one. When a research abstract leads the evidence, the bottom line
+    comes from the lead study's results and conclusions (``lead_study``).
     """
-    eligible = [u for u in evidence.units if _is_bottom_line_eligible(u)]
+    eligible = _lead_units(evidence, [u for u in evidence.units if _is_bottom_line_eligible(u)])
     if not eligible:
         return []
     ordered = sorted(eligible, key=lambda u: (-probabilities[u.order], u.order))

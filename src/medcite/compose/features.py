@@ -39,6 +39,7 @@ from medcite.retrieve.question import QuestionFrame
 from medcite.retrieve.rerank import numeric_fit, rank_feature, title_stems
 
 __all__ = [
+    "RESEARCH_TYPES",
     "UNIT_FEATURES",
     "Candidate",
     "abstract_role",
@@ -163,7 +164,11 @@ _ROLE_SENTENCE: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("methods", re.compile(_METHODS_CUE, re.I)),
     ("background", re.compile(_BACKGROUND_CUE, re.I)),
 )
-_RESEARCH = frozenset({"systematic_review", "meta_analysis", "rct", "observational", "review", "case_report", "other"})
+RESEARCH_TYPES = frozenset(
+    {"systematic_review", "meta_analysis", "rct", "observational", "review", "case_report", "other"}
+)
+"""Evidence types of research articles (``models.EVIDENCE_TYPES``): a study's abstract or article, not a guideline,
+a protocol or a consumer page. 'other' is a PubMed record of no telling publication type."""
 
 
 def abstract_role(unit: Candidate) -> str | None:
@@ -173,7 +178,7 @@ def abstract_role(unit: Candidate) -> str | None:
     label (the passage heading: 'METHODS', 'Design, Setting, and Participants', 'Conclusions and Relevance');
     in unstructured ones a sentence's opening says it ('We conducted ...', 'The aim of ...', 'In conclusion').
     """
-    if unit.hit.evidence_type not in _RESEARCH:
+    if unit.hit.evidence_type not in RESEARCH_TYPES:
         return None
     label = unit.hit.section.split(" > ")[-1]
     for role, cue in _ROLE_LABELS:
