@@ -238,3 +238,21 @@ def test_an_approved_answer_whose_cited_paper_is_retracted_shows_needs_re_review
     desk.click("button[value=claim]")  # "Claim for re-review"
     desk.wait_for_selector("button[value=approve]")
     reviewer.close()
+
+
+def test_asking_with_pubmed_shows_a_progress_line_while_it_searches(server: str, browser):
+    """Issue 14: the Ask page says it is searching PubMed while the POST is under way (held here, never sent)."""
+    page = browser.new_page()
+    held = []
+    page.route("**/ask", lambda route: held.append(route))
+    page.goto(server + "/")
+    page.fill("#question", GOUT)
+    page.check("input[name=pubmed]")
+    page.click("form.ask button[type=submit]", no_wait_after=True)
+    state = page.evaluate(
+        """() => { const p = document.querySelector('form.ask output.progress');
+                   return [p.hidden, p.textContent, document.querySelector('form.ask button[type=submit]').disabled]; }"""
+    )  # the old page still shows while the POST is held (waiting for a selector would wait for the navigation)
+    assert state[0] is False and state[2] is True
+    assert state[1].startswith("Searching PubMed for research abstracts")
+    page.close()  # the held POST never reaches the server

@@ -62,6 +62,18 @@ document.addEventListener("DOMContentLoaded", () => {
       }
     });
   }
+  // Asking with "Also search PubMed" takes seconds (esearch, efetch, ingest, then the answer): say so meanwhile.
+  const ask = document.querySelector("form.ask");
+  if (ask) {
+    ask.addEventListener("submit", () => {
+      const pubmed = ask.querySelector("input[name=pubmed]");
+      const progress = ask.querySelector("output.progress");
+      if (!pubmed || !pubmed.checked || !progress) return;
+      progress.hidden = false;
+      progress.textContent = progress.dataset.pubmed || "Searching PubMed…";
+      for (const button of ask.querySelectorAll("button")) button.disabled = true;
+    });
+  }
   // Opening one cited passage closes the others, so the text stays readable.
   const cites = document.querySelectorAll("details.cite");
   for (const cite of cites) {
