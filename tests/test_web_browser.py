@@ -251,7 +251,8 @@ def test_asking_with_pubmed_shows_a_progress_line_while_it_searches(server: str,
     page.click("form.ask button[type=submit]", no_wait_after=True)
     state = page.evaluate(
         """() => { const p = document.querySelector('form.ask output.progress');
-                   return [p.hidden, p.textContent, document.querySelector('form.ask button[type=submit]').disabled]; }"""
+                   const b = document.querySelector('form.ask button[type=submit]');
+                   return [p.hidden, p.textContent, b.disabled]; }"""
     )  # the old page still shows while the POST is held (waiting for a selector would wait for the navigation)
     assert state[0] is False and state[2] is True
     assert state[1].startswith("Searching PubMed for research abstracts")
