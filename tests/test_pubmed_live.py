@@ -164,6 +164,10 @@ def test_ask_pubmed_answers_from_the_fetched_trial_and_names_its_query(
     printed = capsys.readouterr().out
     assert "research abstracts, not guidelines" in printed
     assert "**Bottom line (RCT, 2015):**" in printed  # research answers carry their study type and year
+    title = stored.title  # PubMed's titles end with a period; the reference list must not double it (issue 16)
+    assert title.endswith(".") and answer["references"][0]["title"] == title[:-1]
+    assert f"{title}\n" in printed or f"{title} " in printed
+    assert f"{title}." not in printed
 
 
 def test_offline_pubmed_says_so_and_answers_from_the_library(library: Path, monkeypatch, capsys, tmp_path: Path):

@@ -197,6 +197,12 @@ def test_stale_edit_gets_409_and_keeps_the_first_edit(client: TestClient, librar
         "error": "Article 1 changed while you were working on it: you based your change on revision 1, but it is "
         "now at revision 2. Reload the article, check the new revision and try again.",
     }
+    ahead = client.post(
+        "/api/articles/1/edits", json={"revision": 7, "location": "0.0", "text": "Rita's wording."}, headers=rita
+    )  # a revision that does not exist yet is not "changed while you were working" (issue 16)
+    assert ahead.status_code == 409 and ahead.json()["error"] == (
+        "Article 1 has no revision 7 yet: its latest is revision 2. Send the revision shown on the article's page."
+    )
     current = client.get("/api/articles/1").json()
     assert current["revision"] == 2 and current["answer"]["sections"][0]["statements"][0]["text"] == "Rob's wording."
     assert _act(client, rita, 1, "approve", 1).status_code == 409  # approving what one has not seen: refused

@@ -202,11 +202,18 @@ class Conflict(ReviewError):
     """
 
     def __init__(self, article_id: int, expected_revision: int, current_revision: int) -> None:
-        super().__init__(
-            f"Article {article_id} changed while you were working on it: you based your change on revision "
-            f"{expected_revision}, but it is now at revision {current_revision}. Reload the article, check "
-            "the new revision and try again."
-        )
+        if expected_revision > current_revision:  # not stale: a revision that was never made (issue 16)
+            message = (
+                f"Article {article_id} has no revision {expected_revision} yet: its latest is revision "
+                f"{current_revision}. Send the revision shown on the article's page."
+            )
+        else:
+            message = (
+                f"Article {article_id} changed while you were working on it: you based your change on revision "
+                f"{expected_revision}, but it is now at revision {current_revision}. Reload the article, check "
+                "the new revision and try again."
+            )
+        super().__init__(message)
         self.article_id = article_id
         self.expected_revision = expected_revision
         self.current_revision = current_revision

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 __all__ = [
     "AUDIENCES",
@@ -350,7 +350,7 @@ class Reference(BaseModel):
         description="Evidence label: Guideline, Systematic review, Meta-analysis, RCT, Research, Review, "
         "Case report, Consumer health, Protocol."
     )
-    title: str = Field(description="Document title.")
+    title: str = Field(description="Document title, without a closing period (PubMed's titles end with one).")
     source: str | None = Field(default=None, description="Issuing organization or journal.")
     year: int | None = Field(default=None, description="Publication year.")
     doi: str | None = Field(default=None, description="DOI.")
@@ -358,6 +358,20 @@ class Reference(BaseModel):
     url: str | None = Field(default=None, description="DOI link, else PubMed link, else None.")
     passage_id: str = Field(description="'<doc_id>#p<n>' of the cited passage.")
     section: str = Field(default="", description="Heading path of the cited passage, joined with ' > '.")
+
+    @field_validator("title")
+    @classmethod
+    def _title_without_period(cls, title: str) -> str:
+        """Drop a closing period once, here, so that no rendering doubles it ("... trial..", issue 16)."""
+        title = title.strip()
+        while title.endswith(".") and not title.endswith("..."):
+            title = title[:-1].rstrip()
+        return title
+
+    @property
+    def title_sentence(self) -> str:
+        """The title as a sentence of a reference list: a period added unless it ends with '?' or '!'."""
+        return self.title if self.title.endswith(("?", "!", "...")) else f"{self.title}."
     passage: str = Field(description="The cited passage, in full, as stored.")
     removed: bool = Field(
         default=False,

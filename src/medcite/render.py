@@ -108,7 +108,7 @@ def _cite_items(body: str, marks: str) -> str:
 
 
 def _reference_line(reference: Reference) -> str:
-    parts = [f"{reference.n}. **{reference.type}.** {reference.title}."]
+    parts = [f"{reference.n}. **{reference.type}.** {reference.title_sentence}"]
     if reference.removed:
         parts.append(f"({REMOVED_NOTE})")
     where = ", ".join(str(part) for part in (reference.source, reference.year) if part)
@@ -315,7 +315,7 @@ def render_html(answer: Answer) -> str:
             link = f' <a href="{e(reference.url)}">{e(reference.url)}</a>' if reference.url else ""
             removed = f"({REMOVED_NOTE}) " if reference.removed else ""
             parts.append(
-                f'<li id="ref-{reference.n}"><strong>{e(reference.type)}.</strong> {e(reference.title)}. {removed}'
+                f'<li id="ref-{reference.n}"><strong>{e(reference.type)}.</strong> {e(reference.title_sentence)} {removed}'
                 f"{where}.{link} <code>{e(reference.passage_id)}</code>"
                 f"<blockquote>{passage_html(reference.passage)}</blockquote></li>"
             )
