@@ -315,7 +315,8 @@ def render_html(answer: Answer) -> str:
             link = f' <a href="{e(reference.url)}">{e(reference.url)}</a>' if reference.url else ""
             removed = f"({REMOVED_NOTE}) " if reference.removed else ""
             parts.append(
-                f'<li id="ref-{reference.n}"><strong>{e(reference.type)}.</strong> {e(reference.title_sentence)} {removed}'
+                f'<li id="ref-{reference.n}"><strong>{e(reference.type)}.</strong> '
+                f"{e(reference.title_sentence)} {removed}"
                 f"{where}.{link} <code>{e(reference.passage_id)}</code>"
                 f"<blockquote>{passage_html(reference.passage)}</blockquote></li>"
             )
