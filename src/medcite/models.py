@@ -372,6 +372,7 @@ class Reference(BaseModel):
     def title_sentence(self) -> str:
         """The title as a sentence of a reference list: a period added unless it ends with '?' or '!'."""
         return self.title if self.title.endswith(("?", "!", "...")) else f"{self.title}."
+
     passage: str = Field(description="The cited passage, in full, as stored.")
     removed: bool = Field(
         default=False,
