@@ -135,3 +135,17 @@ def test_statement_and_passage_html_render_markdown_and_escape_raw_html():
     assert "<b>" not in statement_html("Colchicine <b>is</b> recommended.")
     items = statement_html("- No dose titration required.\n- Can be initiated regardless of diabetes status.")
     assert items.count("<li>") == 2
+
+
+def test_markdown_references_show_the_cited_statement_not_90_characters(gout_answer):
+    """Issue 16: a reader checks the bottom line against its reference without opening the passage."""
+    text = render_markdown(gout_answer)
+    first = gout_answer.references[0]
+    statement = (
+        "Colchicine, NSAIDs, or glucocorticoids (oral, intraarticular, or intramuscular) are strongly recommended "
+        "as first-line therapy for gout flares over IL-1 inhibitors or ACTH (Strong, High)."
+    )
+    assert statement in " ".join(first.passage.replace("**", "").split())  # the passage bolds its strength
+    assert f"Passage `{first.passage_id}`: “{statement}”" in text
+    full = render_markdown(gout_answer, full_passages=True)
+    assert f"Passage `{first.passage_id}`: “{' '.join(first.passage.replace('**', '').split())}”" in full

@@ -309,6 +309,11 @@ def test_cli_users_list_password_library_list_show_remove_and_review_stale(
     assert "id: guideline:acr_gout_2020" in shown and "[guideline:acr_gout_2020#p0]" in shown
     assert "cited by: article 1 (clinician)" in shown
     assert run(["library", "show", "guideline:nothing", *lib]) == 4
+    assert run(["library", "show", "guideline:acr_gout_2020#p19", *lib]) == 0  # one passage, as references cite it
+    one = capsys.readouterr().out
+    assert "[guideline:acr_gout_2020#p19]" in one and "[guideline:acr_gout_2020#p0]" not in one
+    assert "as first-line therapy for gout flares" in one
+    assert run(["library", "show", "guideline:acr_gout_2020#p9999", *lib]) == 4
     assert run(["library", "remove", "guideline:nothing", "--yes", *lib]) == 4
     assert run(["ask", "What is the first-line treatment for an acute gout flare?", "--format", "json", *lib]) == 0
     saved = json.loads(capsys.readouterr().out)

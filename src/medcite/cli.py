@@ -582,6 +582,14 @@ def ask(
             "MEDCITE_LLM_MODEL; falls back to extractive with a notice).",
         ),
     ] = ComposerChoice.extractive,
+    full_passages: Annotated[
+        bool,
+        typer.Option(
+            "--full-passages",
+            help="Markdown: show each cited passage whole in the references (default: the statement it holds; "
+            "`medcite library show PASSAGE_ID` prints one passage).",
+        ),
+    ] = False,
     library: LibraryOption = None,
 ) -> None:
     """Answer a question: bottom line, sections by intent, every statement cited to its source passage.
@@ -676,7 +684,10 @@ def ask(
     if output_format is AnswerFormat.html:
         print(render_html(answer), end="")
         return
-    markdown = render_markdown(answer) + f"\nAnswer id: {answer.id} (ask a follow-up with --follow-up {answer.id})\n"
+    markdown = render_markdown(answer, full_passages=full_passages) + (
+        f"\nAnswer id: {answer.id} (ask a follow-up with --follow-up {answer.id}; "
+        "`medcite library show PASSAGE_ID` prints a cited passage)\n"
+    )
     if stdout.is_terminal:
         from rich.markdown import Markdown
 
@@ -904,19 +915,30 @@ def library_list(
 
 @library_app.command("show")
 def library_show(
-    doc_id: Annotated[str, typer.Argument(help="Document id, as `library list` shows it.", show_default=False)],
+    doc_id: Annotated[
+        str,
+        typer.Argument(
+            help="Document id, as `library list` shows it, or one passage's id (DOC_ID#pN, as references show it).",
+            show_default=False,
+        ),
+    ],
     output_format: Annotated[
         OutputFormat, typer.Option("--format", help="Text, or JSON with keys document, passages, cited_by.")
     ] = OutputFormat.text,
     library: LibraryOption = None,
 ) -> None:
-    """Show one document: its metadata, every passage (with its id) and the articles whose answers cite it."""
+    """Show one document: its metadata, every passage (with its id) and the articles whose answers cite it.
+
+    Given a passage id ('guideline:acr_gout_2020#p12'), the document's metadata and that passage only.
+    """
     from medcite.store.review import ReviewStore
 
     settings = _settings(library)
+    passage_id = doc_id if "#" in doc_id else None
+    doc_id = doc_id.split("#", 1)[0]
     with _open(settings) as store:
         document = store.get_document(doc_id)
-        passages = store.get_passages(doc_id)
+        passages = [store.get_passage(passage_id)] if passage_id else store.get_passages(doc_id)
         cited_by = ReviewStore(store).citing_reviews([doc_id])
     if output_format is OutputFormat.json:
         payload = {

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import re
+from collections.abc import Sequence
 
 from markdown_it import MarkdownIt
 
@@ -24,6 +25,8 @@ __all__ = [
 ]
 
 _LOCATOR_CHARS = 90
+_QUOTED_CHARS = 400
+"""A reference shows at most this many characters of the cited statement (a long list is cut)."""
 REMOVED_NOTE = "removed from the library since; the passage is as it was quoted"
 _LIST_ITEM = re.compile(r"^\s*(?:[-*+•]|\d{1,2}[.)])\s+")
 
@@ -107,7 +110,13 @@ def _cite_items(body: str, marks: str) -> str:
     return "\n".join(line + marks if i in ends else line for i, line in enumerate(lines))
 
 
-def _reference_line(reference: Reference) -> str:
+def _reference_line(reference: Reference, quoted: Sequence[str] = (), *, full: bool = False) -> str:
+    """One reference of the list: its source, and the words of its passage the answer cites.
+
+    ``quoted``: the texts of the answer's statements that cite it (each verbatim in the passage). Shown is the
+    first of them (cut at ``_QUOTED_CHARS``), so a reader can check the statement without opening the passage;
+    the passage's opening (``_LOCATOR_CHARS``) when none; the whole passage with ``full``.
+    """
     parts = [f"{reference.n}. **{reference.type}.** {reference.title_sentence}"]
     if reference.removed:
         parts.append(f"({REMOVED_NOTE})")
@@ -118,9 +127,14 @@ def _reference_line(reference: Reference) -> str:
         parts.append(f"DOI: [{reference.doi}](https://doi.org/{reference.doi}).")
     if reference.pmid:
         parts.append(f"PMID: [{reference.pmid}](https://pubmed.ncbi.nlm.nih.gov/{reference.pmid}/).")
-    snippet = " ".join(reference.passage.replace("**", "").split())
-    if len(snippet) > _LOCATOR_CHARS:
-        snippet = snippet[:_LOCATOR_CHARS].rsplit(" ", 1)[0] + " …"
+    passage = " ".join(reference.passage.replace("**", "").split())
+    held = [" ".join(text.replace("**", "").split()) for text in quoted]
+    held = [text for text in held if text and text in passage]
+    snippet, limit = (passage, None) if full else (held[0], _QUOTED_CHARS) if held else (passage, _LOCATOR_CHARS)
+    if limit is not None and len(snippet) > limit:
+        snippet = snippet[:limit].rsplit(" ", 1)[0] + " …"
+    if held and not full and not passage.startswith(snippet.removesuffix(" …")):
+        snippet = "… " + snippet
     parts.append(f"Passage `{reference.passage_id}`: “{snippet}”")
     return " ".join(parts)
 
@@ -176,8 +190,12 @@ def bottom_line_label(answer: Answer) -> str:
     return f"Bottom line ({source.type}, {source.year})" if source.year else f"Bottom line ({source.type})"
 
 
-def render_markdown(answer: Answer) -> str:
-    """Return the answer as Markdown: title, bottom line, sections, references (short locators), disclaimer."""
+def render_markdown(answer: Answer, *, full_passages: bool = False) -> str:
+    """Return the answer as Markdown: title, bottom line, sections, references, disclaimer.
+
+    Each reference shows the statement of the answer its passage holds (``_reference_line``); ``full_passages``
+    shows every cited passage whole.
+    """
     lines = [f"# {answer.question}", ""]
     lines += [f"> **Note:** {text}" for text in _notes(answer)] + ([""] if _notes(answer) else [])
     emergency, sections = _emergency_first(answer)
@@ -202,7 +220,15 @@ def render_markdown(answer: Answer) -> str:
         lines.append("")
     if answer.references:
         lines += ["## Closest sources found" if answer.abstained else "## References", ""]
-        lines += [_reference_line(reference) for reference in answer.references]
+        quoted: dict[int, list[str]] = {}
+        everything = [*answer.bottom_line.statements, *(s for section in answer.sections for s in section.statements)]
+        for statement in everything:
+            for n in statement.citations:
+                quoted.setdefault(n, []).append(statement.text)
+        lines += [
+            _reference_line(reference, quoted.get(reference.n, ()), full=full_passages)
+            for reference in answer.references
+        ]
         lines.append("")
     if answer.reading_grade is not None:
         lines += [f"Reading grade (Flesch-Kincaid): {answer.reading_grade:g}", ""]
