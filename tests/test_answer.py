@@ -535,7 +535,7 @@ def test_cli_ask_saves_the_answer_and_follows_it_up(tmp_path, monkeypatch, capsy
     library = str(tmp_path / "lib.db")
     assert run(["ask", VTE, "--library", library]) == 0
     out = capsys.readouterr().out
-    match = re.search(r"Answer id: ([0-9a-f]{16}) \(ask a follow-up with --follow-up \1\)", out)
+    match = re.search(r"Answer id: ([0-9a-f]{16}) \(ask a follow-up with --follow-up \1; `medcite library show", out)
     assert match, out[-300:]
     assert run(["ask", "--follow-up", match.group(1), PREGNANCY, "--format", "json", "--library", library]) == 0
     payload = json.loads(capsys.readouterr().out)
