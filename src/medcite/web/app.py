@@ -18,6 +18,7 @@ shared pieces are in ``common``. Nothing imports this module but ``cli``.
 from __future__ import annotations
 
 import secrets
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -42,7 +43,7 @@ from medcite.retrieve import Retriever
 from medcite.settings import Settings
 from medcite.store import DATABASE_ERRORS, Store
 from medcite.store.review import ReviewStore
-from medcite.web import accounts, articles, infobutton, reviewing, sources
+from medcite.web import accounts, articles, health, infobutton, reviewing, sources
 from medcite.web.common import (
     HERE,
     MAX_BODY_BYTES,
@@ -80,26 +81,31 @@ def create_app(settings: Settings) -> FastAPI:
 
         store = Store.for_settings(settings)
         model: _ModelWorker | None = None
+        stop = threading.Event()
+        embedding: threading.Thread | None = None
         try:
             ensure_default_library(store, settings=settings)
             embedder = _load_embedder(settings)
-            if embedder is not None:
-                from medcite.retrieve.dense import embed_passages
-
-                embed_passages(store, embedder)
+            missing = store.count_missing_vectors(embedder.name) if embedder is not None else 0
             secret = ReviewStore(store).secret("session-signing-key", secrets.token_urlsafe(48))
             if settings.llm_base_url and settings.llm_model:
                 model = _ModelWorker(settings, embedder, LLMClient.from_settings(settings))
             app.state.web = _Web(
                 settings=settings,
                 store=store,
-                retriever=Retriever(store, settings, embedder=embedder),
+                retriever=Retriever(store, settings, embedder=None if missing else embedder),
                 signer=URLSafeTimedSerializer(secret, salt="medcite-session"),
                 limiter=MovingWindowRateLimiter(MemoryStorage()),
                 model=model,
+                vectors={"state": "ready", "embedder": embedder.name} if embedder is not None else None,
             )
+            if missing:  # a new library: listen now, search lexically, embed on a thread (issue 16)
+                embedding = health.embed_in_background(app.state.web, embedder, stop)
             yield
         finally:
+            stop.set()
+            if embedding is not None:
+                embedding.join(timeout=30)
             if model is not None:
                 model.close()
             store.close()
@@ -169,7 +175,7 @@ def create_app(settings: Settings) -> FastAPI:
         app.add_exception_handler(kind, error_response)
     app.add_middleware(_BodyLimit, max_bytes=MAX_BODY_BYTES)
 
-    for routes in (articles, reviewing, accounts, sources, infobutton):
+    for routes in (articles, reviewing, accounts, sources, infobutton, health):
         app.include_router(routes.router(settings))
     return app
 

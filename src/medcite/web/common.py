@@ -219,6 +219,8 @@ class _Web:
     signer: URLSafeTimedSerializer
     limiter: MovingWindowRateLimiter
     model: _ModelWorker | None = None
+    vectors: dict[str, Any] | None = None
+    """The passage vectors' state (``web.health``): None when the server has no embedder."""
 
 
 def _model(request: Request, composer: str) -> _ModelWorker | None:
