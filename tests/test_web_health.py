@@ -33,6 +33,8 @@ def test_serve_answers_at_once_and_switches_to_hybrid_when_vectors_are_ready(tmp
     assert total > 128 * 10  # more than 10 batches: over 5 s of embedding
     monkeypatch.setattr(web_app, "_load_embedder", lambda _settings: SlowEmbedder(32))
     caplog.set_level(logging.INFO, logger="uvicorn.error")
+    server_log = logging.getLogger("uvicorn.error")  # uvicorn's own config may stop it propagating to the root
+    server_log.addHandler(caplog.handler)
     started = time.monotonic()
     with TestClient(web_app.create_app(settings)) as client:
         assert client.get("/healthz").json() == {"status": "ok"}
@@ -50,6 +52,7 @@ def test_serve_answers_at_once_and_switches_to_hybrid_when_vectors_are_ready(tmp
         assert vectors["state"] == "ready" and vectors["done"] == total
         assert client.app.state.web.retriever.default_mode == "hybrid"
         assert client.post("/api/articles", json={"question": GOUT}).status_code == 201
+    server_log.removeHandler(caplog.handler)
     lines = [record.getMessage() for record in caplog.records]
     assert any(line.startswith(f"Embedding {total} passages with hash-32 in the background") for line in lines)
     assert any(line.startswith("Embedding: ") and f"/ {total} passages" in line for line in lines)
