@@ -95,7 +95,6 @@ def main() -> None:
     args = parser.parse_args()
     from unittest import mock
 
-    import medcite.answer  # noqa: F401  (imported before any patch: modules bind lead_study when first imported)
     from medcite.embed import load_embedder
     from medcite.retrieve import Retriever
     from medcite.retrieve.dense import embed_passages
@@ -103,8 +102,8 @@ def main() -> None:
     from medcite.store import Store
 
     library = ds.build_library("pubmed", args.data, args.cache, log=lambda line: print(line, file=sys.stderr))
-    questions = ds.pubmedqa_questions(args.data)[: args.questions]
     every = ds.pubmedqa_questions(args.data)
+    questions = every[: args.questions]
     without = ds.library_without(
         library, [f"pmid:{pmid}" for pmid, _ in every], args.cache / "pubmed-without-pubmedqa.db"
     )
@@ -117,14 +116,11 @@ def main() -> None:
             if embedder is not None:
                 embed_passages(store, embedder)
             retriever = Retriever(store, Settings(library=path, embedder=args.embedder), embedder=embedder)
-            runs = [("issue 14 composer", None)]
-            if path == library:
-                runs.insert(0, ("baseline: guideline composer", None))
-            for name, _ in runs:
+            names = ["baseline: guideline composer", "issue 14 composer"] if path == library else ["issue 14 composer"]
+            for name in names:
                 with contextlib.ExitStack() as stack:
                     if name.startswith("baseline"):  # no lead study: the composer and abstention of before
-                        for target in ("medcite.compose.extractive.lead_study", "medcite.compose.abstain.lead_study"):
-                            stack.enter_context(mock.patch(target, return_value=None))
+                        stack.enter_context(mock.patch("medcite.compose.extractive.lead_study", return_value=None))
                     counts, unlabelled = measure(questions, retriever)
                 key = f"{name}, {label}"
                 rows[key] = {k: round(v / len(questions), 3) for k, v in counts.items()}

@@ -226,7 +226,7 @@ def test_research_questions_are_answered_from_their_own_studys_findings(pubmedqa
     import sqlite3
 
     from medcite.compose.abstain import abstention_model
-    from medcite.compose.extractive import lead_study
+    from medcite.compose.extractive import compose_statements, lead_study
 
     retriever, records = pubmedqa_retriever
     first = list(records)[:40]
@@ -241,7 +241,7 @@ def test_research_questions_are_answered_from_their_own_studys_findings(pubmedqa
     assert own >= 32 and abstained <= 5, (own, abstained)
     evidence = retrieve_evidence(records[first[1]]["QUESTION"], retriever=retriever)
     assert lead_study(evidence) == f"pmid:{first[1]}"
-    assert abstention_model(evidence) == "abstain_research"
+    assert abstention_model(compose_statements(evidence, evidence.frame.intent, "clinician")) == "abstain_research"
 
     copy = tmp_path / "without.db"
     with sqlite3.connect(retriever.settings.library) as source, sqlite3.connect(copy) as target:

@@ -295,7 +295,7 @@ def compose_answer(
             question, evidence, retriever, audience, intent, answer_id, started, earlier_id, excluded, reason, named
         )
     score = abstention_score(evidence, composition, follow_up=follow_up_of is not None)
-    if composition.best is None or score >= abstention_threshold(abstention_model(evidence)):
+    if composition.best is None or score >= abstention_threshold(abstention_model(composition)):
         return _abstain(question, evidence, retriever, audience, intent, answer_id, started, earlier_id)
     return _build(question, evidence, composition, retriever, audience, intent, answer_id, started, earlier_id)
 

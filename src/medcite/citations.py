@@ -91,7 +91,7 @@ def _reference_item(reference: Reference) -> dict[str, Any]:
     item: dict[str, Any] = {
         "id": reference.doc_id,
         "type": "article-journal" if reference.pmid else "document",
-        "title": reference.title.rstrip("."),
+        "title": reference.title,  # without its closing period (``Reference.title``)
         "author": [{"literal": reference.source}] if reference.source and not reference.pmid else [],
         ("container-title" if reference.pmid else "publisher"): reference.source,
         "issued": {"date-parts": [[reference.year]]} if reference.year else None,

@@ -10,6 +10,7 @@ Imports ``retrieve`` and ``compose`` modules only.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from typing import TYPE_CHECKING
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from medcite.compose.evidence import Evidence
-from medcite.compose.extractive import Composition, lead_study
+from medcite.compose.extractive import Composition
 from medcite.compose.features import _DOSE, _TIME, UNIT_FEATURES, Candidate
 from medcite.errors import QueryError
 from medcite.models import Hit
@@ -155,23 +156,27 @@ def abstention_features(evidence: Evidence, composition: Composition, *, follow_
     return row
 
 
-def abstention_model(evidence: Evidence) -> str:
-    """Which shipped abstention model judges the evidence: 'abstain_research' or 'abstain'.
+def abstention_model(composition: Composition) -> str:
+    """Which shipped abstention model judges a composed answer: 'abstain_research' or 'abstain'.
 
-    'abstain_research' when a research abstract leads the evidence (``compose.extractive.lead_study``) and that
-    model is shipped, else 'abstain' (fitted on guideline questions).
+    'abstain_research' when a research abstract leads the evidence (``Composition.lead``) and that model is shipped,
+    else 'abstain' (fitted on guideline questions).
 
     Research questions ('Does X improve Y in Z?') hold more specific words than a guideline answers, and an
     abstract's findings hold fewer of them, so the guideline-fitted model abstained on a third of PubMedQA questions
     whose own abstract ranked first; ``benchmarks/learn_weights.py --models abstain_research`` fits the other.
     """
-    if lead_study(evidence) is not None and load_model("abstain_research") is not None:
+    if composition.lead is not None and load_model("abstain_research") is not None:
         return "abstain_research"
     return "abstain"
 
 
+@functools.lru_cache(maxsize=4)
 def abstention_threshold(model: str = "abstain") -> float:
-    """The threshold ``compose`` abstains at: the shipped model's cross-validated one, else ``ABSTAIN_THRESHOLD``."""
+    """The threshold ``compose`` abstains at: the shipped model's cross-validated one, else ``ABSTAIN_THRESHOLD``.
+
+    Read once per model (the shipped ``weights.json`` does not change while medcite runs).
+    """
     import json
     from importlib import resources
 
@@ -198,7 +203,7 @@ def abstention_score(evidence: Evidence, composition: Composition, *, follow_up:
     if not evidence.matcher.concepts or row[ABSTAIN_FEATURES.index("absent_weight")] >= 1.0:
         return 1.0  # not one of the question's words is in the library (another script, another language)
     best = composition.best
-    kind = abstention_model(evidence)
+    kind = abstention_model(composition)
     if (
         kind == "abstain"
         and best is not None

@@ -69,10 +69,9 @@ MMR_LAMBDA = 0.75
 """Maximal marginal relevance trade-off (Carbonell and Goldstein, SIGIR 1998): 1 = relevance only."""
 
 LEAD_STUDY_DEPTH = 3
-"""When a research abstract leads the evidence, a case report leading yields the bottom line to the first stronger one
-documents yields the bottom line to the first stronger one (``models.EVIDENCE_TYPES`` order): a review or guideline
-outranks a case report (issue 14)."""
-_WEAK_STUDY = frozenset({"case_report"})
+"""When a research abstract leads the evidence and it is a case report, the bottom line comes from the first stronger
+document (``models.EVIDENCE_TYPES`` order) among the first this-many ranked ones: a review or guideline outranks a
+case report (issue 14)."""
 ROLE_LOGIT = {"conclusions": 1.5, "results": 0.75, "background": -1.5, "methods": -1.5}
 """Score a research abstract's statement gains by its part (``features.abstract_role``): conclusions and results
 before methods and background. Set by hand: the default library the statement model learns on has no abstracts."""
@@ -96,6 +95,8 @@ class Composition:
     sections: list[tuple[str, list[Candidate]]]
     probabilities: np.ndarray
     best: Candidate | None
+    lead: str | None = None
+    """The lead study's document id when research abstracts lead the evidence (``lead_study``), else None."""
 
 
 def plainness(text: str) -> float:
@@ -192,27 +193,27 @@ def lead_study(evidence: Evidence) -> str | None:
 
     When the best-ranked passage is a research abstract's (PubMed, PMC, PubMedQA), the question is answered by the
     study the retriever ranks first, as a reader of a search's results would: its findings, not a sentence of
-    another abstract that happens to share more words. A case report (or a study of unknown design) leading yields
-    to the first stronger document among the first ``LEAD_STUDY_DEPTH`` ranked ones.
+    another abstract that happens to share more words. A case report leading yields to the first stronger research
+    article or guideline (``models.EVIDENCE_TYPES`` order) among the first ``LEAD_STUDY_DEPTH`` ranked documents.
     """
-    ranked: list[tuple[str, str]] = []
+    ranked: dict[str, str] = {}  # document id -> evidence type, in rank order
     for hit in evidence.hits:
-        if hit.passage_id in evidence.retrieved_ids and hit.doc_id not in {doc for doc, _ in ranked}:
-            ranked.append((hit.doc_id, hit.evidence_type))
-    if not ranked or ranked[0][1] not in RESEARCH_TYPES:
+        if hit.passage_id in evidence.retrieved_ids:
+            ranked.setdefault(hit.doc_id, hit.evidence_type)
+    documents = list(ranked.items())
+    if not documents or documents[0][1] not in RESEARCH_TYPES:
         return None
-    lead, kind = ranked[0]
-    if kind in _WEAK_STUDY:
-        for doc_id, other in ranked[1:LEAD_STUDY_DEPTH]:
-            if other in EVIDENCE_TYPES and EVIDENCE_TYPES.index(other) < EVIDENCE_TYPES.index(kind):
-                if other in RESEARCH_TYPES or other == "guideline":
-                    return doc_id
+    lead, kind = documents[0]
+    if kind == "case_report":
+        for doc_id, other in documents[1:LEAD_STUDY_DEPTH]:
+            stronger = EVIDENCE_TYPES.index(other) < EVIDENCE_TYPES.index(kind)
+            if stronger and (other in RESEARCH_TYPES or other == "guideline"):
+                return doc_id
     return lead
 
 
-def _lead_units(evidence: Evidence, eligible: list[Candidate]) -> list[Candidate]:
+def _lead_units(eligible: list[Candidate], lead: str | None) -> list[Candidate]:
     """The eligible statements of the lead study (``lead_study``): its results and conclusions when it labels them."""
-    lead = lead_study(evidence)
     if lead is None:
         return eligible
     own = [u for u in eligible if u.hit.doc_id == lead]
@@ -220,14 +221,14 @@ def _lead_units(evidence: Evidence, eligible: list[Candidate]) -> list[Candidate
     return findings or own or eligible
 
 
-def choose_bottom_line(evidence: Evidence, probabilities: np.ndarray) -> list[Candidate]:
+def choose_bottom_line(evidence: Evidence, probabilities: np.ndarray, lead: str | None = None) -> list[Candidate]:
     """The bottom line: the best eligible statement, then up to two more that answer what it leaves open.
 
     A definition question's bottom line is the best sentence that defines its term ('Septic shock is a subset of
     sepsis in which ...'), when the evidence holds one. When a research abstract leads the evidence, the bottom line
-    comes from the lead study's results and conclusions (``lead_study``).
+    comes from the lead study's (``lead``, from ``lead_study``) results and conclusions.
     """
-    eligible = _lead_units(evidence, [u for u in evidence.units if _is_bottom_line_eligible(u)])
+    eligible = _lead_units([u for u in evidence.units if _is_bottom_line_eligible(u)], lead)
     if not eligible:
         return []
     ordered = sorted(eligible, key=lambda u: (-probabilities[u.order], u.order))
@@ -354,9 +355,10 @@ def compose_statements(
     """
     scores = score_candidates(evidence, model, audience)
     probabilities = _softmax(scores)
-    bottom = choose_bottom_line(evidence, probabilities)
+    lead = lead_study(evidence)
+    bottom = choose_bottom_line(evidence, probabilities, lead)
     if not bottom:
-        return Composition(bottom=[], sections=[], probabilities=probabilities, best=None)
+        return Composition(bottom=[], sections=[], probabilities=probabilities, best=None, lead=lead)
     first = bottom[0]
     key = evidence.matcher.key_concepts(1)
     documents = {u.hit.doc_id for u in bottom}
@@ -393,4 +395,4 @@ def compose_statements(
         (title, sorted(grouped[title], key=lambda u: u.order))
         for title in sorted(grouped, key=lambda t: (order.index(t) if t in order else len(order), t))
     ]
-    return Composition(bottom=bottom, sections=sections, probabilities=probabilities, best=first)
+    return Composition(bottom=bottom, sections=sections, probabilities=probabilities, best=first, lead=lead)

@@ -100,7 +100,7 @@ def create_app(settings: Settings) -> FastAPI:
                 vectors={"state": "ready", "embedder": embedder.name} if embedder is not None else None,
             )
             if missing:  # a new library: listen now, search lexically, embed on a thread (issue 16)
-                embedding = health.embed_in_background(app.state.web, embedder, stop)
+                embedding = health.embed_in_background(app.state.web, embedder, missing, stop)
             yield
         finally:
             stop.set()

@@ -33,15 +33,14 @@ class _Stopped(Exception):
     """The server is shutting down: stop embedding (the batches written so far are kept)."""
 
 
-def embed_in_background(web: Any, embedder: Any, stop: threading.Event) -> threading.Thread:
-    """Compute the missing passage vectors on a daemon thread, then switch ``web.retriever`` to hybrid search.
+def embed_in_background(web: Any, embedder: Any, total: int, stop: threading.Event) -> threading.Thread:
+    """Compute the ``total`` missing passage vectors on a daemon thread, then switch ``web.retriever`` to hybrid.
 
     ``web.vectors`` (a dict: ``state``, ``embedder``, ``done``, ``total``, ``per_s``) says how far it is; each
     batch is one transaction on the thread's own library connection, so a stop loses nothing written.
     """
     from medcite.retrieve.dense import embed_passages
 
-    total = web.store.count_missing_vectors(embedder.name)
     web.vectors = {"state": "pending", "embedder": embedder.name, "done": 0, "total": total, "per_s": None}
     LOG.info("Embedding %d passages with %s in the background; search is lexical until they are ready.",
              total, embedder.name)  # fmt: skip
@@ -88,7 +87,7 @@ def router(settings: Settings) -> APIRouter:
     def readyz(request: Request) -> JSONResponse:
         """Readiness: the library open at the current schema, and the state of the passage vectors."""
         web = _web(request)
-        vectors = dict(getattr(web, "vectors", None) or {"state": "none"})
+        vectors = dict(web.vectors or {"state": "none"})
         try:
             passages = web.store.stats().passages
         except DATABASE_ERRORS as error:
