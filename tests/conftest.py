@@ -22,6 +22,14 @@ def data_path(*parts: str) -> Path:
     return path
 
 
+@pytest.fixture(autouse=True)
+def _forget_model_server_dialects() -> None:
+    """Each test negotiates the model server's structured-output dialect afresh (the memory is per process)."""
+    from medcite.llm import forget_dialects
+
+    forget_dialects()
+
+
 @pytest.fixture
 def data() -> Path:
     """The shared data folder (../shared/data or $MEDCITE_TEST_DATA)."""

@@ -21,7 +21,7 @@ from medcite.cli import run
 from medcite.compose.llm import LLM_DISCLAIMER
 from medcite.errors import ConfigError, LLMError
 from medcite.index import default_guideline_pack, ingest, split_sentences
-from medcite.llm import SYSTEM_PROMPT, LLMClient, build_messages, parse_draft
+from medcite.llm import SYSTEM_PROMPT, LLMClient, build_messages, parse_draft, remembered_dialect
 from medcite.models import Answer
 from medcite.retrieve import Retriever
 from medcite.settings import Settings
@@ -516,7 +516,7 @@ def test_compose_llm_citation_that_does_not_support_statement_alone_is_removed(h
     assert len(answer.references) == 4
 
 
-def test_llm_client_prompt_only_fallback_streams_after_two_rejections(httpserver):
+def test_llm_client_prompt_only_fallback_streams_after_three_rejections(httpserver):
     bodies = []
 
     def handler(request: Request) -> Response:
@@ -531,8 +531,51 @@ def test_llm_client_prompt_only_fallback_streams_after_two_rejections(httpserver
         pieces = list(client.stream([{"role": "user", "content": "x"}], schema={"type": "object"}))
         assert client.structured_output == "prompt"
     assert pieces == ['{"ok"', ": 4}"]
-    assert [("response_format" in b, "tools" in b) for b in bodies] == [(True, False), (False, True), (False, False)]
+    sent = [((b.get("response_format") or {}).get("type"), "tools" in b) for b in bodies]
+    assert sent == [("json_schema", False), ("json_object", False), (None, True), (None, False)]
     assert bodies[-1]["messages"][-1]["content"].endswith("no other text before or after it.")
+
+
+# llama-cpp-python 0.3.36's server answers a JSON Schema response_format with HTTP 500 and this body (recorded
+# from the real server, SmolLM2-135M-Instruct, on this machine).
+LLAMA_CPP_PYTHON_REJECTION = (
+    "{\"error\":{\"message\":\"1 validation error:\\n  {'type': 'literal_error', 'loc': ('body', "
+    "'response_format', 'type'), 'msg': \\\"Input should be 'text' or 'json_object'\\\", 'input': 'json_schema', "
+    "'ctx': {'expected': \\\"'text' or 'json_object'\\\"}}\\n\\n  File \\\"/llama_cpp/server/app.py\\\", line 376, "
+    'in create_chat_completion\\n    POST /v1/chat/completions",'
+    '"type":"internal_server_error","param":null,"code":null}}'
+)
+
+
+def test_llm_client_takes_llama_cpp_python_http_500_as_a_rejected_dialect_and_remembers_json_object(httpserver):
+    bodies = []
+
+    def handler(request: Request) -> Response:
+        body = request.get_json()
+        bodies.append(body)
+        if (body.get("response_format") or {}).get("type") == "json_schema":
+            return Response(LLAMA_CPP_PYTHON_REJECTION, status=500, content_type="application/json")
+        assert body["response_format"] == {"type": "json_object", "schema": {"type": "object"}}
+        return Response(json.dumps(_completion('{"ok": 6}')), content_type="application/json")
+
+    httpserver.expect_request("/v1/chat/completions").respond_with_handler(handler)
+    with _client(httpserver, max_retries=2, backoff_s=5.0) as client:  # a retry would wait 5 s: none is made
+        started = time.perf_counter()
+        assert client.complete([{"role": "user", "content": "x"}], schema={"type": "object"}) == '{"ok": 6}'
+        assert time.perf_counter() - started < 2.0
+    assert [b["response_format"]["type"] for b in bodies] == ["json_schema", "json_object"]
+    assert remembered_dialect(httpserver.url_for("/v1/chat/completions"), "scripted") == "json_object"
+    with _client(httpserver) as second:  # a new client for the same server and model starts with what worked
+        second.complete([{"role": "user", "content": "x"}], schema={"type": "object"})
+    assert [b["response_format"]["type"] for b in bodies] == ["json_schema", "json_object", "json_object"]
+
+
+def test_llm_client_retries_an_http_500_that_does_not_blame_the_request(httpserver):
+    httpserver.expect_request("/v1/chat/completions").respond_with_data("out of memory", status=500)
+    with _client(httpserver, max_retries=1) as client, pytest.raises(LLMError) as caught:
+        client.complete([{"role": "user", "content": "x"}], schema={"type": "object"})
+    assert len(httpserver.log) == 2 and "HTTP 500: out of memory" in str(caught.value)
+    assert remembered_dialect(httpserver.url_for("/v1/chat/completions"), "scripted") is None
 
 
 def test_llm_client_retries_429_honouring_retry_after_then_gives_up(httpserver):
@@ -555,3 +598,56 @@ def test_llm_client_streamed_tool_call_arguments_are_joined():
         "http://model.invalid/v1", "m", structured_output="tools", transport=httpx.MockTransport(handler)
     )
     assert "".join(client.stream([{"role": "user", "content": "x"}], schema={})) == '{"ok": 5}'
+
+
+def _probe_reply(request: Request) -> Response:
+    """A server that speaks llama-cpp-python's dialect: JSON Schema refused (recorded 500), json_object answered."""
+    body = request.get_json()
+    kind = (body.get("response_format") or {}).get("type")
+    if kind == "json_schema":
+        return Response(LLAMA_CPP_PYTHON_REJECTION, status=500, content_type="application/json")
+    source = dict(SOURCE.findall(body["messages"][-1]["content"]))["S1"]  # the probe's one sentence, quoted back
+    draft = {"bottom_line": {"text": source, "citations": ["S1"]}, "sections": []}
+    text = json.dumps(draft) if kind == "json_object" else "Here you are: " + json.dumps(draft)
+    completion = _completion(text) | {"usage": {"prompt_tokens": 300, "completion_tokens": 40, "total_tokens": 340}}
+    return Response(json.dumps(completion), content_type="application/json")
+
+
+def test_cli_llm_check_lists_models_tries_each_dialect_and_names_the_one_it_uses(httpserver, monkeypatch, capsys):
+    httpserver.expect_request("/v1/models").respond_with_json({"object": "list", "data": [{"id": "scripted"}]})
+    httpserver.expect_request("/v1/chat/completions").respond_with_handler(_probe_reply)
+    monkeypatch.setenv("MEDCITE_LLM_BASE_URL", httpserver.url_for("/v1"))
+    monkeypatch.setenv("MEDCITE_LLM_MODEL", "scripted")
+    monkeypatch.setenv("MEDCITE_LLM_MAX_RETRIES", "0")
+    assert run(["llm", "check"]) == 0
+    out = capsys.readouterr().out
+    assert "Models it lists: scripted" in out
+    assert "json_schema  refused: HTTP 500: 1 validation error:" in out
+    assert re.search(r"json_object  valid answer  \(\d+ ms, 40 tokens, [\d.]+ tokens/s\)", out)
+    assert "tools        accepted, reply not usable:" in out  # the scripted server ignores tools: plain content
+    assert "prompt       accepted, reply not usable: The language model's answer is not valid JSON" in out
+    assert "medcite will use: json_object (negotiated; MEDCITE_LLM_STRUCTURED_OUTPUT=json_object skips" in out
+    assert remembered_dialect(httpserver.url_for("/v1/chat/completions"), "scripted") == "json_object"
+    assert run(["llm", "check", "--format", "json"]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["chosen"] == "json_object" and [d["valid"] for d in payload["dialects"]] == [
+        False,
+        True,
+        False,
+        False,
+    ]
+
+
+def test_cli_llm_check_with_no_working_dialect_or_no_server_exits_with_one_line(httpserver, monkeypatch, capsys):
+    httpserver.expect_request("/v1/chat/completions").respond_with_data("no such model", status=404)
+    monkeypatch.setenv("MEDCITE_LLM_BASE_URL", httpserver.url_for("/v1"))
+    monkeypatch.setenv("MEDCITE_LLM_MODEL", "scripted")
+    monkeypatch.setenv("MEDCITE_LLM_MAX_RETRIES", "0")
+    assert run(["llm", "check"]) == LLMError.exit_code
+    captured = capsys.readouterr()
+    assert "Models it lists: none (the server has no GET /models)" in captured.out
+    assert captured.out.count("refused: HTTP 404: no such model") == 4
+    assert captured.err.strip().splitlines()[-1].startswith("Error: No structured-output dialect gave a valid answer")
+    monkeypatch.setenv("MEDCITE_LLM_BASE_URL", "http://127.0.0.1:9/v1")  # discard port: connection refused
+    assert run(["llm", "check"]) == LLMError.exit_code
+    assert "cannot be reached" in capsys.readouterr().err

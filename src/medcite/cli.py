@@ -42,6 +42,7 @@ T = TypeVar("T")
 
 if TYPE_CHECKING:
     from medcite.embed import Embedder
+    from medcite.llm import ServerCheck
     from medcite.models import Answer, ComposeEvent, PubMedSearch
     from medcite.retrieve import Retriever
 
@@ -62,6 +63,8 @@ users_app = typer.Typer(help="Manage web-app accounts (reviewers, editors, admin
 app.add_typer(users_app, name="users")
 review_app = typer.Typer(help="The medical review workflow: what needs attention.", no_args_is_help=True)
 app.add_typer(review_app, name="review")
+llm_app = typer.Typer(help="The model server behind `--composer llm`.", no_args_is_help=True)
+app.add_typer(llm_app, name="llm")
 
 stdout = Console(soft_wrap=True)
 stderr = Console(stderr=True, soft_wrap=True)
@@ -811,6 +814,75 @@ def schema_answer() -> None:
     from medcite.models import Answer
 
     print(json.dumps(Answer.model_json_schema(), indent=2))
+
+
+@llm_app.command("check")
+def llm_check(
+    output_format: Annotated[
+        OutputFormat,
+        typer.Option("--format", help="A text table, or JSON with keys base_url, model, models, dialects and chosen."),
+    ] = OutputFormat.text,
+    max_tokens: Annotated[int, typer.Option(min=16, help="Most tokens the model may write per probe.")] = 256,
+) -> None:
+    """Connect to MEDCITE_LLM_BASE_URL, list its models, try each structured-output dialect, say which medcite uses.
+
+    Each dialect is asked one small question that is not medical; a dialect works when the reply is JSON of
+    the answer's shape. Exits 0 when one works, otherwise with the model-server error code.
+    """
+    from medcite.errors import LLMError
+    from medcite.llm import LLMClient
+
+    settings = _settings(None)
+    with LLMClient.from_settings(settings) as client:
+        stderr.print(f"Trying {client.base_url} (model {client.model}): one request per dialect", highlight=False)
+        result = client.check(max_tokens=max_tokens)
+    if output_format is OutputFormat.json:
+        stdout.print_json(result.model_dump_json())
+    else:
+        _print_llm_check(result, pinned=settings.llm_structured_output)
+    if result.chosen is None:
+        raise LLMError(
+            f"No structured-output dialect gave a valid answer from {result.model} at {result.base_url}; "
+            "see the table above, and docs/llm.md for start commands that work.",
+            reason="malformed",
+        )
+
+
+def _print_llm_check(result: ServerCheck, *, pinned: str) -> None:
+    """Print ``medcite llm check``'s table (a ``llm.ServerCheck``)."""
+    listed = ", ".join(result.models) or "none (the server has no GET /models)"
+    stdout.print(f"Server: {result.base_url}\nModels it lists: {listed}", markup=False, highlight=False)
+    if result.models and result.model not in result.models:
+        stdout.print(
+            f"({result.model} is not among them: some servers, llama.cpp's among them, answer with their one model "
+            "whatever name is asked)",
+            markup=False,
+            highlight=False,
+        )
+    for row in result.dialects:
+        if row.valid:
+            outcome = "valid answer"
+        elif row.accepted:
+            outcome = f"accepted, reply not usable: {row.detail}"
+        else:
+            outcome = f"refused: {row.detail}"
+        figures = [f"{row.latency_ms:.0f} ms" if row.latency_ms is not None else ""]
+        if row.completion_tokens is not None:
+            figures.append(f"{row.completion_tokens} tokens")
+        if row.tokens_per_s is not None:
+            figures.append(f"{row.tokens_per_s:.1f} tokens/s")
+        line = f"  {row.dialect:<12} {outcome[:110]}"
+        stdout.print(line + (f"  ({', '.join(f for f in figures if f)})" if any(figures) else ""), markup=False)
+    if result.chosen is not None:
+        if pinned == "auto":
+            how = f"negotiated; MEDCITE_LLM_STRUCTURED_OUTPUT={result.chosen} skips the negotiation"
+        else:
+            how = f"but MEDCITE_LLM_STRUCTURED_OUTPUT={pinned} is set, and that is what asks use"
+        stdout.print(
+            f"medcite will use: {result.chosen} ({how})",
+            markup=False,
+            highlight=False,
+        )
 
 
 @library_app.command("stats")

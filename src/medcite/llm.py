@@ -1,19 +1,25 @@
 """A small client for OpenAI-compatible chat-completions servers, and the prompt medcite sends them.
 
-Works with vLLM, llama.cpp's ``llama-server``, Ollama, LM Studio and hosted APIs that speak
-``POST {base_url}/chat/completions``. Output is requested as JSON Schema structured output
-(``response_format: {"type": "json_schema", ...}``); a server that rejects that (HTTP 400/404/422) is
-asked again with tool calling, then with the schema in the prompt only, and the client remembers what
-worked. Failed requests (HTTP 429 and 5xx, timeouts, dropped connections) are retried with exponential
-backoff. Streaming reads server-sent events (``stream: true``). The transport is injectable
-(``httpx.MockTransport`` in tests). This module imports ``errors`` and ``models``; it calls the network
-and nothing else in medcite.
+Works with vLLM, llama.cpp's ``llama-server`` and its Python server (``llama-cpp-python[server]``), Ollama,
+LM Studio and hosted APIs that speak ``POST {base_url}/chat/completions``. Servers ask for structured output
+in different dialects, so the client negotiates one (``auto``): OpenAI's JSON Schema form
+(``response_format: {"type": "json_schema", ...}``), then llama.cpp's ``{"type": "json_object", "schema": ...}``,
+then a forced tool call, then the schema in the prompt only. A request counts as rejected when the server
+answers HTTP 400/404/415/422/501, or HTTP 500 with an error that names the request field
+(``response_format``, ``tools``, ...: llama-cpp-python's validation errors); the next dialect is then tried.
+The dialect that worked is remembered per server and model for the life of the process
+(``remembered_dialect``). Other failures (HTTP 429 and 5xx, timeouts, dropped connections) are retried with
+exponential backoff. Streaming reads server-sent events (``stream: true``). ``LLMClient.check`` lists the
+server's models and tries every dialect (``medcite llm check``). The transport is injectable
+(``httpx.MockTransport`` in tests). This module imports ``errors`` and ``models``; it calls the network and
+nothing else in medcite.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Literal
@@ -28,24 +34,52 @@ if TYPE_CHECKING:
     from medcite.settings import Settings
 
 __all__ = [
+    "DIALECTS",
     "MAX_BACKOFF_S",
     "SYSTEM_PROMPT",
+    "DialectCheck",
     "Draft",
     "DraftSection",
     "DraftStatement",
     "LLMClient",
+    "ServerCheck",
     "StructuredOutput",
     "build_messages",
+    "forget_dialects",
     "parse_draft",
+    "remembered_dialect",
     "source_label",
 ]
 
-StructuredOutput = Literal["auto", "json_schema", "tools", "prompt"]
-_FALLBACK_ORDER: tuple[StructuredOutput, ...] = ("json_schema", "tools", "prompt")
+StructuredOutput = Literal["auto", "json_schema", "json_object", "tools", "prompt"]
+DIALECTS: tuple[StructuredOutput, ...] = ("json_schema", "json_object", "tools", "prompt")
+"""The structured-output dialects, in the order ``auto`` tries them."""
 _REJECTED_REQUEST = (400, 404, 415, 422, 501)
+# Words of a server error that blame the structured-output part of the request, not the server's state.
+_REQUEST_FIELDS = re.compile(r"response_format|json_schema|json_object|tool_choice|\btools\b|grammar", re.I)
 _RETRIED_STATUS = (408, 409, 429, 500, 502, 503, 504)
 MAX_BACKOFF_S = 30.0
 """Longest wait between retries, seconds (also the cap on a server's Retry-After)."""
+
+_remembered: dict[tuple[str, str], StructuredOutput] = {}
+_remembered_lock = threading.Lock()
+
+
+def remembered_dialect(url: str, model: str) -> StructuredOutput | None:
+    """Return the dialect that last worked for ``model`` at the chat-completions ``url`` in this process, if any."""
+    with _remembered_lock:
+        return _remembered.get((url, model))
+
+
+def _remember(url: str, model: str, mode: StructuredOutput) -> None:
+    with _remembered_lock:
+        _remembered[(url, model)] = mode
+
+
+def forget_dialects() -> None:
+    """Forget every remembered dialect (the next request negotiates again)."""
+    with _remembered_lock:
+        _remembered.clear()
 
 
 # --- The answer structure the model must return -------------------------------------------------------------
@@ -76,6 +110,29 @@ class Draft(BaseModel):
 
     bottom_line: DraftStatement = Field(description="The most direct answer in one or two sentences.")
     sections: list[DraftSection] = Field(description="Supporting detail grouped by topic.")
+
+
+class DialectCheck(BaseModel):
+    """What one structured-output dialect gave when ``LLMClient.check`` tried it."""
+
+    dialect: StructuredOutput
+    accepted: bool = Field(description="The server answered the request with HTTP 200.")
+    status: int | None = Field(description="HTTP status; None when no answer came.")
+    valid: bool = Field(description="The reply is JSON of the answer's shape (``Draft``).")
+    latency_ms: float | None = Field(description="Time to the whole reply, milliseconds.")
+    completion_tokens: int | None = Field(description="Tokens the model wrote (the server's ``usage``), if given.")
+    tokens_per_s: float | None = Field(description="completion_tokens / latency, if both are known.")
+    detail: str = Field(description="The server's error, or why the reply is not valid, or '' when it is.")
+
+
+class ServerCheck(BaseModel):
+    """The result of ``LLMClient.check``: the server's models and what each dialect gave."""
+
+    base_url: str
+    model: str
+    models: list[str] = Field(description="Model ids from GET {base_url}/models ([] when the route is missing).")
+    dialects: list[DialectCheck]
+    chosen: StructuredOutput | None = Field(description="The dialect medcite will use; None when none works.")
 
 
 # --- Prompt ----------------------------------------------------------------------------------------------------
@@ -145,7 +202,8 @@ _FENCE = re.compile(r"^```(?:json)?\s*(.*?)\s*```$", re.S)
 def parse_draft(text: str) -> Draft:
     """Validate a model's reply as a ``Draft``.
 
-    A reasoning block (``<think>...</think>``) and a Markdown code fence around the JSON are removed first.
+    A reasoning block (``<think>...</think>``) and a Markdown code fence around the JSON are removed first;
+    control characters inside strings are accepted (``json.loads(strict=False)``).
 
     Args:
         text: The reply (JSON text).
@@ -163,7 +221,9 @@ def parse_draft(text: str) -> Draft:
     if not cleaned:
         raise LLMError("The language model returned an empty answer.", reason="empty")
     try:
-        return Draft.model_validate_json(cleaned)
+        # strict=False lets a raw line break or tab inside a string through: grammar-constrained samplers
+        # (llama-cpp-python's json_object + schema) emit them, and the text is still unambiguous.
+        return Draft.model_validate(json.loads(cleaned, strict=False))
     except ValueError as exc:
         first = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
         raise LLMError(
@@ -186,7 +246,8 @@ class LLMClient:
         max_tokens: Most tokens the model may generate per request.
         max_retries: Further attempts after a 429/5xx, timeout or dropped connection (>= 0).
         backoff_s: First wait between attempts, seconds; doubled each time, capped at ``MAX_BACKOFF_S``.
-        structured_output: 'auto' (JSON Schema, then tool calling, then prompt only), or one of them fixed.
+        structured_output: 'auto' (negotiate: ``DIALECTS`` in order, starting with the one remembered for this
+            server and model), or one dialect fixed.
         temperature: Sampling temperature (0 for the most repeatable output).
         transport: An httpx transport (tests inject ``httpx.MockTransport``); None for the network.
 
@@ -218,7 +279,8 @@ class LLMClient:
                 f"MEDCITE_LLM_BASE_URL must be an http:// or https:// URL such as http://localhost:8000/v1 "
                 f"(got {base_url!r})."
             )
-        self.url = base_url.rstrip("/") + "/chat/completions"
+        self.base_url = base_url.rstrip("/")
+        self.url = self.base_url + "/chat/completions"
         self.model = model
         self.max_tokens = max_tokens
         self.max_retries = max_retries
@@ -273,6 +335,8 @@ class LLMClient:
                 "type": "json_schema",
                 "json_schema": {"name": name, "schema": schema, "strict": True},
             }
+        elif mode == "json_object":
+            body["response_format"] = {"type": "json_object", "schema": schema}
         elif mode == "tools":
             body["tools"] = [
                 {
@@ -284,9 +348,19 @@ class LLMClient:
         return body
 
     def _modes(self) -> tuple[StructuredOutput, ...]:
-        if self.structured_output == "auto":
-            return _FALLBACK_ORDER
-        return (self.structured_output,)
+        if self.structured_output != "auto":
+            return (self.structured_output,)
+        known = remembered_dialect(self.url, self.model)
+        return (known, *(m for m in DIALECTS if m != known)) if known else DIALECTS
+
+    @staticmethod
+    def _rejects_request(response: httpx.Response) -> bool:
+        """Whether an error response refuses the request's form (try another dialect) rather than failing."""
+        if response.status_code in _REJECTED_REQUEST:
+            return True
+        if response.status_code != 500:
+            return False
+        return bool(_REQUEST_FIELDS.search(response.read().decode("utf-8", "replace")[:2000]))
 
     def _wait(self, attempt: int, response: httpx.Response | None) -> None:
         delay = self.backoff_s * (2**attempt)
@@ -323,7 +397,7 @@ class LLMClient:
                     ) from exc
                 self._wait(attempt, None)
                 continue
-            if response.status_code in _RETRIED_STATUS and not last:
+            if response.status_code in _RETRIED_STATUS and not last and not self._rejects_request(response):
                 response.close()
                 self._wait(attempt, response)
                 continue
@@ -341,19 +415,25 @@ class LLMClient:
             url=self.url,
         )
 
+    def _request(
+        self, messages: list[dict[str, str]], mode: StructuredOutput, schema: dict[str, Any], name: str, stream: bool
+    ) -> httpx.Response:
+        if mode == "prompt":
+            messages = [*messages[:-1], {**messages[-1], "content": messages[-1]["content"] + _JSON_ONLY}]
+        return self._send(self._body(messages, mode, schema, name, stream))
+
     def _open(self, messages: list[dict[str, str]], schema: dict[str, Any], name: str, stream: bool) -> httpx.Response:
-        """Send with the first structured-output mode the server accepts; remember it."""
+        """Send in the first dialect the server accepts; remember it for this server and model."""
         modes = self._modes()
         for position, mode in enumerate(modes):
-            request_messages = messages
-            if mode == "prompt":
-                request_messages = [*messages[:-1], {**messages[-1], "content": messages[-1]["content"] + _JSON_ONLY}]
-            response = self._send(self._body(request_messages, mode, schema, name, stream))
-            if response.status_code in _REJECTED_REQUEST and position < len(modes) - 1:
+            response = self._request(messages, mode, schema, name, stream)
+            if position < len(modes) - 1 and response.status_code >= 400 and self._rejects_request(response):
                 response.close()
                 continue
             if response.status_code >= 400:
                 raise self._error_for(response)
+            if self.structured_output == "auto":
+                _remember(self.url, self.model, mode)
             self.structured_output = mode
             return response
         raise AssertionError("unreachable")  # pragma: no cover
@@ -462,6 +542,83 @@ class LLMClient:
             response.close()
         self._finish("".join(pieces), refusal or None, finish)
 
+    def list_models(self) -> list[str]:
+        """Return the model ids the server lists (``GET {base_url}/models``); [] when it has no such route.
+
+        Raises:
+            LLMError: The server cannot be reached or does not answer in time.
+        """
+        try:
+            response = self._http.get(self.base_url + "/models")
+        except httpx.TimeoutException as exc:
+            raise LLMError(f"The model server at {self.base_url} did not answer in time.", reason="timeout") from exc
+        except httpx.TransportError as exc:
+            raise LLMError(
+                f"The model server at {self.base_url} cannot be reached ({exc}); check MEDCITE_LLM_BASE_URL "
+                "and that the server is running.",
+                reason="connection",
+                url=self.base_url,
+            ) from exc
+        if response.status_code != 200:
+            return []
+        try:
+            return [str(item.get("id")) for item in response.json().get("data") or [] if isinstance(item, dict)]
+        except (ValueError, AttributeError):
+            return []
+
+    def check(self, *, max_tokens: int = 256) -> ServerCheck:
+        """Try every dialect once with a small non-clinical question; remember and report the first that works.
+
+        The probe asks for the answer structure (``Draft``) from one source sentence that is not medical, so
+        a dialect counts as working only when the reply validates. Calls the network (one request per dialect,
+        with retries as configured).
+
+        Args:
+            max_tokens: Most tokens the model may write per probe.
+
+        Returns:
+            The server's models, each dialect's result, and the dialect chosen.
+
+        Raises:
+            LLMError: The server cannot be reached.
+        """
+        models = self.list_models()
+        messages = [
+            {"role": "system", "content": SYSTEM_PROMPT.format(audience="general", schema=_DRAFT_SCHEMA_TEXT)},
+            {"role": "user", "content": _PROBE},
+        ]
+        results: list[DialectCheck] = []
+        for dialect in DIALECTS:
+            body = self._body(messages, dialect, Draft.model_json_schema(), "medcite_answer", False)
+            body["max_tokens"] = max_tokens
+            if dialect == "prompt":
+                body["messages"] = [messages[0], {**messages[1], "content": messages[1]["content"] + _JSON_ONLY}]
+            started = time.perf_counter()
+            try:
+                response = self._send(body)
+                content = response.read()
+            except LLMError as error:
+                results.append(
+                    DialectCheck(
+                        dialect=dialect,
+                        accepted=False,
+                        status=None,
+                        valid=False,
+                        latency_ms=None,
+                        completion_tokens=None,
+                        tokens_per_s=None,
+                        detail=str(error),
+                    )
+                )
+                continue
+            latency_ms = (time.perf_counter() - started) * 1000
+            response.close()
+            results.append(_dialect_result(dialect, response.status_code, content, latency_ms))
+        chosen = next((r.dialect for r in results if r.valid), None)
+        if chosen is not None and self.structured_output == "auto":
+            _remember(self.url, self.model, chosen)
+        return ServerCheck(base_url=self.base_url, model=self.model, models=models, dialects=results, chosen=chosen)
+
     def _finish(self, text: str, refusal: str | None, finish_reason: str | None) -> str:
         if refusal:
             raise LLMError(f"The language model declined to answer: {refusal[:200]}", reason="refusal", url=self.url)
@@ -479,3 +636,77 @@ class LLMClient:
 
 
 _JSON_ONLY = "\n\nReply with the JSON object only: no other text before or after it."
+_DRAFT_SCHEMA_TEXT = json.dumps(Draft.model_json_schema(), separators=(",", ":"))
+# The probe of ``LLMClient.check``: one labelled source that is not medical, so no clinical text is invented here.
+_PROBE = (
+    'Sources:\n\n<source id="S1" title="Opening hours" year="">\nThe reading room opens at nine in the morning '
+    "and closes at five in the afternoon.\n</source>\n\nQuestion: When does the reading room open?\n\n"
+    "Answer as JSON."
+)
+
+
+def _error_message(text: str) -> str:
+    """The message of an OpenAI-style error body (``{"error": {"message": ...}}``, ``{"detail": ...}``) or the text."""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return text
+    error = data.get("error", data.get("detail")) if isinstance(data, dict) else None
+    if isinstance(error, dict):
+        error = error.get("message")
+    return str(error) if error else text
+
+
+def _dialect_result(dialect: StructuredOutput, status: int, content: bytes, latency_ms: float) -> DialectCheck:
+    """Read one probe reply into a ``DialectCheck``."""
+    text = content.decode("utf-8", "replace")
+    if status != 200:
+        detail = " ".join(_error_message(text).split())[:200]
+        return DialectCheck(
+            dialect=dialect,
+            accepted=False,
+            status=status,
+            valid=False,
+            latency_ms=round(latency_ms, 1),
+            completion_tokens=None,
+            tokens_per_s=None,
+            detail=f"HTTP {status}: {detail}",
+        )
+    try:
+        data = json.loads(text)
+        choice = data["choices"][0]
+        message = choice.get("message") or {}
+        tokens = (data.get("usage") or {}).get("completion_tokens")
+    except (ValueError, KeyError, IndexError, TypeError, AttributeError):
+        return DialectCheck(
+            dialect=dialect,
+            accepted=True,
+            status=status,
+            valid=False,
+            latency_ms=round(latency_ms, 1),
+            completion_tokens=None,
+            tokens_per_s=None,
+            detail="the server's reply is not a completion",
+        )
+    reply = message.get("content") or ""
+    for call in message.get("tool_calls") or []:
+        reply += (call.get("function") or {}).get("arguments") or ""
+    detail = ""
+    if choice.get("finish_reason") == "length":
+        detail = "the reply was cut off at max_tokens"
+    else:
+        try:
+            parse_draft(reply)
+        except LLMError as error:
+            detail = str(error)
+    rate = round(tokens / (latency_ms / 1000), 1) if isinstance(tokens, int) and latency_ms > 0 else None
+    return DialectCheck(
+        dialect=dialect,
+        accepted=True,
+        status=status,
+        valid=not detail,
+        latency_ms=round(latency_ms, 1),
+        completion_tokens=tokens if isinstance(tokens, int) else None,
+        tokens_per_s=rate,
+        detail=detail,
+    )

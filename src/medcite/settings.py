@@ -202,10 +202,11 @@ class Settings(BaseSettings):
         le=10,
         description="Retries of a model request after HTTP 429/5xx, a timeout or a dropped connection.",
     )
-    llm_structured_output: Literal["auto", "json_schema", "tools", "prompt"] = Field(
+    llm_structured_output: Literal["auto", "json_schema", "json_object", "tools", "prompt"] = Field(
         default="auto",
-        description="How JSON output is requested: 'auto' tries JSON Schema structured output, then tool "
-        "calling, then the schema in the prompt only.",
+        description="How JSON output is requested: 'auto' negotiates with the server (OpenAI's JSON Schema form, "
+        "then llama.cpp's json_object with a schema, then tool calling, then the schema in the prompt only) and "
+        "remembers what worked; or one of them fixed (`medcite llm check` shows which works).",
     )
 
     def fingerprint(self) -> str:
