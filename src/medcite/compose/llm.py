@@ -7,7 +7,8 @@ evidence set, cites nothing, or is not supported by its cited passages (``verify
 and listed in ``Answer.verification``; references are numbered in order of first citation, as the
 extractive composer numbers them. On any failure (timeout, HTTP error, refusal, empty or malformed
 output, an unsupported bottom line, nothing left after verification) the extractive answer is returned
-with a ``notice`` saying why. ``stream_answer`` yields ``ComposeEvent`` objects for a progress line or
+with a ``notice`` saying why; a reply cut off at ``max_tokens`` keeps the statements it completed, with a
+notice (``CUT_OFF_NOTICE``). ``stream_answer`` yields ``ComposeEvent`` objects for a progress line or
 server-sent events (``answer.stream_answer``). The extractive answer (fallback, abstention, emergency advice)
 is composed first by the caller and passed in. This module imports ``compose.checks``, ``compose.evidence``,
 ``llm``, ``verify``, ``models`` and ``errors``; never ``answer``, ``render``, ``web`` or ``cli``.
@@ -40,6 +41,7 @@ from medcite.models import (
 from medcite.verify import Verifier, estimate_precision
 
 __all__ = [
+    "CUT_OFF_NOTICE",
     "FALLBACK_NOTICE",
     "LLM_DISCLAIMER",
     "MAX_SECTION_TITLE_CHARS",
@@ -56,6 +58,10 @@ LLM_DISCLAIMER = (
 )
 FALLBACK_NOTICE = (
     "The language model's answer could not be used ({why}); this is the extractive answer, quoted from the sources."
+)
+CUT_OFF_NOTICE = (
+    "The language model's answer was cut off at {max_tokens} tokens: the statements it completed were checked and "
+    "are shown; raise MEDCITE_LLM_MAX_TOKENS for a complete answer."
 )
 MAX_SOURCES = 14
 """Passages shown to the model at most: the retrieved ones first, then those the extractive answer cites."""
@@ -91,6 +97,7 @@ def _why(error: LLMError) -> str:
     reasons = {
         "timeout": "the model server did not answer in time",
         "connection": "the model server could not be reached",
+        "disconnected": "the connection to the model server broke mid-answer",
         "http": "the model server returned an error",
         "refusal": "the model declined to answer",
         "empty": "the model returned no readable answer",
@@ -149,11 +156,17 @@ def iter_compose_llm(
     messages = build_messages(question, sources, audience=audience)
     yield ComposeEvent(kind="status", text=f"Asking {client.model} to write from {len(sources)} passages")
     pieces: list[str] = []
+    cut_off = False
     try:
-        for piece in client.stream(messages, schema=Draft.model_json_schema(), schema_name="medcite_answer"):
-            pieces.append(piece)
-            yield ComposeEvent(kind="delta", text=piece, n_chars=sum(len(p) for p in pieces))
-        draft = parse_draft("".join(pieces))
+        try:
+            for piece in client.stream(messages, schema=Draft.model_json_schema(), schema_name="medcite_answer"):
+                pieces.append(piece)
+                yield ComposeEvent(kind="delta", text=piece, n_chars=sum(len(p) for p in pieces))
+        except LLMError as error:
+            if error.reason != "truncated":
+                raise
+            cut_off = True  # keep the statements the model completed before max_tokens
+        draft = parse_draft("".join(pieces), partial=cut_off)
     except LLMError as error:
         yield ComposeEvent(kind="answer", answer=_fallback(extractive, _why(error)))
         return
@@ -161,6 +174,8 @@ def iter_compose_llm(
     answer = _verified_answer(draft, extractive, sources, client.model, verifier, audience)
     if answer.composer == "llm":
         _check_structure(answer, sources)
+        if cut_off:
+            answer = answer.model_copy(update={"notice": CUT_OFF_NOTICE.format(max_tokens=client.max_tokens)})
     elapsed_ms = (time.perf_counter() - started) * 1000
     answer = answer.model_copy(update={"timings_ms": Timings(composition=round(elapsed_ms, 2))})
     yield ComposeEvent(kind="answer", answer=answer)
