@@ -232,6 +232,7 @@ class _Tally:
         self.precision_sum = 0.0
         self.fallbacks: Counter[str] = Counter()
         self.cut_off = 0
+        self.reasons: Counter[str] = Counter()
         self.latencies: list[float] = []
         self.chunks = 0
         self.writing_s = 0.0
@@ -254,11 +255,24 @@ class _Tally:
             "dropped": self.dropped,
             "fell_back": dict(self.fallbacks),
             "cut_off_kept_partial": self.cut_off,
+            "drop_reasons": dict(self.reasons.most_common()),
             "estimated_precision": round(self.precision_sum / self.kept, 3) if self.kept else None,
             "latency_p50_ms": round(float(np.percentile(latencies, 50)), 1),
             "latency_p95_ms": round(float(np.percentile(latencies, 95)), 1),
             "tokens_per_s": round(self.chunks / self.writing_s, 1) if tokens and self.writing_s else None,
         }
+
+
+def _reason_kind(reason: str) -> str:
+    """The check a drop reason names (the verifier's reason phrases, ``medcite.verify``, ``compose.llm``)."""
+    if reason.endswith("which is not one of the sources"):
+        return "cites an unknown label"
+    for start, kind in (("cites no", "cites no source"), ("number", "number"),
+                        ("'", "number with unit"), ("drug", "drug name"), ("negation", "negation"),
+                        ("support score", "support score"), ("the closest", "instruction")):  # fmt: skip
+        if reason.startswith(start):
+            return kind
+    return reason
 
 
 class _Clock:
@@ -299,6 +313,8 @@ def _library_run(client, retriever, questions: list[dict]) -> _Tally:
         v = answer.verification
         tally.add(v.n_statements_kept if v else 0, v.n_statements_dropped if v else 0,
                   v.estimated_citation_precision if v else None, (time.perf_counter() - started) * 1000)  # fmt: skip
+        for dropped in v.dropped if v else []:
+            tally.reasons.update({_reason_kind(reason) for reason in dropped.reasons})
         if answer.composer != "llm":
             tally.fallbacks[answer.notice.split("(", 1)[1].split(")", 1)[0] if answer.notice else "none"] += 1
         elif answer.notice:
@@ -344,6 +360,11 @@ def _kqa_run(client, verifier, rows: list[dict]) -> _Tally:
             for s in statements
         ]
         kept_scores = [c.score for c in checks if c is not None and c.is_supported]
+        for statement, check in zip(statements, checks, strict=True):
+            if check is None:
+                tally.reasons["cites no source" if not statement.citations else "cites an unknown label"] += 1
+            elif not check.is_supported:
+                tally.reasons.update({_reason_kind(reason) for reason in check.reasons})
         precision = estimate_precision(kept_scores, verifier.calibration)
         latency_ms = (time.perf_counter() - started) * 1000
         tally.add(len(kept_scores), len(statements) - len(kept_scores), precision, latency_ms)
@@ -391,6 +412,7 @@ def _print_model_server_rows(rows: list[dict]) -> None:
     print("\n| server | questions | proposed | kept | dropped | fell back | cut off, partial kept | est. precision "
           "of kept | latency p50 / p95 ms | tokens/s |")  # fmt: skip
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    reasons = []
     for r in rows:
         fell = ", ".join(f"{why}: {n}" for why, n in r["fell_back"].items()) or "0"
         precision = "-" if r["estimated_precision"] is None else f"{r['estimated_precision']:.3f}"
@@ -400,6 +422,11 @@ def _print_model_server_rows(rows: list[dict]) -> None:
             f"{r['cut_off_kept_partial']} | {precision} | {r['latency_p50_ms']:.0f} / {r['latency_p95_ms']:.0f} | "
             f"{rate} |"
         )
+        if r["drop_reasons"]:
+            named = ", ".join(f"{kind}: {n}" for kind, n in r["drop_reasons"].items())
+            reasons.append(f"- {r['server']}, {r['questions']}: {named}")
+    if reasons:
+        print("\nWhy statements were dropped (a statement can fail several checks):\n" + "\n".join(reasons))
 
 
 def main() -> None:

