@@ -121,6 +121,7 @@ def test_every_command_has_help_and_appears_in_readme():
         "library remove",
         "library show",
         "library stats",
+        "llm check",
         "mcp",
         "review stale",
         "schema answer",

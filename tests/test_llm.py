@@ -627,11 +627,14 @@ def test_cli_llm_check_lists_models_tries_each_dialect_and_names_the_one_it_uses
     # the scripted server ignores tools and answers in plain content, which is not a tool call's arguments
     assert re.search(r"\n  tools        \d+ ms, 40 tokens, [\d.]+ tokens/s +accepted, reply not usable: ", out)
     assert re.search(r"\n  prompt .* accepted, reply not usable: not JSON of the answer shape \(Expecting value", out)
-    assert "medcite will use: json_object (negotiated; MEDCITE_LLM_STRUCTURED_OUTPUT=json_object skips" in out
+    assert "medcite will use: json_object (the first dialect the server accepts)\n" in out
+    assert "(MEDCITE_LLM_STRUCTURED_OUTPUT=json_object skips the negotiation)" in out
     assert remembered_dialect(httpserver.url_for("/v1/chat/completions"), "scripted") == "json_object"
     assert run(["llm", "check", "--format", "json"]) == 0
     payload = json.loads(capsys.readouterr().out)
-    assert payload["chosen"] == "json_object" and [d["valid"] for d in payload["dialects"]] == [
+    assert payload["chosen"] == payload["first_valid"] == "json_object" and [
+        d["valid"] for d in payload["dialects"]
+    ] == [
         False,
         True,
         False,
@@ -683,3 +686,23 @@ def test_parse_draft_partial_needs_a_whole_bottom_line():
     assert caught.value.reason == "truncated"
     draft = parse_draft('{"bottom_line": {"text": "a\nb", "citations": ["S1"]}, "sections": [{"ti', partial=True)
     assert draft.bottom_line.text == "a\nb" and draft.sections == []
+
+
+def test_cli_llm_check_says_when_the_accepted_dialect_gives_no_usable_answer_but_another_does(
+    httpserver, monkeypatch, capsys
+):
+    def reply(request: Request) -> Response:
+        if (request.get_json().get("response_format") or {}).get("type") == "json_schema":
+            return Response(json.dumps(_completion("The reading room opens at nine.")), content_type="application/json")
+        return _probe_reply(request)
+
+    httpserver.expect_request("/v1/chat/completions").respond_with_handler(reply)
+    monkeypatch.setenv("MEDCITE_LLM_BASE_URL", httpserver.url_for("/v1"))
+    monkeypatch.setenv("MEDCITE_LLM_MODEL", "scripted")
+    assert run(["llm", "check"]) == 0
+    out = capsys.readouterr().out
+    assert "medcite will use: json_schema (the first dialect the server accepts)\n" in out
+    assert (
+        "Its reply was not a usable answer, but json_object's was: set MEDCITE_LLM_STRUCTURED_OUTPUT=json_object" in out
+    )
+    assert remembered_dialect(httpserver.url_for("/v1/chat/completions"), "scripted") == "json_object"

@@ -100,7 +100,7 @@ def test_llm_check_against_the_real_server_names_json_object(llm_server, monkeyp
         assert re.search(
             rf"\n  {dialect} +\d+ ms, \d+ tokens, [\d.]+ tokens/s +(valid answer|accepted, reply not)", out
         )
-    assert "medcite will use: json_object (negotiated" in out
+    assert "medcite will use: json_object (the first dialect the server accepts)\n" in out
 
 
 @pytest.mark.parametrize("dialect", ["json_schema", "json_object", "tools", "prompt", "auto"])

@@ -820,7 +820,10 @@ def schema_answer() -> None:
 def llm_check(
     output_format: Annotated[
         OutputFormat,
-        typer.Option("--format", help="A text table, or JSON with keys base_url, model, models, dialects and chosen."),
+        typer.Option(
+            "--format",
+            help="A text table, or JSON with keys base_url, model, models, dialects, chosen and first_valid.",
+        ),
     ] = OutputFormat.text,
     max_tokens: Annotated[int, typer.Option(min=16, help="Most tokens the model may write per probe.")] = 256,
 ) -> None:
@@ -840,10 +843,11 @@ def llm_check(
         stdout.print_json(result.model_dump_json())
     else:
         _print_llm_check(result, pinned=settings.llm_structured_output)
-    if result.chosen is None:
+    if result.first_valid is None:
         raise LLMError(
-            f"No structured-output dialect gave a valid answer from {result.model} at {result.base_url}; "
-            "see the table above, and docs/llm.md for start commands that work.",
+            f"No structured-output dialect gave a valid answer from {result.model} at {result.base_url}, so "
+            "`--composer llm` will fall back to the extractive answer; see docs/llm.md for servers and models "
+            "that work.",
             reason="malformed",
         )
 
@@ -876,15 +880,21 @@ def _print_llm_check(result: ServerCheck, *, pinned: str) -> None:
             figures.append(f"{row.tokens_per_s:.1f} tokens/s")
         shown = ", ".join(f for f in figures if f) or "-"
         stdout.print(f"  {row.dialect:<12} {shown:<34} {outcome[:160]}", markup=False, highlight=False)
-    if result.chosen is not None:
-        if pinned == "auto":
-            how = f"negotiated; MEDCITE_LLM_STRUCTURED_OUTPUT={result.chosen} skips the negotiation"
-        else:
-            how = f"but MEDCITE_LLM_STRUCTURED_OUTPUT={pinned} is set, and that is what asks use"
+    if result.chosen is None:
+        stdout.print("The server accepted no dialect.", markup=False, highlight=False)
+        return
+    how = "the first dialect the server accepts" if pinned == "auto" else f"MEDCITE_LLM_STRUCTURED_OUTPUT={pinned}"
+    stdout.print(f"medcite will use: {result.chosen} ({how})", markup=False, highlight=False)
+    if result.first_valid is not None and result.first_valid != result.chosen:
         stdout.print(
-            f"medcite will use: {result.chosen} ({how})",
+            f"Its reply was not a usable answer, but {result.first_valid}'s was: set "
+            f"MEDCITE_LLM_STRUCTURED_OUTPUT={result.first_valid}",
             markup=False,
             highlight=False,
+        )
+    elif pinned == "auto" and result.first_valid is not None:
+        stdout.print(
+            f"(MEDCITE_LLM_STRUCTURED_OUTPUT={result.chosen} skips the negotiation)", markup=False, highlight=False
         )
 
 

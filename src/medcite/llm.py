@@ -137,7 +137,13 @@ class ServerCheck(BaseModel):
     model: str
     models: list[str] = Field(description="Model ids from GET {base_url}/models ([] when the route is missing).")
     dialects: list[DialectCheck]
-    chosen: StructuredOutput | None = Field(description="The dialect medcite will use; None when none works.")
+    chosen: StructuredOutput | None = Field(
+        description="The dialect asks will use: the one MEDCITE_LLM_STRUCTURED_OUTPUT fixes, or with 'auto' the "
+        "first the server accepts; None when it accepts none."
+    )
+    first_valid: StructuredOutput | None = Field(
+        description="The first dialect whose reply was a valid answer; None when no reply was."
+    )
 
 
 # --- Prompt ----------------------------------------------------------------------------------------------------
@@ -633,7 +639,7 @@ class LLMClient:
             return []
 
     def check(self, *, max_tokens: int = 256) -> ServerCheck:
-        """Try every dialect once with a small non-clinical question; remember and report the first that works.
+        """Try every dialect once with a small non-clinical question; report what each gave and what asks will use.
 
         The probe asks for the answer structure (``Draft``) from one source sentence that is not medical, so
         a dialect counts as working only when the reply validates. Calls the network (one request per dialect,
@@ -643,7 +649,8 @@ class LLMClient:
             max_tokens: Most tokens the model may write per probe.
 
         Returns:
-            The server's models, each dialect's result, and the dialect chosen.
+            The server's models, each dialect's result, the dialect asks will use and the first that gave a
+            valid answer (remembered for this server and model in this process, else the first accepted).
 
         Raises:
             LLMError: The server cannot be reached.
@@ -670,10 +677,17 @@ class LLMClient:
                 continue
             latency_ms = (time.perf_counter() - started) * 1000
             results.append(_dialect_result(dialect, response.status_code, content, latency_ms))
-        chosen = next((r.dialect for r in results if r.valid), None)
-        if chosen is not None and self.structured_output == "auto":
-            _remember(self.url, self.model, chosen)
-        return ServerCheck(base_url=self.base_url, model=self.model, models=models, dialects=results, chosen=chosen)
+        first_valid = next((r.dialect for r in results if r.valid), None)
+        if self.structured_output == "auto":
+            chosen = next((r.dialect for r in results if r.accepted), None)
+            if chosen is not None:
+                _remember(self.url, self.model, first_valid or chosen)
+        else:
+            chosen = self.structured_output
+        return ServerCheck(
+            base_url=self.base_url, model=self.model, models=models, dialects=results, chosen=chosen,
+            first_valid=first_valid,
+        )  # fmt: skip
 
     def _finish(self, text: str, refusal: str | None, finish_reason: str | None) -> str:
         if refusal:
