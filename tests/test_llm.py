@@ -651,7 +651,7 @@ def test_cli_llm_check_with_no_working_dialect_or_no_server_exits_with_one_line(
     captured = capsys.readouterr()
     assert "Models it lists: none (the server has no GET /models)" in captured.out
     assert captured.out.count("refused: HTTP 404: no such model") == 4
-    assert captured.err.strip().splitlines()[-1].startswith("Error: No structured-output dialect gave a valid answer")
+    assert captured.err.strip().splitlines()[-1].endswith("accepted no request: HTTP 404: no such model")
     monkeypatch.setenv("MEDCITE_LLM_BASE_URL", "http://127.0.0.1:9/v1")  # discard port: connection refused
     assert run(["llm", "check"]) == LLMError.exit_code
     assert "cannot be reached" in capsys.readouterr().err
@@ -706,3 +706,164 @@ def test_cli_llm_check_says_when_the_accepted_dialect_gives_no_usable_answer_but
         "Its reply was not a usable answer, but json_object's was: set MEDCITE_LLM_STRUCTURED_OUTPUT=json_object" in out
     )
     assert remembered_dialect(httpserver.url_for("/v1/chat/completions"), "scripted") == "json_object"
+
+
+# --- bad input and odd servers (found by trying to break `medcite llm check`) ----------------------------------
+
+
+@pytest.mark.parametrize(
+    "base_url",
+    ["http://127.0.0.1:abc/v1", "http://[::1", "http://127.0.0.1:8000/v1\n", "http://", "http://h.example/v1?key=1"],
+)
+def test_llm_client_with_a_malformed_base_url_is_a_config_error(base_url):
+    with pytest.raises(ConfigError, match="MEDCITE_LLM_BASE_URL"):
+        LLMClient(base_url, "m")
+
+
+@pytest.mark.parametrize("key", ["sk-é", "abc\ndef", "ключ"])
+def test_llm_client_api_key_a_header_cannot_carry_is_a_config_error_that_does_not_echo_it(key):
+    with pytest.raises(ConfigError, match="MEDCITE_LLM_API_KEY") as caught:
+        LLMClient("http://127.0.0.1:9/v1", "m", api_key=key)
+    assert key not in str(caught.value)
+
+
+@pytest.mark.parametrize("value", ["inf", "1e300", "nan"])
+def test_cli_llm_check_with_an_unbounded_timeout_is_one_line_exit_2(value, monkeypatch, capsys):
+    monkeypatch.setenv("MEDCITE_LLM_BASE_URL", "http://127.0.0.1:9/v1")
+    monkeypatch.setenv("MEDCITE_LLM_MODEL", "m")
+    monkeypatch.setenv("MEDCITE_LLM_TIMEOUT_S", value)
+    assert run(["llm", "check"]) == 2
+    assert "MEDCITE_LLM_TIMEOUT_S" in capsys.readouterr().err
+
+
+def _mock_client(body: bytes | str, **options) -> LLMClient:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=body, headers={"content-type": "application/json"})
+
+    options = {"structured_output": "json_object", "max_retries": 0, **options}
+    return LLMClient("http://model.invalid/v1", "m", transport=httpx.MockTransport(handler), **options)
+
+
+@pytest.mark.parametrize(
+    ("message", "expected"),
+    [
+        ('"hi"', "empty"),
+        ('{"content": 5}', "empty"),
+        ('{"content": null, "tool_calls": "abc"}', "empty"),
+        ('{"content": null, "tool_calls": [1]}', "empty"),
+        ('{"content": [{"type": "text", "text": "{\\"ok\\": "}, {"type": "text", "text": "7}"}]}', '{"ok": 7}'),
+        ('{"content": null, "tool_calls": [{"function": {"arguments": {"ok": 8}}}]}', '{"ok": 8}'),
+    ],
+)
+def test_llm_client_reads_odd_message_shapes_or_says_the_reply_is_empty(message, expected):
+    client = _mock_client(f'{{"choices": [{{"message": {message}, "finish_reason": "stop"}}]}}')
+    if expected == "empty":
+        with pytest.raises(LLMError) as caught:
+            client.complete([{"role": "user", "content": "x"}], schema={})
+        assert caught.value.reason == "empty"
+    else:
+        assert client.complete([{"role": "user", "content": "x"}], schema={}) == expected
+
+
+def test_deeply_nested_replies_are_malformed_not_a_crash():
+    with pytest.raises(LLMError) as caught:
+        _mock_client("[" * 100_000).complete([{"role": "user", "content": "x"}], schema={})
+    assert caught.value.reason == "malformed"
+    with pytest.raises(LLMError) as caught:
+        parse_draft("[" * 100_000)
+    assert caught.value.reason == "malformed"
+
+
+def test_llm_client_stream_skips_chunks_that_are_not_objects():
+    lines = [
+        "[1]",
+        "5",
+        '{"choices": [{"delta": "x"}]}',
+        '{"choices": "x"}',
+        '{"choices": [{"delta": {"content": "{}"}}]}',
+    ]
+    body = "".join(f"data: {line}\n\n" for line in lines) + "data: [DONE]\n\n"
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, text=body, headers={"content-type": "text/event-stream"})
+
+    client = LLMClient(
+        "http://model.invalid/v1", "m", transport=httpx.MockTransport(handler), structured_output="prompt"
+    )
+    assert list(client.stream([{"role": "user", "content": "x"}], schema={})) == ["{}"]
+
+
+def test_retry_after_that_is_not_a_number_keeps_the_backoff():
+    replies = iter(
+        [
+            httpx.Response(503, headers=[(b"Retry-After", "\u00b2".encode("latin-1"))]),
+            httpx.Response(200, json=_completion("{}")),
+        ]
+    )
+    client = LLMClient(
+        "http://model.invalid/v1", "m", transport=httpx.MockTransport(lambda request: next(replies)),
+        structured_output="prompt", max_retries=1, backoff_s=0.0,
+    )  # fmt: skip
+    assert client.complete([{"role": "user", "content": "x"}], schema={}) == "{}"
+
+
+def test_llm_check_ignores_absurd_token_counts_and_unnamed_models():
+    completion = _completion('{"bottom_line": {"text": "x", "citations": ["S1"]}, "sections": []}')
+    body = json.dumps(completion | {"usage": {"completion_tokens": 10**400}})
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/models"):
+            return httpx.Response(200, json={"data": [{"object": "model"}, {"id": "named"}]})
+        return httpx.Response(200, text=body, headers={"content-type": "application/json"})
+
+    check = LLMClient("http://model.invalid/v1", "m", transport=httpx.MockTransport(handler), max_retries=0).check()
+    assert check.models == ["named"]
+    assert [(d.valid, d.completion_tokens, d.tokens_per_s) for d in check.dialects][0] == (True, None, None)
+
+
+def test_cli_llm_check_stops_after_a_request_gets_no_answer_and_names_the_failure(httpserver, monkeypatch, capsys):
+    monkeypatch.setenv("MEDCITE_LLM_BASE_URL", httpserver.url_for("/v1"))
+    monkeypatch.setenv("MEDCITE_LLM_MODEL", "scripted")
+    monkeypatch.setenv("MEDCITE_LLM_MAX_RETRIES", "0")
+    monkeypatch.setenv("MEDCITE_LLM_TIMEOUT_S", "0.5")
+    httpserver.expect_request("/v1/chat/completions").respond_with_handler(
+        lambda request: time.sleep(1.5) or Response("{}", content_type="application/json")
+    )
+    started = time.perf_counter()
+    assert run(["llm", "check"]) == LLMError.exit_code
+    assert time.perf_counter() - started < 4.0  # one timeout, not four
+    captured = capsys.readouterr()
+    assert "json_schema  -" in captured.out and "failed: The model server at" in captured.out
+    assert captured.out.count("not tried: the server did not answer") == 3
+    assert captured.err.strip().splitlines()[-1].startswith("Error: The model server at http://")
+    assert "accepted no request: The model server at" in captured.err
+
+
+def test_cli_llm_check_with_a_401_names_it_and_a_refused_pinned_dialect_fails(httpserver, monkeypatch, capsys):
+    monkeypatch.setenv("MEDCITE_LLM_BASE_URL", httpserver.url_for("/v1"))
+    monkeypatch.setenv("MEDCITE_LLM_MODEL", "scripted")
+    monkeypatch.setenv("MEDCITE_LLM_MAX_RETRIES", "0")
+    httpserver.expect_oneshot_request("/v1/chat/completions").respond_with_data("invalid api key", status=401)
+    httpserver.expect_oneshot_request("/v1/chat/completions").respond_with_data("invalid api key", status=401)
+    httpserver.expect_oneshot_request("/v1/chat/completions").respond_with_data("invalid api key", status=401)
+    httpserver.expect_oneshot_request("/v1/chat/completions").respond_with_data("invalid api key", status=401)
+    assert run(["llm", "check"]) == LLMError.exit_code
+    assert "accepted no request: HTTP 401: invalid api key" in capsys.readouterr().err
+    httpserver.clear()
+    httpserver.expect_request("/v1/chat/completions").respond_with_handler(_probe_reply)
+    monkeypatch.setenv("MEDCITE_LLM_STRUCTURED_OUTPUT", "json_schema")
+    assert run(["llm", "check"]) == LLMError.exit_code
+    err = capsys.readouterr().err
+    assert "MEDCITE_LLM_STRUCTURED_OUTPUT=json_schema, but the server refuses that dialect" in err
+    assert "set it to json_object" in err
+
+
+def test_cli_llm_check_when_every_dialect_is_accepted_but_no_reply_is_an_answer(httpserver, monkeypatch, capsys):
+    httpserver.expect_request("/v1/chat/completions").respond_with_json(_completion("The reading room opens at nine."))
+    monkeypatch.setenv("MEDCITE_LLM_BASE_URL", httpserver.url_for("/v1"))
+    monkeypatch.setenv("MEDCITE_LLM_MODEL", "scripted")
+    assert run(["llm", "check"]) == LLMError.exit_code
+    captured = capsys.readouterr()
+    assert "medcite will use: json_schema (the first dialect the server accepts)" in captured.out
+    assert captured.out.count("accepted, reply not usable: not JSON of the answer shape") == 4
+    assert captured.err.strip().splitlines()[-1].startswith("Error: No structured-output dialect gave a valid answer")

@@ -843,6 +843,16 @@ def llm_check(
         stdout.print_json(result.model_dump_json())
     else:
         _print_llm_check(result, pinned=settings.llm_structured_output)
+    if not any(row.accepted for row in result.dialects):
+        failed = result.dialects[0]
+        raise LLMError(f"The model server at {result.base_url} accepted no request: {failed.detail}", reason="http")
+    pinned = settings.llm_structured_output
+    if pinned != "auto" and not next(row.accepted for row in result.dialects if row.dialect == pinned):
+        raise LLMError(
+            f"MEDCITE_LLM_STRUCTURED_OUTPUT={pinned}, but the server refuses that dialect; unset it (auto) or set it "
+            f"to {result.first_valid or 'a dialect the server accepts'}.",
+            reason="http",
+        )
     if result.first_valid is None:
         raise LLMError(
             f"No structured-output dialect gave a valid answer from {result.model} at {result.base_url}, so "
@@ -871,8 +881,10 @@ def _print_llm_check(result: ServerCheck, *, pinned: str) -> None:
             outcome = "valid answer"
         elif row.accepted:
             outcome = f"accepted, reply not usable: {row.detail.replace(_NOT_DRAFT, 'not JSON of the answer shape')}"
-        else:
+        elif row.status is not None:
             outcome = f"refused: {row.detail}"
+        else:
+            outcome = f"failed: {row.detail}"
         figures = [f"{row.latency_ms:.0f} ms" if row.latency_ms is not None else ""]
         if row.completion_tokens is not None:
             figures.append(f"{row.completion_tokens} tokens")

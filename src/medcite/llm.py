@@ -242,7 +242,7 @@ def parse_draft(text: str, *, partial: bool = False) -> Draft:
         # strict=False lets a raw line break or tab inside a string through: grammar-constrained samplers
         # (llama-cpp-python's json_object + schema) emit them, and the text is still unambiguous.
         return Draft.model_validate(json.loads(cleaned, strict=False))
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         first = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
         raise LLMError(
             f"The language model's answer is not valid JSON of the expected shape ({first}).", reason="malformed"
@@ -284,7 +284,7 @@ def _partial_draft(cleaned: str) -> Draft:
     )
     try:
         data = pydantic_core.from_json(_escape_controls(cleaned), allow_partial=True)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise cut_off from exc
     # Partial mode drops a string cut in the middle, so a citation list can look whole with a label missing: the
     # bottom line counts only once "sections" has begun, and the last statement read is left out.
@@ -348,6 +348,22 @@ class LLMClient:
             raise ConfigError(
                 f"MEDCITE_LLM_BASE_URL must be an http:// or https:// URL such as http://localhost:8000/v1 "
                 f"(got {base_url!r})."
+            )
+        try:
+            parsed = httpx.URL(base_url)
+        except (httpx.InvalidURL, TypeError, ValueError) as exc:
+            raise ConfigError(
+                f"MEDCITE_LLM_BASE_URL is not a valid URL ({exc}); give one such as http://localhost:8000/v1."
+            ) from exc
+        if not parsed.host or parsed.query or parsed.fragment or base_url != base_url.strip():
+            raise ConfigError(
+                "MEDCITE_LLM_BASE_URL must be an API root with a host and no query, fragment or surrounding spaces, "
+                f"such as http://localhost:8000/v1 (got {base_url!r})."
+            )
+        if api_key is not None and not (api_key.isascii() and api_key.isprintable()):
+            raise ConfigError(  # the key is not echoed: it is a secret
+                "MEDCITE_LLM_API_KEY holds characters an HTTP header cannot carry (non-ASCII, a line break or a "
+                "control character); set it to the key exactly."
             )
         self.base_url = base_url.rstrip("/")
         self.url = self.base_url + "/chat/completions"
@@ -435,9 +451,10 @@ class LLMClient:
     def _wait(self, attempt: int, response: httpx.Response | None) -> None:
         delay = self.backoff_s * (2**attempt)
         if response is not None:
-            retry_after = response.headers.get("retry-after", "")
-            if retry_after.replace(".", "", 1).isdigit():
-                delay = float(retry_after)
+            try:
+                delay = max(0.0, float(response.headers.get("retry-after", "")))
+            except ValueError:  # absent, or an HTTP date: keep the exponential backoff
+                pass
         time.sleep(min(delay, MAX_BACKOFF_S))
 
     def _send(self, body: dict[str, Any]) -> httpx.Response:
@@ -526,7 +543,7 @@ class LLMClient:
         response = self._open(messages, schema, schema_name, stream=False)
         try:
             data = json.loads(response.read())
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             raise LLMError(
                 f"The model server at {self.url} did not return JSON.", reason="malformed", url=self.url
             ) from exc
@@ -536,17 +553,11 @@ class LLMClient:
             ) from exc
         finally:
             response.close()
-        try:
-            choice = data["choices"][0]
-            message = choice.get("message") or {}
-        except (KeyError, IndexError, TypeError) as exc:
-            raise LLMError(
-                f"The model server at {self.url} returned no choices.", reason="malformed", url=self.url
-            ) from exc
-        text = message.get("content") or ""
-        for call in message.get("tool_calls") or []:
-            text += (call.get("function") or {}).get("arguments") or ""
-        return self._finish(text, message.get("refusal"), choice.get("finish_reason"))
+        choice = _first_choice(data)
+        if choice is None:
+            raise LLMError(f"The model server at {self.url} returned no choices.", reason="malformed", url=self.url)
+        message = _as_dict(choice.get("message"))
+        return self._finish(_message_text(message), _as_text(message.get("refusal")), _finish_reason(choice))
 
     def stream(
         self, messages: list[dict[str, str]], *, schema: dict[str, Any], schema_name: str = "answer"
@@ -580,21 +591,23 @@ class LLMClient:
                     break
                 try:
                     chunk = json.loads(payload)
-                except ValueError:
+                except (ValueError, RecursionError):
                     continue  # a keep-alive or comment line
+                if not isinstance(chunk, dict):
+                    continue
                 if chunk.get("error"):
                     raise LLMError(
                         f"The model server at {self.url} reported an error: {chunk['error']}",
                         reason="http",
                         url=self.url,
                     )
-                for choice in chunk.get("choices") or []:
-                    delta = choice.get("delta") or {}
-                    finish = choice.get("finish_reason") or finish
-                    refusal += delta.get("refusal") or ""
-                    piece = delta.get("content") or ""
-                    for call in delta.get("tool_calls") or []:
-                        piece += (call.get("function") or {}).get("arguments") or ""
+                choices = chunk.get("choices")
+                for choice in choices if isinstance(choices, list) else []:
+                    choice = _as_dict(choice)
+                    delta = _as_dict(choice.get("delta"))
+                    finish = _finish_reason(choice) or finish
+                    refusal += _as_text(delta.get("refusal"))
+                    piece = _message_text(delta)
                     if piece:
                         pieces.append(piece)
                         yield piece
@@ -634,9 +647,11 @@ class LLMClient:
         if response.status_code != 200:
             return []
         try:
-            return [str(item.get("id")) for item in response.json().get("data") or [] if isinstance(item, dict)]
-        except (ValueError, AttributeError):
+            listed = _as_dict(response.json()).get("data")
+        except (ValueError, RecursionError):
             return []
+        items = listed if isinstance(listed, list) else []
+        return [item["id"] for item in items if isinstance(item, dict) and isinstance(item.get("id"), str)]
 
     def check(self, *, max_tokens: int = 256) -> ServerCheck:
         """Try every dialect once with a small non-clinical question; report what each gave and what asks will use.
@@ -674,7 +689,12 @@ class LLMClient:
                     response.close()
             except (LLMError, httpx.HTTPError) as error:
                 results.append(DialectCheck(dialect=dialect, accepted=False, detail=str(error)))
-                continue
+                # No answer at all (timeout, connection): the other dialects would wait as long for nothing.
+                results += [
+                    DialectCheck(dialect=rest, accepted=False, detail="not tried: the server did not answer")
+                    for rest in DIALECTS[DIALECTS.index(dialect) + 1 :]
+                ]
+                break
             latency_ms = (time.perf_counter() - started) * 1000
             results.append(_dialect_result(dialect, response.status_code, content, latency_ms))
         first_valid = next((r.dialect for r in results if r.valid), None)
@@ -722,11 +742,49 @@ _PROBE = (
 )
 
 
+def _as_dict(value: object) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _as_text(value: object) -> str:
+    """A message field as text: a string, or the text parts of a content-part list (OpenAI's form); else ''."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list):
+        return "".join(p["text"] for p in value if isinstance(p, dict) and isinstance(p.get("text"), str))
+    return ""
+
+
+def _message_text(message: dict[str, Any]) -> str:
+    """The reply a message (or a streamed delta) carries: its content, then its tool calls' arguments."""
+    text = _as_text(message.get("content"))
+    calls = message.get("tool_calls")
+    for call in calls if isinstance(calls, list) else []:
+        arguments = _as_dict(_as_dict(call).get("function")).get("arguments")
+        if isinstance(arguments, str):
+            text += arguments
+        elif isinstance(arguments, dict):  # some servers send the arguments parsed
+            text += json.dumps(arguments)
+    return text
+
+
+def _first_choice(data: object) -> dict[str, Any] | None:
+    choices = _as_dict(data).get("choices")
+    if isinstance(choices, list) and choices and isinstance(choices[0], dict):
+        return choices[0]
+    return None
+
+
+def _finish_reason(choice: dict[str, Any]) -> str | None:
+    reason = choice.get("finish_reason")
+    return reason if isinstance(reason, str) else None
+
+
 def _error_message(text: str) -> str:
     """The message of an OpenAI-style error body (``{"error": {"message": ...}}``, ``{"detail": ...}``) or the text."""
     try:
         data = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         return text
     error = data.get("error", data.get("detail")) if isinstance(data, dict) else None
     if isinstance(error, dict):
@@ -744,24 +802,23 @@ def _dialect_result(dialect: StructuredOutput, status: int, content: bytes, late
                             detail=f"HTTP {status}: {detail}")  # fmt: skip
     try:
         data = json.loads(text)
-        choice = data["choices"][0]
-        message = choice.get("message") or {}
-        tokens = (data.get("usage") or {}).get("completion_tokens")
-    except (ValueError, KeyError, IndexError, TypeError, AttributeError):
+    except (ValueError, RecursionError):
+        data = None
+    choice = _first_choice(data)
+    if choice is None:
         return DialectCheck(dialect=dialect, accepted=True, status=status, latency_ms=latency_ms,
                             detail="the server's reply is not a completion")  # fmt: skip
-    reply = message.get("content") or ""
-    for call in message.get("tool_calls") or []:
-        reply += (call.get("function") or {}).get("arguments") or ""
+    tokens = _as_dict(data.get("usage")).get("completion_tokens")
+    reply = _message_text(_as_dict(choice.get("message")))
     detail = ""
-    if choice.get("finish_reason") == "length":
+    if _finish_reason(choice) == "length":
         detail = "the reply was cut off at max_tokens"
     else:
         try:
             parse_draft(reply)
         except LLMError as error:
             detail = str(error)
-    tokens = tokens if isinstance(tokens, int) else None
+    tokens = tokens if type(tokens) is int and 0 <= tokens <= 10**7 else None  # not bool, not absurd
     rate = round(tokens / (latency_ms / 1000), 1) if tokens is not None and latency_ms > 0 else None
     return DialectCheck(dialect=dialect, accepted=True, status=status, valid=not detail, latency_ms=latency_ms,
                         completion_tokens=tokens, tokens_per_s=rate, detail=detail)  # fmt: skip

@@ -193,7 +193,11 @@ class Settings(BaseSettings):
     llm_model: str | None = Field(default=None, description="Model name the server knows, for `--composer llm`.")
     llm_api_key: str | None = Field(default=None, description="Bearer token for the model server, if it needs one.")
     llm_timeout_s: float = Field(
-        default=120.0, gt=0, description="Seconds to wait for the model server to connect, and between bytes received."
+        default=120.0,
+        gt=0,
+        le=3600,
+        allow_inf_nan=False,
+        description="Seconds to wait for the model server to connect, and between bytes received.",
     )
     llm_max_tokens: int = Field(default=2048, ge=64, description="Most tokens the model may write per answer.")
     llm_max_retries: int = Field(
