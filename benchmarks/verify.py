@@ -30,8 +30,8 @@ a statement is accepted against someone else's text):
 
 With ``--llm-server`` (``start``: llama-cpp-python's server with SmolLM2-135M-Instruct, started and stopped here
 as the tests start it; or the API root of a running server), the verifier meets real model output, beside a
-scripted server in the same run (it answers every question with the first sentence of each of its first four
-sources, so everything it proposes is supported):
+scripted server in the same run (the tests' scripted model: a sentence of each of its first four sources that
+has one, so everything it proposes is supported):
 
 - the default library's first ``--llm-questions`` covered development questions (``answers/``), asked with
   ``--composer llm`` as a user asks them (lexical search, the lexical verifier);
@@ -193,29 +193,14 @@ def _secondary(verifier_factory, embedder, weight, threshold, data: Path) -> lis
 
 
 def _scripted_transport():
-    """An in-process OpenAI-compatible server: bottom line and sections copied from the sources' first sentences."""
-    import re
-
+    """An in-process OpenAI-compatible server answering as the tests' scripted model (``test_llm._good_draft``)."""
     import httpx
 
-    from medcite.index import split_sentences
-
-    source = re.compile(r'<source id="(S\d+)" title="[^"]*" year="[^"]*">\n(.*?)\n</source>', re.S)
-
-    def first_sentence(text: str) -> str | None:
-        for a, b in split_sentences(text):
-            sentence = " ".join(text[a:b].split())
-            if len(sentence.split()) >= 6 and not sentence.startswith(("|", "-", "*", "#")):
-                return sentence
-        return None
+    from test_llm import SOURCE, _good_draft
 
     def handler(request: httpx.Request) -> httpx.Response:
         body = json.loads(request.content)
-        found = [(label, first_sentence(text)) for label, text in source.findall(body["messages"][-1]["content"])]
-        found = [(label, sentence) for label, sentence in found if sentence][:4]
-        statements = [{"text": sentence, "citations": [label]} for label, sentence in found]
-        draft = {"bottom_line": statements[0], "sections": [{"title": "Key points", "statements": statements[1:]}]}
-        text = json.dumps(draft)
+        text = json.dumps(_good_draft(dict(SOURCE.findall(body["messages"][-1]["content"]))))
         chunks = [{"choices": [{"index": 0, "delta": {"content": text[i : i + 40]}}]} for i in range(0, len(text), 40)]
         chunks.append({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
         sse = "".join(f"data: {json.dumps(chunk)}\n\n" for chunk in chunks) + "data: [DONE]\n\n"
@@ -325,7 +310,7 @@ def _library_run(client, retriever, questions: list[dict]) -> _Tally:
 def _kqa_run(client, verifier, rows: list[dict]) -> _Tally:
     """Each K-QA question with its physician's answer as source S1: draft, then each statement checked."""
     from medcite.errors import LLMError
-    from medcite.llm import Draft, build_messages, parse_draft
+    from medcite.llm import Draft, DraftStream, build_messages
     from medcite.models import Hit
     from medcite.verify import estimate_precision
 
@@ -335,18 +320,11 @@ def _kqa_run(client, verifier, rows: list[dict]) -> _Tally:
                   section="", text=row["Free_form_answer"], kind="kqa", evidence_type="expert_answer")  # fmt: skip
         clock = _Clock(tally)
         started = time.perf_counter()
-        pieces: list[str] = []
-        cut_off = False
+        reply = DraftStream(client.stream(build_messages(row["Question"], [hit]), schema=Draft.model_json_schema()))
         try:
-            try:
-                for piece in client.stream(build_messages(row["Question"], [hit]), schema=Draft.model_json_schema()):
-                    pieces.append(piece)
-                    clock.tick()
-            except LLMError as error:
-                if error.reason != "truncated":
-                    raise
-                cut_off = True
-            draft = parse_draft("".join(pieces), partial=cut_off)
+            for _ in reply:
+                clock.tick()
+            draft = reply.draft()
         except LLMError as error:
             clock.finish()
             tally.add(0, 0, None, (time.perf_counter() - started) * 1000)
@@ -368,7 +346,7 @@ def _kqa_run(client, verifier, rows: list[dict]) -> _Tally:
         precision = estimate_precision(kept_scores, verifier.calibration)
         latency_ms = (time.perf_counter() - started) * 1000
         tally.add(len(kept_scores), len(statements) - len(kept_scores), precision, latency_ms)
-        tally.cut_off += cut_off
+        tally.cut_off += reply.cut_off
     return tally
 
 

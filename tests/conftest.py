@@ -64,6 +64,13 @@ def postgres_server(tmp_path_factory: pytest.TempPathFactory):
     server.cleanup()
 
 
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now (the OS picks it)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 LLM_SERVER_MODEL = "smollm2"
 """The model name the test model server answers to (``--model_alias``)."""
@@ -90,9 +97,7 @@ def start_llm_server(gguf: Path, log_path: Path, *, timeout_s: float = 120.0) ->
     Raises:
         RuntimeError: The server exited, or did not listen within ``timeout_s`` (the log's end is in the message).
     """
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     command = [
         sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--model_alias", LLM_SERVER_MODEL,
         "--host", "127.0.0.1", "--port", str(port), "--chat_format", "chatml-function-calling",

@@ -13,6 +13,7 @@ from pathlib import Path
 import anyio
 import pytest
 
+from conftest import free_port
 from medcite.assistants import create_server
 from medcite.index import default_guideline_pack, ingest
 from medcite.retrieve import Retriever
@@ -80,12 +81,6 @@ def test_the_tools_answer_with_citations_that_resolve_through_get_passage(librar
     anyio.run(session)
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def test_medcite_mcp_serves_stdio_and_streamable_http(library: Path):
     env = {**os.environ, "MEDCITE_EMBEDDER": "none"}
     command = [sys.executable, "-m", "medcite", "mcp", "--library", str(library)]
@@ -96,7 +91,7 @@ def test_medcite_mcp_serves_stdio_and_streamable_http(library: Path):
             return sorted(tool.name for tool in (await client.list_tools()).tools)
 
     assert anyio.run(over_stdio) == ["ask", "get_passage", "search"]
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen([*command, "--http", "--port", str(port)], env=env, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 60

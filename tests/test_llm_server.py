@@ -28,6 +28,7 @@ from medcite.settings import Settings
 from medcite.verify import LEXICAL_THRESHOLD, drug_names, lexical_support, number_mentions
 from medcite.web.app import create_app
 from test_llm import library, retriever  # noqa: F401  (the default guideline pack, lexical search)
+from test_web_llm import _events
 
 pytestmark = pytest.mark.llm_server
 
@@ -121,15 +122,6 @@ def test_each_dialect_gives_a_verified_answer_or_a_clear_fallback(llm_server, re
 
 
 # --- streaming -------------------------------------------------------------------------------------------------
-
-
-def _events(body: str) -> list[tuple[str, dict]]:
-    events = []
-    for frame in body.split("\n\n"):
-        if frame.strip():
-            fields = dict(line.split(": ", 1) for line in frame.splitlines())
-            events.append((fields["event"], json.loads(fields["data"])))
-    return events
 
 
 def test_web_stream_delivers_deltas_then_a_verified_answer(llm_server, library):  # noqa: F811

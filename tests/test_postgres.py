@@ -250,7 +250,6 @@ def test_serve_with_several_workers_needs_postgresql(tmp_path: Path, capsys):
 
 def test_two_web_workers_on_postgresql_share_sessions_and_rate_limits(postgres_url: str):
     import os
-    import socket
     import subprocess
     import sys
     import time
@@ -258,13 +257,13 @@ def test_two_web_workers_on_postgresql_share_sessions_and_rate_limits(postgres_u
     import httpx
     import psutil
 
+    from conftest import free_port
+
     assert run(["ingest", "guidelines", "--library", postgres_url]) == 0
     environment = {**os.environ, "MEDCITE_EMBEDDER": "none", "MEDCITE_WEB_ASK_RATE_LIMIT": "2/minute"}
     command = [sys.executable, "-m", "medcite", "users", "add", "rita", "--role", "reviewer", "--password-stdin"]
     subprocess.run([*command, "--library", postgres_url], input="a long passphrase 42\n", text=True, check=True)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "medcite", "serve", "--workers", "2", "--port", str(port), "--library", postgres_url],
         env=environment,

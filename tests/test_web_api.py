@@ -440,16 +440,15 @@ def test_users_commands_create_an_account_and_a_working_token(library: Path, mon
 
 def test_medcite_serve_answers_on_its_port(library: Path):
     import os
-    import socket
     import subprocess
     import sys
     import time
 
     import httpx
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    from conftest import free_port
+
+    port = free_port()
     command = [sys.executable, "-m", "medcite", "serve", "--port", str(port), "--library", str(library)]
     environment = {**os.environ, "MEDCITE_EMBEDDER": "none"}  # no model to load: lexical search
     server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=environment)

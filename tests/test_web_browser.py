@@ -7,7 +7,6 @@ of the article page in each state go to test-artifacts/browser/ (gitignored).
 from __future__ import annotations
 
 import datetime as dt
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -15,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import free_port
 from medcite.index import default_guideline_pack, ingest
 from medcite.review import add_user
 from medcite.settings import Settings
@@ -33,12 +33,6 @@ if not CHROMIUM.exists():
     pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium; .ci/run does)", allow_module_level=True)
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[str]:
     """A uvicorn server on 127.0.0.1 (own thread) over a fresh default library with reviewers 'rita' and 'rob'."""
@@ -49,7 +43,7 @@ def server(tmp_path: Path) -> Iterator[str]:
         ingest(store, "guidelines", [default_guideline_pack()], settings=settings)
         add_user(store, "rita", "reviewer", PASSWORD)
         add_user(store, "rob", "reviewer", PASSWORD)
-    port = _free_port()
+    port = free_port()
     config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning", lifespan="on")
     instance = uvicorn.Server(config)
     thread = threading.Thread(target=instance.run, daemon=True)

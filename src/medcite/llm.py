@@ -40,6 +40,7 @@ __all__ = [
     "SYSTEM_PROMPT",
     "DialectCheck",
     "Draft",
+    "DraftStream",
     "DraftSection",
     "DraftStatement",
     "LLMClient",
@@ -111,6 +112,9 @@ class Draft(BaseModel):
 
     bottom_line: DraftStatement = Field(description="The most direct answer in one or two sentences.")
     sections: list[DraftSection] = Field(description="Supporting detail grouped by topic.")
+
+
+_DRAFT_SCHEMA_TEXT = json.dumps(Draft.model_json_schema(), separators=(",", ":"))
 
 
 class DialectCheck(BaseModel):
@@ -190,7 +194,6 @@ def build_messages(question: str, hits: Sequence[Hit], *, audience: str = "clini
         ``[{"role": "system", ...}, {"role": "user", ...}]``.
     """
     readers = "patient (plain words, no jargon)" if audience == "patient" else audience
-    schema = json.dumps(Draft.model_json_schema(), separators=(",", ":"))
     blocks = []
     for position, hit in enumerate(hits, start=1):
         heading = (f"{hit.title} > {hit.section}" if hit.section else hit.title).replace('"', "'")
@@ -201,7 +204,7 @@ def build_messages(question: str, hits: Sequence[Hit], *, audience: str = "clini
         )
     user = "Sources:\n\n" + "\n\n".join(blocks) + f"\n\nQuestion: {question.strip()}\n\nAnswer as JSON."
     return [
-        {"role": "system", "content": SYSTEM_PROMPT.format(audience=readers, schema=schema)},
+        {"role": "system", "content": SYSTEM_PROMPT.format(audience=readers, schema=_DRAFT_SCHEMA_TEXT)},
         {"role": "user", "content": user},
     ]
 
@@ -299,6 +302,43 @@ def _partial_draft(cleaned: str) -> Draft:
     for title, statement in read[:-1]:
         sections.setdefault(title, []).append(statement)
     return Draft(bottom_line=bottom, sections=[DraftSection(title=t, statements=s) for t, s in sections.items()])
+
+
+class DraftStream:
+    """A streamed reply's pieces, then its draft; a reply cut off at ``max_tokens`` keeps what it completed.
+
+    Iterate it for the pieces (``LLMClient.stream``), then call ``draft``. Iteration ends quietly when the
+    stream ends with the 'truncated' error, and ``cut_off`` is then True; every other ``LLMError`` is raised.
+
+    Attributes:
+        cut_off: The reply stopped at ``max_tokens``.
+        n_chars: Characters received so far.
+    """
+
+    def __init__(self, pieces: Iterator[str]) -> None:
+        self._pieces = pieces
+        self._text: list[str] = []
+        self.cut_off = False
+        self.n_chars = 0
+
+    def __iter__(self) -> Iterator[str]:
+        try:
+            for piece in self._pieces:
+                self._text.append(piece)
+                self.n_chars += len(piece)
+                yield piece
+        except LLMError as error:
+            if error.reason != "truncated":
+                raise
+            self.cut_off = True
+
+    def draft(self) -> Draft:
+        """Parse the reply received (``parse_draft``, partial when cut off).
+
+        Raises:
+            LLMError: As ``parse_draft``.
+        """
+        return parse_draft("".join(self._text), partial=self.cut_off)
 
 
 # --- Client ----------------------------------------------------------------------------------------------------
@@ -407,12 +447,20 @@ class LLMClient:
     # -- requests --
 
     def _body(
-        self, messages: list[dict[str, str]], mode: StructuredOutput, schema: dict[str, Any], name: str, stream: bool
+        self,
+        messages: list[dict[str, str]],
+        mode: StructuredOutput,
+        schema: dict[str, Any],
+        name: str,
+        stream: bool,
+        max_tokens: int | None = None,
     ) -> dict[str, Any]:
+        if mode == "prompt":
+            messages = _with_json_only(messages)
         body: dict[str, Any] = {
             "model": self.model,
             "messages": messages,
-            "max_tokens": self.max_tokens,
+            "max_tokens": max_tokens or self.max_tokens,
             "temperature": self.temperature,
             "stream": stream,
         }
@@ -493,7 +541,7 @@ class LLMClient:
 
     def _error_for(self, response: httpx.Response) -> LLMError:
         try:
-            detail = response.read().decode("utf-8", "replace")[:300]
+            detail = " ".join(_error_message(response.read().decode("utf-8", "replace")).split())[:300]
         finally:
             response.close()
         return LLMError(
@@ -502,18 +550,11 @@ class LLMClient:
             url=self.url,
         )
 
-    def _request(
-        self, messages: list[dict[str, str]], mode: StructuredOutput, schema: dict[str, Any], name: str, stream: bool
-    ) -> httpx.Response:
-        if mode == "prompt":
-            messages = _with_json_only(messages)
-        return self._send(self._body(messages, mode, schema, name, stream))
-
     def _open(self, messages: list[dict[str, str]], schema: dict[str, Any], name: str, stream: bool) -> httpx.Response:
         """Send in the first dialect the server accepts; remember it for this server and model."""
         modes = self._modes()
         for position, mode in enumerate(modes):
-            response = self._request(messages, mode, schema, name, stream)
+            response = self._send(self._body(messages, mode, schema, name, stream))
             if position < len(modes) - 1 and response.status_code >= 400 and self._rejects_request(response):
                 response.close()
                 continue
@@ -677,9 +718,7 @@ class LLMClient:
         ]
         results: list[DialectCheck] = []
         for dialect in DIALECTS:
-            asked = _with_json_only(messages) if dialect == "prompt" else messages
-            body = self._body(asked, dialect, Draft.model_json_schema(), "medcite_answer", False)
-            body["max_tokens"] = max_tokens
+            body = self._body(messages, dialect, Draft.model_json_schema(), "medcite_answer", False, max_tokens)
             started = time.perf_counter()
             try:
                 response = self._send(body)
@@ -733,7 +772,6 @@ def _with_json_only(messages: list[dict[str, str]]) -> list[dict[str, str]]:
     return [*messages[:-1], {**messages[-1], "content": messages[-1]["content"] + _JSON_ONLY}]
 
 
-_DRAFT_SCHEMA_TEXT = json.dumps(Draft.model_json_schema(), separators=(",", ":"))
 # The probe of ``LLMClient.check``: one labelled source that is not medical, so no clinical text is invented here.
 _PROBE = (
     'Sources:\n\n<source id="S1" title="Opening hours" year="">\nThe reading room opens at nine in the morning '

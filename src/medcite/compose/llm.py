@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator, Sequence
 from medcite.compose.checks import reading_grade, reference_for
 from medcite.compose.evidence import Evidence
 from medcite.errors import CitationError, LLMError
-from medcite.llm import Draft, DraftStatement, LLMClient, build_messages, parse_draft, source_label
+from medcite.llm import Draft, DraftStatement, DraftStream, LLMClient, build_messages, source_label
 from medcite.models import (
     EMERGENCY_SECTION,
     Answer,
@@ -155,18 +155,11 @@ def iter_compose_llm(
     sources = select_sources(evidence.hits, evidence.extra_ids, extractive)
     messages = build_messages(question, sources, audience=audience)
     yield ComposeEvent(kind="status", text=f"Asking {client.model} to write from {len(sources)} passages")
-    pieces: list[str] = []
-    cut_off = False
+    reply = DraftStream(client.stream(messages, schema=Draft.model_json_schema(), schema_name="medcite_answer"))
     try:
-        try:
-            for piece in client.stream(messages, schema=Draft.model_json_schema(), schema_name="medcite_answer"):
-                pieces.append(piece)
-                yield ComposeEvent(kind="delta", text=piece, n_chars=sum(len(p) for p in pieces))
-        except LLMError as error:
-            if error.reason != "truncated":
-                raise
-            cut_off = True  # keep the statements the model completed before max_tokens
-        draft = parse_draft("".join(pieces), partial=cut_off)
+        for piece in reply:
+            yield ComposeEvent(kind="delta", text=piece, n_chars=reply.n_chars)
+        draft = reply.draft()  # a reply cut off at max_tokens keeps the statements it completed
     except LLMError as error:
         yield ComposeEvent(kind="answer", answer=_fallback(extractive, _why(error)))
         return
@@ -174,7 +167,7 @@ def iter_compose_llm(
     answer = _verified_answer(draft, extractive, sources, client.model, verifier, audience)
     if answer.composer == "llm":
         _check_structure(answer, sources)
-        if cut_off:
+        if reply.cut_off:
             answer = answer.model_copy(update={"notice": CUT_OFF_NOTICE.format(max_tokens=client.max_tokens)})
     elapsed_ms = (time.perf_counter() - started) * 1000
     answer = answer.model_copy(update={"timings_ms": Timings(composition=round(elapsed_ms, 2))})
